@@ -1,1 +1,24 @@
-//! placeholder
+//! Wire types and domain identifiers shared by the sessync node and its clients.
+//!
+//! Everything that crosses the HTTP API of `shared/spec/api-v1.md` is declared here once, so the
+//! node and the client library compile against the same definitions and cannot drift apart.
+//!
+//! - [`ids`]: validated identifiers (`UserId`, `SessionId`, `SiteName`) and their size limits.
+//! - [`time`]: cluster time in milliseconds and its RFC 3339 rendering.
+//! - [`session`]: a session as the API shows it, its state and end reasons.
+//! - [`policy`]: the replicated session policy (idle timeout, lifetime, limit and what to do at it).
+//! - [`api`]: request and answer bodies of every endpoint.
+//! - [`error`]: the error body and its codes.
+
+pub mod api;
+pub mod error;
+pub mod ids;
+pub mod policy;
+pub mod session;
+pub mod time;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
+pub use ids::{SessionId, SiteName, UserId};
+pub use policy::{OnLimit, Policy, Role};
+pub use session::{Device, EndReason, SessionState, SessionView};
+pub use time::Timestamp;
