@@ -1,0 +1,131 @@
+//! The admin endpoints (role `admin`): config, active users, audit, metrics; and the open
+//! liveness and readiness probes.
+
+use reqwest::Method;
+use sessync_proto::api::{
+    ActiveUser, ActiveUsersResponse, AuditEvent, AuditResponse, ConfigResponse,
+};
+use sessync_proto::{Timestamp, UserId};
+
+use crate::error::ClientError;
+use crate::paths::encode_component;
+use crate::transport::Client;
+
+/// The filters of `GET /v1/audit`; every one is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events about this user.
+    pub user_id: Option<UserId>,
+    /// Only events of this kind (`session_created`, `session_ended`, `verify`, ...).
+    pub kind: Option<String>,
+    /// Only events at or after this cluster time.
+    pub since: Option<Timestamp>,
+    /// At most this many events.
+    pub limit: Option<u32>,
+}
+
+impl AuditQuery {
+    /// The path with its query string, values percent-encoded.
+    pub(crate) fn path(&self) -> String {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(u) = &self.user_id {
+            params.push(("user_id", u.as_str().to_owned()));
+        }
+        if let Some(k) = &self.kind {
+            params.push(("kind", k.clone()));
+        }
+        if let Some(s) = self.since {
+            params.push(("since", s.to_rfc3339()));
+        }
+        if let Some(l) = self.limit {
+            params.push(("limit", l.to_string()));
+        }
+        let mut path = String::from("/v1/audit");
+        for (i, (k, v)) in params.iter().enumerate() {
+            path.push(if i == 0 { '?' } else { '&' });
+            path.push_str(k);
+            path.push('=');
+            path.push_str(&encode_component(v));
+        }
+        path
+    }
+}
+
+impl Client {
+    /// `GET /v1/config`: the replicated policy, the build's features and the site name.
+    pub async fn config(&self) -> Result<ConfigResponse, ClientError> {
+        self.call::<(), _>(Method::GET, "/v1/config", None).await
+    }
+
+    /// `GET /v1/users/active`: users with active sessions and how long they have been idle.
+    pub async fn active_users(&self) -> Result<Vec<ActiveUser>, ClientError> {
+        let r: ActiveUsersResponse = self
+            .call::<(), _>(Method::GET, "/v1/users/active", None)
+            .await?;
+        Ok(r.users)
+    }
+
+    /// `GET /v1/audit`: replicated audit events matching `query`.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, ClientError> {
+        let r: AuditResponse = self.call::<(), _>(Method::GET, &query.path(), None).await?;
+        Ok(r.events)
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let a = self.send(Method::GET, "/metrics", None).await?;
+        if !(200..300).contains(&a.status) {
+            return Err(ClientError::from_response(a.status, &a.body));
+        }
+        String::from_utf8(a.body).map_err(|e| ClientError::Decode(format!("/metrics: {e}")))
+    }
+
+    /// `GET /healthz` on the current endpoint only (no failover): whether that node is live.
+    ///
+    /// `Ok(false)` for any non-2xx answer; [`ClientError::Transport`] if it does not answer.
+    pub async fn healthz(&self) -> Result<bool, ClientError> {
+        self.probe("/healthz").await
+    }
+
+    /// `GET /readyz` on the current endpoint only (no failover): whether that node has a
+    /// leader and has caught up.
+    ///
+    /// `Ok(false)` for any non-2xx answer; [`ClientError::Transport`] if it does not answer.
+    pub async fn readyz(&self) -> Result<bool, ClientError> {
+        self.probe("/readyz").await
+    }
+
+    async fn probe(&self, path: &str) -> Result<bool, ClientError> {
+        let (status, _) = self
+            .with_api_key("")
+            .request_raw(Method::GET, path, None, &[])
+            .await?;
+        Ok((200..300).contains(&status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_query_string() {
+        assert_eq!(AuditQuery::default().path(), "/v1/audit");
+        let q = AuditQuery {
+            user_id: Some(UserId::parse_field("al ice", "user_id").unwrap()),
+            kind: Some("session_ended".into()),
+            since: Some(Timestamp(1_700_000_000_123)),
+            limit: Some(50),
+        };
+        assert_eq!(
+            q.path(),
+            "/v1/audit?user_id=al%20ice&kind=session_ended\
+             &since=2023-11-14T22%3A13%3A20.123Z&limit=50"
+        );
+        let q = AuditQuery {
+            limit: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(q.path(), "/v1/audit?limit=1");
+    }
+}

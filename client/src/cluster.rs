@@ -1,0 +1,86 @@
+//! The Raft cluster management endpoints (role `admin`): init, status, learners, membership.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use sessync_proto::api::{
+    AddLearnerRequest, ChangeMembershipRequest, ClusterChangeResponse, ClusterStatus, InitRequest,
+};
+
+use crate::error::ClientError;
+use crate::transport::Client;
+
+/// The body of `POST /cluster/init` for `members` (node id to advertised URL).
+pub(crate) fn init_request(members: &BTreeMap<u64, String>) -> InitRequest {
+    InitRequest {
+        members: members
+            .iter()
+            .map(|(id, url)| (id.to_string(), url.clone()))
+            .collect(),
+    }
+}
+
+impl Client {
+    /// `POST /cluster/init`: starts a new cluster whose voters are `members` (node id to the
+    /// URL it advertises). On an initialised cluster: [`ClientError::Conflict`] with code
+    /// `already_initialized`.
+    pub async fn cluster_init(
+        &self,
+        members: BTreeMap<u64, String>,
+    ) -> Result<ClusterChangeResponse, ClientError> {
+        let body = init_request(&members);
+        self.call(Method::POST, "/cluster/init", Some(&body)).await
+    }
+
+    /// `GET /cluster/status`: the answering node's view of the Raft cluster. Pin the client
+    /// ([`Client::pinned`]) to ask one particular node.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        self.call::<(), _>(Method::GET, "/cluster/status", None)
+            .await
+    }
+
+    /// `POST /cluster/learners`: adds node `node_id`, reachable at `url`, as a learner that
+    /// receives the log but does not vote.
+    pub async fn add_learner(
+        &self,
+        node_id: u64,
+        url: impl Into<String>,
+    ) -> Result<ClusterChangeResponse, ClientError> {
+        let body = AddLearnerRequest {
+            node_id,
+            url: url.into(),
+        };
+        self.call(Method::POST, "/cluster/learners", Some(&body))
+            .await
+    }
+
+    /// `POST /cluster/membership`: makes `voters` the set of voters; removed voters stay as
+    /// learners if `retain`, else they leave the cluster.
+    pub async fn change_membership(
+        &self,
+        voters: Vec<u64>,
+        retain: bool,
+    ) -> Result<ClusterChangeResponse, ClientError> {
+        let body = ChangeMembershipRequest { voters, retain };
+        self.call(Method::POST, "/cluster/membership", Some(&body))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_body_uses_string_keys() {
+        let members: BTreeMap<u64, String> =
+            [(1, "http://a:1".to_string()), (2, "http://b:2".into())]
+                .into_iter()
+                .collect();
+        let v = serde_json::to_value(init_request(&members)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"members": {"1": "http://a:1", "2": "http://b:2"}})
+        );
+    }
+}

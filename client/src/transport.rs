@@ -1,0 +1,415 @@
+//! How a request reaches a node: the endpoint list, failover, bounded retries with jittered
+//! backoff, the per-call deadline, and the raw escape hatch for tests.
+//!
+//! Nodes forward writes to their leader themselves, so the client only has to find a node that
+//! answers. A call starts at the current endpoint; on a refused connection or a 503 it moves to
+//! the next one, for at most `rounds` passes over the list, and always within the per-call
+//! deadline. The endpoint that answered becomes the current one (it is sticky), shared by every
+//! clone of the client. A request that may have reached a node (a reset mid-request, a timeout)
+//! is retried only when its method is idempotent, so a create is never sent twice by the client.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::error::{describe_reqwest, ClientError};
+use crate::paths::normalize_endpoint;
+use crate::retry::{endpoint_for_attempt, jittered_backoff};
+
+/// The per-call deadline when none is set: 10 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Passes over the endpoint list a call makes before it gives up, when none is set.
+pub const DEFAULT_ROUNDS: u32 = 2;
+
+/// An async client for the sessync v1 API over one or more node endpoints.
+///
+/// Cheap to clone; clones share the connection pool and the current endpoint.
+#[derive(Clone, Debug)]
+pub struct Client {
+    endpoints: Arc<[String]>,
+    current: Arc<AtomicUsize>,
+    pinned: Option<usize>,
+    api_key: Arc<str>,
+    http: reqwest::Client,
+    timeout: Duration,
+    rounds: u32,
+}
+
+/// Builds a [`Client`] with a per-call deadline and retry budget other than the defaults.
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    endpoints: Vec<String>,
+    api_key: String,
+    timeout: Duration,
+    rounds: u32,
+}
+
+impl ClientBuilder {
+    /// The per-call deadline: no call, retries and backoff included, lasts longer.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many passes over the endpoint list a call may make (at least 1).
+    pub fn rounds(mut self, rounds: u32) -> Self {
+        self.rounds = rounds.max(1);
+        self
+    }
+
+    /// Checks the endpoints and builds the client.
+    pub fn build(self) -> Result<Client, ClientError> {
+        if self.endpoints.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "at least one endpoint is needed".into(),
+            ));
+        }
+        let endpoints = self
+            .endpoints
+            .iter()
+            .map(|e| normalize_endpoint(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ClientError::Transport(describe_reqwest(&e)))?;
+        Ok(Client {
+            endpoints: endpoints.into(),
+            current: Arc::new(AtomicUsize::new(0)),
+            pinned: None,
+            api_key: self.api_key.into(),
+            http,
+            timeout: self.timeout,
+            rounds: self.rounds,
+        })
+    }
+}
+
+/// One answer: status and body, not decoded.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Answer(Answer),
+    /// The request never reached the node; trying elsewhere is always safe.
+    NotSent(String),
+    /// The request may have reached the node.
+    Uncertain(String),
+    /// The deadline passed.
+    TimedOut(String),
+}
+
+impl Client {
+    /// A client over `endpoints` (base URLs such as `http://127.0.0.1:7101`) that sends
+    /// `api_key` as a bearer token, with the default deadline and retry budget.
+    ///
+    /// An empty `api_key` sends no `Authorization` header.
+    pub fn new(endpoints: Vec<String>, api_key: impl Into<String>) -> Result<Client, ClientError> {
+        Client::builder(endpoints, api_key).build()
+    }
+
+    /// A builder for a client with a non-default deadline or retry budget.
+    pub fn builder(endpoints: Vec<String>, api_key: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            endpoints,
+            api_key: api_key.into(),
+            timeout: DEFAULT_TIMEOUT,
+            rounds: DEFAULT_ROUNDS,
+        }
+    }
+
+    /// This client with another per-call deadline.
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+    /// This client with another API key (empty: no `Authorization` header).
+    pub fn with_api_key(&self, api_key: impl Into<String>) -> Client {
+        let mut c = self.clone();
+        c.api_key = api_key.into().into();
+        c
+    }
+
+    /// A client that talks only to `endpoints[index]`, one attempt per call, no failover.
+    ///
+    /// # Panics
+    /// If `index` is not an index of the endpoint list.
+    pub fn pinned(&self, index: usize) -> Client {
+        assert!(
+            index < self.endpoints.len(),
+            "pinned({index}) but the client has {} endpoints",
+            self.endpoints.len()
+        );
+        let mut c = self.clone();
+        c.pinned = Some(index);
+        c
+    }
+
+    /// The endpoints, normalized (no trailing slash).
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// The endpoint the next call starts at (the pinned one, for a pinned client).
+    pub fn current_endpoint(&self) -> &str {
+        &self.endpoints[self.current_index()]
+    }
+
+    /// The per-call deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn current_index(&self) -> usize {
+        self.pinned
+            .unwrap_or_else(|| self.current.load(Ordering::Relaxed) % self.endpoints.len())
+    }
+
+    /// Sends one request to the current endpoint only (no failover, no retry) and returns the
+    /// status and body as they came, without decoding: for tests of malformed requests.
+    ///
+    /// `path` starts with `/` and may carry a query. The API key goes as usual and a body is sent
+    /// as `Content-Type: application/json`; each of `headers` is set last and replaces any
+    /// header of the same name (so `("authorization", "Bearer x")` overrides the key).
+    pub async fn request_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        let idx = self.current_index();
+        match self
+            .attempt(idx, &method, path, body.as_deref(), headers, deadline)
+            .await?
+        {
+            Attempt::Answer(a) => Ok((a.status, a.body)),
+            Attempt::NotSent(m) | Attempt::Uncertain(m) | Attempt::TimedOut(m) => {
+                Err(ClientError::Transport(m))
+            }
+        }
+    }
+
+    /// Sends `body` (if any) as JSON and decodes a 2xx answer as `T`; maps any other status.
+    pub(crate) async fn call<B, T>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let bytes = match body {
+            Some(b) => Some(
+                serde_json::to_vec(b)
+                    .map_err(|e| ClientError::InvalidArgument(format!("cannot encode: {e}")))?,
+            ),
+            None => None,
+        };
+        let answer = self.send(method, path, bytes).await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(ClientError::from_response(answer.status, &answer.body));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            let text = String::from_utf8_lossy(&answer.body);
+            let start: String = text.chars().take(200).collect();
+            ClientError::Decode(format!("{path}: {e}; body starts with: {start}"))
+        })
+    }
+
+    /// Sends a request with failover and retries; returns the answer of the node that gave
+    /// one (a 503 only when every attempt ended in one or in a refused connection).
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        let len = self.endpoints.len();
+        let (start, attempts) = match self.pinned {
+            Some(i) => (i, 1),
+            None => (self.current_index(), len * self.rounds as usize),
+        };
+        let mut last: Option<Result<Answer, ClientError>> = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                let pause = jittered_backoff(attempt - 1);
+                if Instant::now() + pause >= deadline {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+            }
+            let idx = endpoint_for_attempt(start, attempt, len);
+            let outcome = self
+                .attempt(idx, &method, path, body.as_deref(), &[], deadline)
+                .await?;
+            match outcome {
+                Attempt::Answer(a) if a.status == 503 => last = Some(Ok(a)),
+                Attempt::Answer(a) => {
+                    if self.pinned.is_none() {
+                        self.current.store(idx, Ordering::Relaxed);
+                    }
+                    return Ok(a);
+                }
+                Attempt::NotSent(m) => last = Some(Err(ClientError::Transport(m))),
+                Attempt::Uncertain(m) if method.is_idempotent() => {
+                    last = Some(Err(ClientError::Transport(m)))
+                }
+                Attempt::Uncertain(m) | Attempt::TimedOut(m) => {
+                    return Err(ClientError::Transport(m))
+                }
+            }
+            if self.pinned.is_none() {
+                self.current
+                    .store(endpoint_for_attempt(idx, 1, len), Ordering::Relaxed);
+            }
+        }
+        match last {
+            Some(r) => r,
+            None => Err(ClientError::Transport(format!(
+                "{method} {path}: no attempt fitted in the {:?} deadline",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// One request to `endpoints[idx]`, bounded by `deadline`.
+    async fn attempt(
+        &self,
+        idx: usize,
+        method: &Method,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Attempt, ClientError> {
+        let endpoint = &self.endpoints[idx];
+        let url = format!("{endpoint}{path}");
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(Attempt::TimedOut(format!(
+                "{method} {url}: the {:?} deadline passed",
+                self.timeout
+            )));
+        }
+        let mut req = self.http.request(method.clone(), &url).timeout(remaining);
+        if let Some(b) = body {
+            req = req.body(b.to_vec());
+        }
+        let mut request = req
+            .build()
+            .map_err(|e| ClientError::InvalidArgument(describe_reqwest(&e)))?;
+        let h = request.headers_mut();
+        if !self.api_key.is_empty() {
+            let value =
+                HeaderValue::from_str(&format!("Bearer {}", self.api_key)).map_err(|_| {
+                    ClientError::InvalidArgument("API key is not a header value".into())
+                })?;
+            h.insert(AUTHORIZATION, value);
+        }
+        if body.is_some() {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| ClientError::InvalidArgument(format!("header `{name}`: {e}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| ClientError::InvalidArgument(format!("header value: {e}")))?;
+            h.insert(name, value);
+        }
+        let exchange = async {
+            let resp = self.http.execute(request).await?;
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await?;
+            Ok::<_, reqwest::Error>(Answer {
+                status,
+                body: body.to_vec(),
+            })
+        };
+        let outcome = match tokio::time::timeout(remaining, exchange).await {
+            Ok(Ok(answer)) => Attempt::Answer(answer),
+            Ok(Err(e)) => {
+                let msg = format!("{method} {url}: {}", describe_reqwest(&e));
+                if e.is_timeout() {
+                    Attempt::TimedOut(msg)
+                } else if e.is_connect() {
+                    Attempt::NotSent(msg)
+                } else {
+                    Attempt::Uncertain(msg)
+                }
+            }
+            Err(_) => Attempt::TimedOut(format!(
+                "{method} {url}: no answer within the {:?} deadline",
+                self.timeout
+            )),
+        };
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_checked_and_normalized() {
+        let c = Client::new(
+            vec!["http://127.0.0.1:7101/".into(), " http://h:2 ".into()],
+            "k",
+        )
+        .unwrap();
+        assert_eq!(c.endpoints(), ["http://127.0.0.1:7101", "http://h:2"]);
+        assert!(matches!(
+            Client::new(vec![], "k"),
+            Err(ClientError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            Client::new(vec!["127.0.0.1:7101".into()], "k"),
+            Err(ClientError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            Client::new(vec!["ftp://h".into()], "k"),
+            Err(ClientError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn pinned_and_sticky_index() {
+        let c = Client::new(
+            vec![
+                "http://a:1".into(),
+                "http://b:2".into(),
+                "http://c:3".into(),
+            ],
+            "k",
+        )
+        .unwrap();
+        assert_eq!(c.current_endpoint(), "http://a:1");
+        let p = c.pinned(2);
+        assert_eq!(p.current_endpoint(), "http://c:3");
+        // Clones share the current endpoint; the pinned one ignores it.
+        c.current.store(1, Ordering::Relaxed);
+        assert_eq!(c.clone().current_endpoint(), "http://b:2");
+        assert_eq!(p.current_endpoint(), "http://c:3");
+    }
+
+    #[test]
+    #[should_panic(expected = "pinned(3)")]
+    fn pinned_out_of_range_panics() {
+        let c = Client::new(vec!["http://a:1".into()], "k").unwrap();
+        let _ = c.pinned(3);
+    }
+}
