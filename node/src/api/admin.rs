@@ -1,0 +1,179 @@
+//! The admin endpoints: replicated config, who is active now, the audit log, metrics, health.
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use sessync_proto::api::{ActiveUser, ActiveUsersResponse, AuditResponse, ConfigResponse};
+use sessync_proto::time::human_idle;
+use sessync_proto::{SessionId, SessionState, Timestamp, UserId};
+use std::collections::BTreeMap;
+
+use super::auth::{authenticate, AdminCaller};
+use super::error::ApiError;
+use super::state::App;
+use crate::store::AuditQuery;
+
+/// Most audit events one call returns.
+pub const MAX_AUDIT_LIMIT: usize = 1000;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/config", get(config))
+        .route("/v1/users/active", get(active_users))
+        .route("/v1/audit", get(audit))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// What this build offers, for clients that adapt.
+const FEATURES: &[&str] = &[
+    "sessions",
+    "validate_linearizable",
+    "validate_local",
+    "on_limit_deny",
+    "on_limit_block_new",
+    "on_limit_evict_oldest",
+    "verify",
+    "invalidate",
+    "audit",
+    "metrics",
+    "idempotent_create",
+];
+
+async fn config(State(app): State<App>, _caller: AdminCaller) -> Json<ConfigResponse> {
+    Json(ConfigResponse {
+        policy: app.state().read(|s| s.replicated_policy().cloned()),
+        features: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
+        site: app.site().clone(),
+    })
+}
+
+async fn active_users(
+    State(app): State<App>,
+    _caller: AdminCaller,
+) -> Result<Json<ActiveUsersResponse>, ApiError> {
+    let now = app.linearize().await?;
+    let users = app.state().read(|s| {
+        let p = s.policy();
+        let mut by_user: BTreeMap<UserId, (u32, Timestamp)> = BTreeMap::new();
+        for sess in s.all() {
+            if sess.state == SessionState::Active && sess.is_valid_at(now, p) {
+                let e = by_user.entry(sess.user_id.clone()).or_default();
+                e.0 += 1;
+                e.1 = e.1.max(sess.last_seen_at);
+            }
+        }
+        by_user
+            .into_iter()
+            .map(|(user_id, (sessions, last_seen_at))| {
+                let idle = now.since(last_seen_at);
+                ActiveUser {
+                    user_id,
+                    sessions,
+                    last_seen_at,
+                    idle_seconds: idle.as_secs(),
+                    idle: human_idle(idle),
+                }
+            })
+            .collect()
+    });
+    Ok(Json(ActiveUsersResponse { users }))
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    user_id: Option<String>,
+    session_id: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+}
+
+async fn audit(
+    State(app): State<App>,
+    _caller: AdminCaller,
+    Query(p): Query<AuditParams>,
+) -> Result<Json<AuditResponse>, ApiError> {
+    let limit = match p.limit.as_deref() {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_AUDIT_LIMIT}"),
+                ))
+            }
+        },
+    };
+    let since = p
+        .since
+        .as_deref()
+        .map(|s| {
+            Timestamp::parse_rfc3339(s).map_err(|_| {
+                ApiError::bad_request("since", "must be an RFC 3339 time such as 2026-11-23T15:00:00Z")
+            })
+        })
+        .transpose()?;
+    let q = AuditQuery {
+        user_id: p.user_id.as_deref().map(|u| UserId::parse_field(u, "user_id")).transpose()?,
+        session_id: p
+            .session_id
+            .as_deref()
+            .map(|s| SessionId::parse_field(s, "session_id"))
+            .transpose()?,
+        kind: p.kind,
+        since,
+        limit,
+    };
+    app.linearize().await?;
+    let events = app
+        .state()
+        .audit(&q)
+        .map_err(|e| ApiError::internal(format!("cannot read the audit log: {e}")))?;
+    Ok(Json(AuditResponse { events }))
+}
+
+async fn metrics(State(app): State<App>, req: axum::extract::Request) -> Response {
+    if !app.metrics_open() {
+        let (parts, _) = req.into_parts();
+        if let Err(e) = authenticate(&parts, &app, sessync_proto::Role::Admin) {
+            return e.into_response();
+        }
+    }
+    let body = app.metrics().render(&app);
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Most entries a ready node's replica may be behind its own log.
+const READY_MAX_LAG: u64 = 100;
+
+async fn readyz(State(app): State<App>) -> Response {
+    let m = app.raft().metrics().borrow().clone();
+    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+    let last = m.last_log_index.unwrap_or(0);
+    let ready = m.current_leader.is_some() && last.saturating_sub(applied) <= READY_MAX_LAG;
+    let body = Json(serde_json::json!({
+        "ready": ready,
+        "leader": m.current_leader,
+        "last_log_index": m.last_log_index,
+        "last_applied": m.last_applied.map(|l| l.index),
+    }));
+    if ready {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}

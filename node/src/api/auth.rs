@@ -1,0 +1,88 @@
+//! API keys and roles: `Authorization: Bearer <key>`, checked against the configured SHA-256
+//! hashes. A missing or wrong key is 401, a key of the wrong role 403; each failure is reported
+//! to the replicated audit log (rate-limited by [`crate::audit::AuditReporter`]).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde_json::json;
+use sessync_proto::Role;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::state::App;
+
+/// Who is calling: the configured key's name and its role.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub key_name: String,
+    pub role: Role,
+}
+
+/// A caller allowed to use session endpoints (role app or admin).
+pub struct AppCaller(pub Caller);
+
+/// A caller allowed to use everything (role admin).
+pub struct AdminCaller(pub Caller);
+
+/// Checks the request's key for an endpoint that needs `needed`.
+pub fn authenticate(parts: &Parts, app: &App, needed: Role) -> Result<Caller, ApiError> {
+    let path = parts.uri.path().to_owned();
+    let fail = |reason: &str, key_name: Option<&str>| {
+        app.metrics().auth_failures.inc();
+        app.audit().report(
+            "auth_failure",
+            None,
+            json!({ "reason": reason, "path": path, "key": key_name, "node": app.node_id() }),
+        );
+    };
+    let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        fail("missing_key", None);
+        return Err(ApiError::unauthorized(
+            "missing Authorization header: send `Authorization: Bearer <api key>`",
+        ));
+    };
+    let key = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if key.is_empty() {
+        fail("malformed_header", None);
+        return Err(ApiError::unauthorized(
+            "the Authorization header must be `Bearer <api key>`",
+        ));
+    }
+    let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    let Some((name, role)) = app.key(&hash) else {
+        fail("unknown_key", None);
+        return Err(ApiError::unauthorized("the API key is not valid"));
+    };
+    if !role.allows(needed) {
+        fail("wrong_role", Some(name));
+        return Err(ApiError::forbidden(format!(
+            "the API key `{name}` has role {role:?}; this endpoint needs role {needed:?}"
+        )
+        .to_lowercase()));
+    }
+    Ok(Caller {
+        key_name: name.clone(),
+        role: *role,
+    })
+}
+
+impl FromRequestParts<App> for AppCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        authenticate(parts, app, Role::App).map(AppCaller)
+    }
+}
+
+impl FromRequestParts<App> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        authenticate(parts, app, Role::Admin).map(AdminCaller)
+    }
+}

@@ -1,0 +1,95 @@
+//! Reading JSON request bodies: bounded in size, and every parse failure a `bad_request` that
+//! names the field at fault.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+use sessync_proto::api::MAX_BODY_BYTES;
+
+use super::error::ApiError;
+
+/// Reads at most `limit` bytes of body.
+pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))
+}
+
+/// Parses `bytes` as `T`, naming the field in any error. An empty body reads as `{}`.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        // serde names a missing or unknown field only in its message: pull it out.
+        let named = msg
+            .split('`')
+            .nth(1)
+            .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"))
+            .map(str::to_owned);
+        let field = match (named, path.as_str()) {
+            (Some(f), "." | "") => f,
+            (Some(f), p) => format!("{p}.{f}"),
+            (None, "." | "") => "body".to_owned(),
+            (None, p) => p.to_owned(),
+        };
+        let reason = if inner.is_syntax() || inner.is_eof() {
+            format!("is not valid JSON: {msg}")
+        } else {
+            msg
+        };
+        ApiError::bad_request(&field, reason)
+    })
+}
+
+/// A JSON body of type `T`, read with the API's size limit.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let bytes = read_limited(req.into_body(), MAX_BODY_BYTES).await?;
+        Ok(JsonBody(parse(&bytes)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessync_proto::api::CreateSessionRequest;
+    use sessync_proto::ErrorCode;
+
+    fn field_of(body: &str) -> String {
+        parse::<CreateSessionRequest>(body.as_bytes())
+            .unwrap_err()
+            .body
+            .error
+            .field
+            .unwrap()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of("{}"), "user_id");
+        assert_eq!(field_of(r#"{"user_id":"a","colour":1}"#), "colour");
+        assert_eq!(field_of(r#"{"user_id":5}"#), "user_id");
+        assert_eq!(field_of(r#"{"user_id":""}"#), "user_id");
+        assert_eq!(field_of(r#"{"user_id":"a","device":{"name":3}}"#), "device.name");
+        assert_eq!(field_of(r#"{"user_id":"a","device":{"nme":"x"}}"#), "device.nme");
+        assert_eq!(field_of("{not json"), "body");
+    }
+
+    #[test]
+    fn bad_json_is_bad_request() {
+        let e = parse::<CreateSessionRequest>(b"[1,2").unwrap_err();
+        assert_eq!(e.body.error.code, ErrorCode::BadRequest);
+        assert!(e.body.error.message.contains("body"));
+    }
+}

@@ -1,0 +1,180 @@
+//! Cluster management (role admin): init, add a learner, change membership, status, trigger a
+//! snapshot, and the state digest that tests compare across replicas.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, ServerState};
+use sessync_proto::api::{
+    AddLearnerRequest, ChangeMembershipRequest, ClusterChangeResponse, ClusterStatus, InitRequest,
+    MemberStatus,
+};
+
+use super::auth::AdminCaller;
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::state::App;
+use crate::raft_types::NodeId;
+
+/// How long adding a learner may take (it waits until the learner has caught up).
+const LEARNER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Membership changes: run on the leader.
+pub fn write_routes() -> Router<App> {
+    Router::new()
+        .route("/cluster/learners", post(add_learner))
+        .route("/cluster/membership", post(change_membership))
+}
+
+/// Init (on any one node), status, snapshot and digest of this node.
+pub fn read_routes() -> Router<App> {
+    Router::new()
+        .route("/cluster/init", post(init))
+        .route("/cluster/status", get(status))
+        .route("/cluster/snapshot", post(snapshot))
+        .route("/cluster/digest", get(digest))
+}
+
+fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 512 {
+        return Err(ApiError::bad_request(field, "must be an http:// or https:// URL of at most 512 bytes"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+async fn init(
+    State(app): State<App>,
+    _caller: AdminCaller,
+    JsonBody(req): JsonBody<InitRequest>,
+) -> Result<Json<ClusterChangeResponse>, ApiError> {
+    if req.members.is_empty() {
+        return Err(ApiError::bad_request("members", "must name at least one node"));
+    }
+    let mut members = BTreeMap::new();
+    for (id, url) in &req.members {
+        let field = format!("members.{id}");
+        let node_id: NodeId = id
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::bad_request(&field, "the key must be a node id > 0"))?;
+        members.insert(node_id, BasicNode::new(check_url(&field, url)?));
+    }
+    if !members.contains_key(&app.node_id()) {
+        return Err(ApiError::bad_request(
+            "members",
+            format!("must include this node (id {})", app.node_id()),
+        ));
+    }
+    match app.raft().initialize(members).await {
+        Ok(()) => Ok(Json(ClusterChangeResponse {
+            ok: true,
+            log_index: None,
+        })),
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Err(ApiError::new(
+            sessync_proto::ErrorCode::AlreadyInitialized,
+            "the cluster is already initialised",
+        )),
+        Err(e) => Err(ApiError::bad_request("members", e.to_string())),
+    }
+}
+
+async fn add_learner(
+    State(app): State<App>,
+    _caller: AdminCaller,
+    JsonBody(req): JsonBody<AddLearnerRequest>,
+) -> Result<Json<ClusterChangeResponse>, ApiError> {
+    if req.node_id == 0 {
+        return Err(ApiError::bad_request("node_id", "must be > 0"));
+    }
+    let url = check_url("url", &req.url)?;
+    let fut = app.raft().add_learner(req.node_id, BasicNode::new(url), true);
+    match tokio::time::timeout(LEARNER_TIMEOUT, fut).await {
+        Err(_) => Err(ApiError::unavailable("the learner did not catch up in time")),
+        Ok(Ok(r)) => Ok(Json(ClusterChangeResponse {
+            ok: true,
+            log_index: Some(r.log_id.index),
+        })),
+        Ok(Err(e)) => Err(ApiError::conflict(format!("cannot add learner: {e}"))),
+    }
+}
+
+async fn change_membership(
+    State(app): State<App>,
+    _caller: AdminCaller,
+    JsonBody(req): JsonBody<ChangeMembershipRequest>,
+) -> Result<Json<ClusterChangeResponse>, ApiError> {
+    if req.voters.is_empty() {
+        return Err(ApiError::bad_request("voters", "must name at least one node"));
+    }
+    let voters: BTreeSet<NodeId> = req.voters.iter().copied().collect();
+    let fut = app.raft().change_membership(voters, req.retain);
+    match tokio::time::timeout(app.request_timeout() * 4, fut).await {
+        Err(_) => Err(ApiError::unavailable("the membership change was not committed in time")),
+        Ok(Ok(r)) => Ok(Json(ClusterChangeResponse {
+            ok: true,
+            log_index: Some(r.log_id.index),
+        })),
+        Ok(Err(e)) => Err(ApiError::conflict(format!("cannot change membership: {e}"))),
+    }
+}
+
+async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterStatus> {
+    let m = app.raft().metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let matched = m.replication.clone().unwrap_or_default();
+    let members = membership
+        .nodes()
+        .map(|(id, node)| MemberStatus {
+            node_id: *id,
+            url: node.addr.clone(),
+            voter: voters.contains(id),
+            matched_index: matched.get(id).and_then(|l| l.map(|l| l.index)),
+        })
+        .collect();
+    let role = match m.state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    };
+    Json(ClusterStatus {
+        node_id: app.node_id(),
+        site: app.site().clone(),
+        role: role.to_owned(),
+        initialized: !voters.is_empty(),
+        leader: m.current_leader,
+        leader_url: app.leader().map(|(_, u)| u),
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        last_applied: m.last_applied.map(|l| l.index),
+        snapshot_index: m.snapshot.map(|l| l.index),
+        members,
+    })
+}
+
+async fn snapshot(State(app): State<App>, _caller: AdminCaller) -> Result<Json<ClusterChangeResponse>, ApiError> {
+    app.raft()
+        .trigger()
+        .snapshot()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot trigger a snapshot: {e}")))?;
+    Ok(Json(ClusterChangeResponse {
+        ok: true,
+        log_index: None,
+    }))
+}
+
+async fn digest(State(app): State<App>, _caller: AdminCaller) -> Result<Json<serde_json::Value>, ApiError> {
+    let (applied, digest) = app
+        .state()
+        .digest()
+        .map_err(|e| ApiError::internal(format!("cannot read the state: {e}")))?;
+    Ok(Json(serde_json::json!({ "applied": applied, "digest": digest })))
+}

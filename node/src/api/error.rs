@@ -1,0 +1,88 @@
+//! The API's error type: a status and the spec's `{"error": {code, message}}` body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sessync_proto::{ErrorBody, ErrorCode, FieldError, SessionView};
+
+/// An error answer of the HTTP API.
+#[derive(Debug)]
+pub struct ApiError {
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            body: ErrorBody::new(code, message),
+        }
+    }
+
+    pub fn field(e: &FieldError) -> Self {
+        Self {
+            body: ErrorBody::bad_field(e),
+        }
+    }
+
+    pub fn bad_request(field: &str, reason: impl Into<String>) -> Self {
+        Self::field(&FieldError::new(field, reason))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// 409 `limit_reached` with the user's active sessions.
+    pub fn limit_reached(limit: u32, active: Vec<SessionView>) -> Self {
+        let mut e = Self::new(
+            ErrorCode::LimitReached,
+            format!(
+                "the user already has {} active sessions and the limit is {limit}; end one or verify to continue",
+                active.len()
+            ),
+        );
+        e.body.error.active_sessions = Some(active);
+        e
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.body.error.code.status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.body)).into_response()
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::field(&e)
+    }
+}

@@ -1,0 +1,81 @@
+//! Followers serve every endpoint: a write that reaches a follower is sent on to the leader
+//! as it came (method, path, key, body) and the leader's answer is passed back.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sessync_proto::api::MAX_BODY_BYTES;
+
+use super::body::read_limited;
+use super::error::ApiError;
+use super::state::App;
+
+/// Marks a request a node forwarded, so it is never forwarded twice.
+pub const FORWARDED_HEADER: &str = "x-sessync-forwarded-by";
+
+/// Middleware on leader-only routes: run here if this node leads, else forward to the leader.
+pub async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Response {
+    if app.is_leader() {
+        return next.run(req).await;
+    }
+    if req.headers().contains_key(FORWARDED_HEADER) {
+        return ApiError::unavailable("this node is no longer the leader; retry").into_response();
+    }
+    let Some((leader_id, url)) = app.leader() else {
+        return ApiError::unavailable("no leader is elected right now (no quorum?); retry")
+            .into_response();
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match read_limited(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    app.metrics().forwarded.inc();
+    match send(&app, parts.method, &url, path, &parts.headers, bytes.to_vec()).await {
+        Ok(r) => r,
+        Err(e) => ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
+            .into_response(),
+    }
+}
+
+/// Sends a request to `base` + `path` with the caller's key and the forwarded mark.
+pub async fn send(
+    app: &App,
+    method: axum::http::Method,
+    base: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+) -> Result<Response, reqwest::Error> {
+    let mut rb = app
+        .http()
+        .request(method, format!("{base}{path}"))
+        .timeout(app.request_timeout() + Duration::from_secs(1))
+        .header(FORWARDED_HEADER, app.node_id().to_string())
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(v) = headers.get(&name) {
+            rb = rb.header(name, v.clone());
+        }
+    }
+    let resp = rb.send().await?;
+    let status = resp.status();
+    let ctype = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let bytes = resp.bytes().await?;
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = status;
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        ctype.unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    Ok(out)
+}

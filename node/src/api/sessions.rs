@@ -1,0 +1,363 @@
+//! The session endpoints (role app): create, validate, touch, get, end, list, verify, invalidate.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use sessync_proto::api::{
+    Consistency, CreateSessionRequest, CreateSessionResponse, FanoutStatus, InvalidateRequest,
+    InvalidateResponse, SessionResponse, SessionsResponse, TouchResponse, ValidateRequest,
+    ValidateResponse, VerifyRequest, VerifyResponse,
+};
+use sessync_proto::{EndReason, Role, SessionId, SessionState, SiteName, Timestamp, UserId};
+use std::collections::BTreeMap;
+
+use super::auth::AppCaller;
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::forward;
+use super::state::App;
+use crate::session::{Command, Outcome, Session, TokenHash};
+use crate::tokens;
+
+/// Routes that change state: they run on the leader (followers forward them).
+pub fn write_routes() -> Router<App> {
+    Router::new()
+        .route("/v1/sessions", post(create))
+        .route("/v1/sessions/{session_id}/touch", post(touch))
+        .route("/v1/sessions/{session_id}", delete(end))
+        .route("/v1/users/{user_id}/verify", post(verify))
+        .route("/v1/users/{user_id}/invalidate", post(invalidate))
+}
+
+/// Routes any node answers from its replica (made linearizable by read index).
+pub fn read_routes() -> Router<App> {
+    Router::new()
+        .route("/v1/sessions/validate", post(validate))
+        .route("/v1/sessions/{session_id}", get(get_session))
+        .route("/v1/users/{user_id}/sessions", get(list))
+}
+
+fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    Ok(SessionId::parse_field(raw, "session_id")?)
+}
+
+fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    Ok(UserId::parse_field(raw, "user_id")?)
+}
+
+/// Reads a session and the policy it is judged by.
+fn lookup(app: &App, id: &SessionId) -> Result<(Session, sessync_proto::Policy), ApiError> {
+    app.state()
+        .read(|s| s.get(id).map(|x| (x.clone(), s.policy().clone())))
+        .ok_or_else(|| ApiError::not_found(format!("no session {id}")))
+}
+
+async fn create(
+    State(app): State<App>,
+    _caller: AppCaller,
+    JsonBody(req): JsonBody<CreateSessionRequest>,
+) -> Result<Response, ApiError> {
+    req.validate()?;
+    let token = match &req.idempotency_key {
+        Some(k) => tokens::idempotent(app.cluster_secret(), &req.user_id, k),
+        None => tokens::random(),
+    };
+    let cmd = Command::Create {
+        at: app.cluster_now(),
+        session_id: SessionId::from_random(rand::random()),
+        token_hash: TokenHash::of(&token),
+        user_id: req.user_id.clone(),
+        device: req.device,
+        origin: req.origin,
+        idempotency_key: req.idempotency_key,
+    };
+    let policy = || app.state().read(|s| s.policy().clone());
+    match app.propose(cmd).await? {
+        Outcome::Created { session, replayed } => {
+            let status = if replayed { StatusCode::OK } else { StatusCode::CREATED };
+            let body = CreateSessionResponse {
+                session: session.view(&policy()),
+                token,
+            };
+            Ok((status, Json(body)).into_response())
+        }
+        Outcome::LimitReached { active } => {
+            let p = policy();
+            let views = active.iter().map(|s| s.view(&p)).collect();
+            Err(ApiError::limit_reached(p.max_concurrent_sessions, views))
+        }
+        Outcome::Refused { message } => Err(ApiError::conflict(message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(o: Outcome) -> ApiError {
+    ApiError::internal(format!("unexpected state machine outcome: {o:?}"))
+}
+
+fn invalid(reason: &str) -> Json<ValidateResponse> {
+    Json(ValidateResponse {
+        valid: false,
+        session: None,
+        seconds_until_idle_end: None,
+        seconds_until_session_end: None,
+        reason: Some(reason.to_owned()),
+    })
+}
+
+/// Cluster time for a local read: this node's clock pushed forward by the skew bound, so a slow
+/// clock never reports valid what cluster time has already ended.
+fn local_now(app: &App) -> Timestamp {
+    app.state().read(|s| Timestamp::now().plus(s.policy().max_clock_skew).max(s.clock()))
+}
+
+async fn validate(
+    State(app): State<App>,
+    _caller: AppCaller,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<ValidateRequest>,
+) -> Result<Json<ValidateResponse>, ApiError> {
+    req.validate()?;
+    let now = match req.consistency {
+        Consistency::Linearizable => app.linearize().await?,
+        Consistency::Local => local_now(&app),
+    };
+    let hash = TokenHash::of(&req.token);
+    let found = app.state().read(|s| {
+        s.by_token(&hash)
+            .filter(|x| tokens::hashes_equal(&x.token_hash, &hash))
+            .map(|x| (x.as_of(now, s.policy()), s.policy().clone()))
+    });
+    let Some((sess, policy)) = found else {
+        return Ok(invalid("unknown"));
+    };
+    match sess.state {
+        SessionState::Ended => {
+            return Ok(invalid(sess.end_reason.map_or("unknown", EndReason::as_str)));
+        }
+        SessionState::Blocked => return Ok(invalid("blocked")),
+        SessionState::Active => {}
+    }
+    if req.touch && now.since(sess.last_seen_at) >= policy.touch_interval {
+        let t = replicate_touch(&app, &sess.id, &headers).await?;
+        return Ok(Json(ValidateResponse {
+            valid: true,
+            session: Some(t.session),
+            seconds_until_idle_end: Some(t.seconds_until_idle_end),
+            seconds_until_session_end: Some(t.seconds_until_session_end),
+            reason: None,
+        }));
+    }
+    let (idle, life) = sess.seconds_left(now, &policy);
+    Ok(Json(ValidateResponse {
+        valid: true,
+        session: Some(sess.view(&policy)),
+        seconds_until_idle_end: Some(idle),
+        seconds_until_session_end: Some(life),
+        reason: None,
+    }))
+}
+
+/// Has the leader replicate a touch of `id` and returns the leader's view after it.
+async fn replicate_touch(app: &App, id: &SessionId, headers: &HeaderMap) -> Result<TouchResponse, ApiError> {
+    if app.is_leader() {
+        return touch_here(app, id).await;
+    }
+    let Some((leader_id, url)) = app.leader() else {
+        return Err(ApiError::unavailable("no leader is elected right now; retry"));
+    };
+    let path = format!("/v1/sessions/{id}/touch");
+    let resp = forward::send(app, Method::POST, &url, &path, headers, Vec::new())
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}")))?;
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("bad answer from the leader: {e}")))?;
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<sessync_proto::ErrorBody>(&bytes) {
+            Ok(body) => ApiError { body },
+            Err(_) => ApiError::unavailable(format!("the leader answered {status} to a touch")),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::unavailable(format!("bad touch answer from the leader: {e}")))
+}
+
+/// On the leader: replicates a touch (batched with others) unless one is recent enough.
+async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError> {
+    let now = app.cluster_now();
+    let (sess, policy) = lookup(app, id)?;
+    let sess = sess.as_of(now, &policy);
+    match sess.state {
+        SessionState::Ended => {
+            return Err(ApiError::conflict(format!(
+                "session {id} has ended ({}); it cannot be touched",
+                sess.end_reason.map_or("unknown", EndReason::as_str)
+            )))
+        }
+        SessionState::Blocked => {
+            return Err(ApiError::conflict(format!(
+                "session {id} is blocked until a verify chooses it; it cannot be touched"
+            )))
+        }
+        SessionState::Active => {}
+    }
+    let sess = if now.since(sess.last_seen_at) >= policy.touch_interval {
+        app.touches().touch(id.clone()).await?;
+        lookup(app, id)?.0.as_of(app.cluster_now(), &policy)
+    } else {
+        sess
+    };
+    let (idle, life) = sess.seconds_left(now, &policy);
+    Ok(TouchResponse {
+        session: sess.view(&policy),
+        seconds_until_idle_end: idle,
+        seconds_until_session_end: life,
+    })
+}
+
+async fn touch(
+    State(app): State<App>,
+    _caller: AppCaller,
+    Path(raw): Path<String>,
+) -> Result<Json<TouchResponse>, ApiError> {
+    let id = session_id(&raw)?;
+    Ok(Json(touch_here(&app, &id).await?))
+}
+
+async fn get_session(
+    State(app): State<App>,
+    _caller: AppCaller,
+    Path(raw): Path<String>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let id = session_id(&raw)?;
+    let now = app.linearize().await?;
+    let (sess, policy) = lookup(&app, &id)?;
+    Ok(Json(SessionResponse {
+        session: sess.as_of(now, &policy).view(&policy),
+    }))
+}
+
+async fn end(
+    State(app): State<App>,
+    AppCaller(caller): AppCaller,
+    Path(raw): Path<String>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let id = session_id(&raw)?;
+    let reason = match caller.role {
+        Role::App => EndReason::Logout,
+        Role::Admin => EndReason::Admin,
+    };
+    let cmd = Command::End {
+        at: app.cluster_now(),
+        session_id: id,
+        reason,
+    };
+    match app.propose(cmd).await? {
+        Outcome::Ended { session } => {
+            let policy = app.state().read(|s| s.policy().clone());
+            Ok(Json(SessionResponse {
+                session: session.view(&policy),
+            }))
+        }
+        Outcome::NotFound { message } => Err(ApiError::not_found(message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+}
+
+async fn list(
+    State(app): State<App>,
+    _caller: AppCaller,
+    Path(raw): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<SessionsResponse>, ApiError> {
+    let user = user_id(&raw)?;
+    let keep: fn(&Session) -> bool = match q.state.as_deref().unwrap_or("all") {
+        "all" => |_| true,
+        "active" => |s| s.state == SessionState::Active,
+        "blocked" => |s| s.state == SessionState::Blocked,
+        "live" => |s| s.is_live(),
+        "ended" => |s| s.state == SessionState::Ended,
+        other => {
+            return Err(ApiError::bad_request(
+                "state",
+                format!("is `{other}`; use active, blocked, live, ended or all"),
+            ))
+        }
+    };
+    let now = app.linearize().await?;
+    let sessions = app.state().read(|s| {
+        let p = s.policy();
+        let mut v: Vec<Session> = s
+            .user_sessions(&user)
+            .map(|x| x.as_of(now, p))
+            .filter(keep)
+            .collect();
+        v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        v.iter().map(|x| x.view(p)).collect()
+    });
+    Ok(Json(SessionsResponse { sessions }))
+}
+
+/// Until federation is configured, every target is reported `unknown_site`, nothing sent.
+fn fanout_report(targets: &[SiteName]) -> BTreeMap<SiteName, FanoutStatus> {
+    targets
+        .iter()
+        .map(|t| (t.clone(), FanoutStatus::UnknownSite))
+        .collect()
+}
+
+async fn verify(
+    State(app): State<App>,
+    _caller: AppCaller,
+    Path(raw): Path<String>,
+    JsonBody(req): JsonBody<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let user = user_id(&raw)?;
+    req.validate()?;
+    let cmd = Command::Verify {
+        at: app.cluster_now(),
+        user_id: user,
+        session_id: req.session_id,
+    };
+    match app.propose(cmd).await? {
+        Outcome::Verified { verified, ended } => Ok(Json(VerifyResponse {
+            verified,
+            ended,
+            fanout: fanout_report(&req.targets),
+        })),
+        Outcome::NotFound { message } => Err(ApiError::not_found(message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn invalidate(
+    State(app): State<App>,
+    _caller: AppCaller,
+    Path(raw): Path<String>,
+    JsonBody(req): JsonBody<InvalidateRequest>,
+) -> Result<Json<InvalidateResponse>, ApiError> {
+    let user = user_id(&raw)?;
+    req.validate()?;
+    let cmd = Command::Invalidate {
+        at: app.cluster_now(),
+        user_id: user,
+        session_id: req.session_id,
+    };
+    match app.propose(cmd).await? {
+        Outcome::Invalidated { ended } => Ok(Json(InvalidateResponse {
+            ended,
+            fanout: fanout_report(&req.targets),
+        })),
+        Outcome::NotFound { message } => Err(ApiError::not_found(message)),
+        other => Err(unexpected(other)),
+    }
+}

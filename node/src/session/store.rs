@@ -1,0 +1,205 @@
+//! The in-memory session store: every session record plus the indexes reads need.
+//!
+//! Only the records, the policy and the clock are state; the indexes are derived and rebuilt
+//! whenever a record changes, so loading the records from disk restores the whole store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sessync_proto::{Policy, SessionId, Timestamp, UserId};
+
+use super::command::Mutation;
+use super::record::{Session, TokenHash};
+
+static DEFAULT_POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+
+/// All sessions of one site, indexed for the lookups the API and the state machine make.
+#[derive(Debug, Default)]
+pub struct SessionStore {
+    sessions: BTreeMap<SessionId, Session>,
+    by_token: HashMap<TokenHash, SessionId>,
+    by_user: BTreeMap<UserId, BTreeSet<SessionId>>,
+    by_idempotency: HashMap<(UserId, String), SessionId>,
+    /// Live sessions by the time at which time alone ends them.
+    deadlines: BTreeSet<(Timestamp, SessionId)>,
+    /// Ended sessions by when they ended, for retention.
+    ended: BTreeSet<(Timestamp, SessionId)>,
+    policy: Option<Policy>,
+    clock: Timestamp,
+}
+
+impl SessionStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The replicated policy, or the default before a leader has written one.
+    pub fn policy(&self) -> &Policy {
+        self.policy
+            .as_ref()
+            .unwrap_or_else(|| DEFAULT_POLICY.get_or_init(Policy::default))
+    }
+
+    /// The replicated policy as written in the log, if any.
+    pub fn replicated_policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
+    }
+
+    /// The latest cluster time applied: it never goes backwards.
+    pub fn clock(&self) -> Timestamp {
+        self.clock
+    }
+
+    pub fn advance_clock(&mut self, at: Timestamp) {
+        self.clock = self.clock.max(at);
+    }
+
+    /// Restores the clock and policy when loading from disk.
+    pub fn restore_meta(&mut self, clock: Timestamp, policy: Option<Policy>) {
+        self.clock = clock;
+        self.policy = policy;
+        self.reindex_deadlines();
+    }
+
+    pub fn get(&self, id: &SessionId) -> Option<&Session> {
+        self.sessions.get(id)
+    }
+
+    pub fn by_token(&self, hash: &TokenHash) -> Option<&Session> {
+        self.by_token.get(hash).and_then(|id| self.sessions.get(id))
+    }
+
+    pub fn by_idempotency(&self, user: &UserId, key: &str) -> Option<&Session> {
+        self.by_idempotency
+            .get(&(user.clone(), key.to_owned()))
+            .and_then(|id| self.sessions.get(id))
+    }
+
+    /// Every session of a user, in no particular order.
+    pub fn user_sessions<'a>(&'a self, user: &UserId) -> impl Iterator<Item = &'a Session> + 'a {
+        self.by_user
+            .get(user)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.sessions.get(id))
+    }
+
+    /// Every session, ordered by id.
+    pub fn all(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Live sessions whose deadline is at or before `at`, earliest first, at most `max`.
+    pub fn due(&self, at: Timestamp, max: usize) -> Vec<SessionId> {
+        self.deadlines
+            .iter()
+            .take_while(|(t, _)| *t <= at)
+            .take(max)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// The earliest deadline of any live session.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.deadlines.iter().next().map(|(t, _)| *t)
+    }
+
+    /// Ended sessions that ended at or before `before`, at most `max`.
+    pub fn ended_before(&self, before: Timestamp, max: usize) -> Vec<SessionId> {
+        self.ended
+            .iter()
+            .take_while(|(t, _)| *t <= before)
+            .take(max)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// The earliest end time among ended sessions.
+    pub fn oldest_ended(&self) -> Option<Timestamp> {
+        self.ended.iter().next().map(|(t, _)| *t)
+    }
+
+    /// Folds one mutation into the store. Audit mutations live only on disk.
+    pub fn apply_mutation(&mut self, m: &Mutation) {
+        match m {
+            Mutation::PutSession(s) => self.put(s.clone()),
+            Mutation::DeleteSession(id) => self.delete(id),
+            Mutation::SetPolicy(p) => {
+                self.policy = Some(p.clone());
+                self.reindex_deadlines();
+            }
+            Mutation::Audit(_) | Mutation::TrimAudit(_) => {}
+        }
+    }
+
+    /// Inserts or replaces a record (used by loading and by mutations).
+    pub fn put(&mut self, s: Session) {
+        self.unindex(&s.id);
+        self.by_token.insert(s.token_hash, s.id.clone());
+        self.by_user
+            .entry(s.user_id.clone())
+            .or_default()
+            .insert(s.id.clone());
+        if let Some(k) = &s.idempotency_key {
+            self.by_idempotency
+                .insert((s.user_id.clone(), k.clone()), s.id.clone());
+        }
+        match s.ended_at {
+            Some(t) if !s.is_live() => {
+                self.ended.insert((t, s.id.clone()));
+            }
+            _ => {
+                self.deadlines
+                    .insert((s.deadline(self.policy()).0, s.id.clone()));
+            }
+        }
+        self.sessions.insert(s.id.clone(), s);
+    }
+
+    fn delete(&mut self, id: &SessionId) {
+        self.unindex(id);
+        self.sessions.remove(id);
+    }
+
+    fn unindex(&mut self, id: &SessionId) {
+        let Some(old) = self.sessions.get(id) else {
+            return;
+        };
+        self.by_token.remove(&old.token_hash);
+        if let Some(set) = self.by_user.get_mut(&old.user_id) {
+            set.remove(id);
+            if set.is_empty() {
+                self.by_user.remove(&old.user_id);
+            }
+        }
+        if let Some(k) = &old.idempotency_key {
+            self.by_idempotency.remove(&(old.user_id.clone(), k.clone()));
+        }
+        match old.ended_at {
+            Some(t) if !old.is_live() => {
+                self.ended.remove(&(t, id.clone()));
+            }
+            _ => {
+                let d = old.deadline(self.policy()).0;
+                self.deadlines.remove(&(d, id.clone()));
+            }
+        }
+    }
+
+    fn reindex_deadlines(&mut self) {
+        let policy = self.policy().clone();
+        self.deadlines = self
+            .sessions
+            .values()
+            .filter(|s| s.is_live())
+            .map(|s| (s.deadline(&policy).0, s.id.clone()))
+            .collect();
+    }
+}

@@ -1,0 +1,400 @@
+//! Unit tests of the pure state machine: every policy and on_limit mode, verify and invalidate,
+//! expiry with given times, and determinism (property-tested).
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use sessync_proto::{Device, EndReason, OnLimit, Policy, SessionId, SessionState, Timestamp, UserId};
+
+use super::*;
+
+const T0: u64 = 1_800_000_000_000;
+
+fn policy(limit: u32, on_limit: OnLimit) -> Policy {
+    Policy {
+        idle_timeout: Duration::from_secs(600),
+        max_lifetime: Duration::from_secs(3600),
+        max_concurrent_sessions: limit,
+        on_limit,
+        touch_interval: Duration::from_secs(2),
+        retention: Duration::from_secs(86_400),
+        ..Policy::default()
+    }
+}
+
+fn user(u: &str) -> UserId {
+    UserId::parse_field(u, "user_id").unwrap()
+}
+
+fn sid(n: u8) -> SessionId {
+    SessionId::from_random([n; 16])
+}
+
+fn at(ms_after_t0: u64) -> Timestamp {
+    Timestamp(T0 + ms_after_t0)
+}
+
+struct Sm {
+    store: SessionStore,
+    muts: Vec<Mutation>,
+}
+
+impl Sm {
+    fn new(p: Policy) -> Self {
+        let mut sm = Sm {
+            store: SessionStore::new(),
+            muts: Vec::new(),
+        };
+        sm.run(Command::SetPolicy { at: at(0), policy: p });
+        sm
+    }
+
+    fn run(&mut self, cmd: Command) -> Outcome {
+        let (o, m) = apply(&mut self.store, &cmd);
+        self.muts.extend(m);
+        o
+    }
+
+    fn create(&mut self, n: u8, u: &str, t: u64) -> Outcome {
+        self.run(Command::Create {
+            at: at(t),
+            session_id: sid(n),
+            token_hash: TokenHash::of(&format!("token-{n}")),
+            user_id: user(u),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: None,
+        })
+    }
+
+    fn state(&self, n: u8) -> (SessionState, Option<EndReason>) {
+        let s = self.store.get(&sid(n)).expect("session exists");
+        (s.state, s.end_reason)
+    }
+
+    fn active(&self, u: &str) -> usize {
+        self.store
+            .user_sessions(&user(u))
+            .filter(|s| s.state == SessionState::Active)
+            .count()
+    }
+
+    fn audit_kinds(&self) -> Vec<String> {
+        self.muts
+            .iter()
+            .filter_map(|m| match m {
+                Mutation::Audit(n) => Some(n.kind.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn create_under_limit_is_active() {
+    let mut sm = Sm::new(policy(2, OnLimit::Deny));
+    assert!(matches!(sm.create(1, "a", 1), Outcome::Created { replayed: false, .. }));
+    assert_eq!(sm.state(1), (SessionState::Active, None));
+    assert!(sm.audit_kinds().contains(&"session_created".to_owned()));
+}
+
+#[test]
+fn deny_refuses_at_limit_and_lists_active() {
+    let mut sm = Sm::new(policy(2, OnLimit::Deny));
+    sm.create(1, "a", 1);
+    sm.create(2, "a", 2);
+    match sm.create(3, "a", 3) {
+        Outcome::LimitReached { active } => {
+            assert_eq!(active.len(), 2);
+            assert_eq!(active[0].id, sid(2), "newest first");
+        }
+        o => panic!("expected LimitReached, got {o:?}"),
+    }
+    assert!(sm.store.get(&sid(3)).is_none(), "nothing created");
+    assert_eq!(sm.active("a"), 2);
+    // Another user is not affected.
+    assert!(matches!(sm.create(4, "b", 4), Outcome::Created { .. }));
+    assert!(sm.audit_kinds().contains(&"limit_denied".to_owned()));
+}
+
+#[test]
+fn block_new_creates_blocked_and_verify_activates_it() {
+    let mut sm = Sm::new(policy(1, OnLimit::BlockNew));
+    sm.create(1, "a", 1);
+    sm.create(2, "a", 2);
+    assert_eq!(sm.state(2), (SessionState::Blocked, None));
+    assert_eq!(sm.active("a"), 1);
+    let o = sm.run(Command::Verify {
+        at: at(3),
+        user_id: user("a"),
+        session_id: Some(sid(2)),
+    });
+    assert_eq!(o, Outcome::Verified { verified: sid(2), ended: 1 });
+    assert_eq!(sm.state(2), (SessionState::Active, None));
+    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::Superseded)));
+    assert_eq!(sm.active("a"), 1);
+}
+
+#[test]
+fn evict_oldest_ends_least_recently_used() {
+    let mut sm = Sm::new(policy(2, OnLimit::EvictOldest));
+    sm.create(1, "a", 1);
+    sm.create(2, "a", 2);
+    // Session 1 is used later than 2, so 2 is the least recently used.
+    sm.run(Command::Touch { at: at(5000), session_ids: vec![sid(1)] });
+    sm.create(3, "a", 6000);
+    assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Evicted)));
+    assert_eq!(sm.state(1).0, SessionState::Active);
+    assert_eq!(sm.state(3).0, SessionState::Active);
+    assert_eq!(sm.active("a"), 2);
+}
+
+#[test]
+fn zero_limit_means_unlimited() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    for n in 1..=20 {
+        sm.create(n, "a", u64::from(n));
+    }
+    assert_eq!(sm.active("a"), 20);
+}
+
+#[test]
+fn verify_defaults_to_newest_and_reports_missing() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    sm.create(1, "a", 1);
+    sm.create(2, "a", 2);
+    sm.create(3, "a", 3);
+    let o = sm.run(Command::Verify { at: at(4), user_id: user("a"), session_id: None });
+    assert_eq!(o, Outcome::Verified { verified: sid(3), ended: 2 });
+    assert_eq!(sm.state(1).1, Some(EndReason::Superseded));
+    let o = sm.run(Command::Verify { at: at(5), user_id: user("a"), session_id: Some(sid(1)) });
+    assert!(matches!(o, Outcome::NotFound { .. }), "an ended session cannot be verified");
+    let o = sm.run(Command::Verify { at: at(5), user_id: user("nobody"), session_id: None });
+    assert!(matches!(o, Outcome::NotFound { .. }));
+}
+
+#[test]
+fn invalidate_one_or_all() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    sm.create(1, "a", 1);
+    sm.create(2, "a", 2);
+    sm.create(3, "a", 3);
+    sm.create(4, "b", 4);
+    let o = sm.run(Command::Invalidate { at: at(5), user_id: user("a"), session_id: Some(sid(2)) });
+    assert_eq!(o, Outcome::Invalidated { ended: 1 });
+    assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Invalidated)));
+    let o = sm.run(Command::Invalidate { at: at(6), user_id: user("a"), session_id: Some(sid(4)) });
+    assert!(matches!(o, Outcome::NotFound { .. }), "b's session is not a's");
+    let o = sm.run(Command::Invalidate { at: at(7), user_id: user("a"), session_id: None });
+    assert_eq!(o, Outcome::Invalidated { ended: 2 });
+    assert_eq!(sm.active("a"), 0);
+    assert_eq!(sm.state(4).0, SessionState::Active);
+    // Again: nothing left to end, still fine.
+    let o = sm.run(Command::Invalidate { at: at(8), user_id: user("a"), session_id: None });
+    assert_eq!(o, Outcome::Invalidated { ended: 0 });
+}
+
+#[test]
+fn end_is_idempotent_and_unknown_is_not_found() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    sm.create(1, "a", 1);
+    let end = |sm: &mut Sm, t| sm.run(Command::End { at: at(t), session_id: sid(1), reason: EndReason::Logout });
+    let Outcome::Ended { session } = end(&mut sm, 10) else { panic!() };
+    assert_eq!(session.end_reason, Some(EndReason::Logout));
+    assert_eq!(session.ended_at, Some(at(10)));
+    let before = sm.muts.len();
+    let Outcome::Ended { session } = end(&mut sm, 20) else { panic!() };
+    assert_eq!(session.ended_at, Some(at(10)), "the first end stands");
+    assert_eq!(sm.muts.len(), before, "a repeated end changes nothing");
+    let o = sm.run(Command::End { at: at(30), session_id: sid(9), reason: EndReason::Logout });
+    assert!(matches!(o, Outcome::NotFound { .. }));
+}
+
+#[test]
+fn idle_expiry_at_exact_times() {
+    let p = policy(0, OnLimit::Deny);
+    let idle_end = 600_000 + 2_000; // idle_timeout + touch_interval after creation at 0
+    let mut sm = Sm::new(p.clone());
+    sm.create(1, "a", 0);
+    let s = sm.store.get(&sid(1)).unwrap().clone();
+    assert!(s.is_valid_at(at(idle_end - 1), &p));
+    assert!(!s.is_valid_at(at(idle_end), &p));
+    sm.run(Command::Expire { at: at(idle_end - 1) });
+    assert_eq!(sm.state(1).0, SessionState::Active);
+    sm.run(Command::Expire { at: at(idle_end) });
+    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::IdleTimeout)));
+    assert_eq!(sm.store.get(&sid(1)).unwrap().ended_at, Some(at(idle_end)));
+}
+
+#[test]
+fn touches_extend_idle_but_not_lifetime() {
+    let p = policy(0, OnLimit::Deny);
+    let mut sm = Sm::new(p);
+    sm.create(1, "a", 0);
+    // Touch every 5 minutes for the whole hour: idle never ends it, the lifetime does.
+    let mut t = 0;
+    while t < 3_600_000 {
+        t += 300_000;
+        sm.run(Command::Touch { at: at(t), session_ids: vec![sid(1)] });
+        sm.run(Command::Expire { at: at(t) });
+    }
+    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::MaxLifetime)));
+    assert_eq!(sm.store.get(&sid(1)).unwrap().ended_at, Some(at(3_600_000)));
+}
+
+#[test]
+fn touch_never_ends_a_session_earlier_than_idle_timeout_after_it() {
+    // A touch within touch_interval of the last replicated one is not replicated; the idle end
+    // still lies at least idle_timeout after it.
+    let p = policy(0, OnLimit::Deny);
+    let mut sm = Sm::new(p.clone());
+    sm.create(1, "a", 0);
+    let touch_at = at(1_999); // just under touch_interval: coalesced away, nothing replicated
+    let s = sm.store.get(&sid(1)).unwrap();
+    assert!(s.idle_end(&p) >= touch_at.plus(p.idle_timeout));
+}
+
+#[test]
+fn create_ends_the_users_expired_sessions_first() {
+    let mut sm = Sm::new(policy(1, OnLimit::Deny));
+    sm.create(1, "a", 0);
+    // Past session 1's idle end, but before any Expire sweep ran.
+    assert!(matches!(sm.create(2, "a", 700_000), Outcome::Created { .. }));
+    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::IdleTimeout)));
+}
+
+#[test]
+fn ended_sessions_are_removed_after_retention() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    sm.create(1, "a", 0);
+    sm.run(Command::End { at: at(10), session_id: sid(1), reason: EndReason::Logout });
+    sm.run(Command::Expire { at: at(10 + 86_400_000 - 1) });
+    assert!(sm.store.get(&sid(1)).is_some());
+    sm.run(Command::Expire { at: at(10 + 86_400_000) });
+    assert!(sm.store.get(&sid(1)).is_none());
+    assert!(sm.store.by_token(&TokenHash::of("token-1")).is_none());
+}
+
+#[test]
+fn idempotent_create_replays_the_same_session() {
+    let mut sm = Sm::new(policy(1, OnLimit::Deny));
+    let create = |sm: &mut Sm, n: u8| {
+        sm.run(Command::Create {
+            at: at(u64::from(n)),
+            session_id: sid(n),
+            token_hash: TokenHash::of("t"),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: Some("login-42".to_owned()),
+        })
+    };
+    assert!(matches!(create(&mut sm, 1), Outcome::Created { replayed: false, .. }));
+    match create(&mut sm, 2) {
+        Outcome::Created { session, replayed: true } => assert_eq!(session.id, sid(1)),
+        o => panic!("expected a replay, got {o:?}"),
+    }
+    assert!(sm.store.get(&sid(2)).is_none());
+}
+
+#[test]
+fn policy_change_applies_to_existing_sessions() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    sm.create(1, "a", 0);
+    let shorter = Policy {
+        idle_timeout: Duration::from_secs(60),
+        ..policy(0, OnLimit::Deny)
+    };
+    sm.run(Command::SetPolicy { at: at(1), policy: shorter });
+    sm.run(Command::Expire { at: at(62_000) });
+    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::IdleTimeout)));
+}
+
+// ---- property tests: invariants under any sequence of commands ----
+
+#[derive(Clone, Debug)]
+enum Op {
+    Create(u8, u8),
+    Touch(u8),
+    End(u8),
+    Verify(u8, Option<u8>),
+    Invalidate(u8, Option<u8>),
+    Expire,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..40, 0u8..3).prop_map(|(s, u)| Op::Create(s, u)),
+        2 => (0u8..40).prop_map(Op::Touch),
+        1 => (0u8..40).prop_map(Op::End),
+        1 => (0u8..3, proptest::option::of(0u8..40)).prop_map(|(u, s)| Op::Verify(u, s)),
+        1 => (0u8..3, proptest::option::of(0u8..40)).prop_map(|(u, s)| Op::Invalidate(u, s)),
+        1 => Just(Op::Expire),
+    ]
+}
+
+fn to_command(op: &Op, t: Timestamp) -> Command {
+    let u = |n: u8| user(&format!("user-{n}"));
+    match op {
+        Op::Create(s, n) => Command::Create {
+            at: t,
+            session_id: sid(*s),
+            token_hash: TokenHash::of(&format!("tok-{s}")),
+            user_id: u(*n),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: None,
+        },
+        Op::Touch(s) => Command::Touch { at: t, session_ids: vec![sid(*s)] },
+        Op::End(s) => Command::End { at: t, session_id: sid(*s), reason: EndReason::Logout },
+        Op::Verify(n, s) => Command::Verify { at: t, user_id: u(*n), session_id: s.map(sid) },
+        Op::Invalidate(n, s) => Command::Invalidate { at: t, user_id: u(*n), session_id: s.map(sid) },
+        Op::Expire => Command::Expire { at: t },
+    }
+}
+
+fn on_limit() -> impl Strategy<Value = OnLimit> {
+    prop_oneof![Just(OnLimit::Deny), Just(OnLimit::BlockNew), Just(OnLimit::EvictOldest)]
+}
+
+proptest! {
+    #[test]
+    fn never_more_active_than_the_limit(
+        limit in 1u32..4,
+        mode in on_limit(),
+        ops in proptest::collection::vec((op(), 0u64..400_000), 1..120),
+    ) {
+        let mut sm = Sm::new(policy(limit, mode));
+        let mut t = 0;
+        for (op, dt) in &ops {
+            t += dt;
+            sm.run(to_command(op, at(t)));
+            for n in 0..3u8 {
+                let u = format!("user-{n}");
+                let active_now = sm.store.user_sessions(&user(&u))
+                    .filter(|s| s.is_valid_at(at(t), sm.store.policy()))
+                    .count();
+                prop_assert!(active_now <= limit as usize, "{u} has {active_now} > {limit}");
+                prop_assert!(sm.active(&u) <= limit as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn same_commands_give_identical_state(
+        mode in on_limit(),
+        ops in proptest::collection::vec((op(), 0u64..400_000), 1..80),
+    ) {
+        let mut a = Sm::new(policy(2, mode));
+        let mut b = Sm::new(policy(2, mode));
+        let mut t = 0;
+        for (op, dt) in &ops {
+            t += dt;
+            let cmd = to_command(op, at(t));
+            prop_assert_eq!(a.run(cmd.clone()), b.run(cmd));
+        }
+        prop_assert_eq!(&a.muts, &b.muts);
+        let dump = |s: &SessionStore| serde_json::to_string(&s.all().collect::<Vec<_>>()).unwrap();
+        prop_assert_eq!(dump(&a.store), dump(&b.store));
+    }
+}
