@@ -1,1 +1,38 @@
-//! placeholder
+//! Parses and validates a sessync node's TOML configuration (`shared/spec/api-v1.md`, "Running
+//! a node").
+//!
+//! [`NodeConfig::load`] reads the file, applies `SESSYNC_*` environment overrides, reads the
+//! secret files and checks every value; any problem stops it with a [`ConfigError`] naming the
+//! key. [`NodeConfig::check`] returns every [`Problem`] at once, for `sessyncctl config check`.
+//!
+//! - [`model`]: the loaded config and its sections' structs and defaults.
+//! - [`env`]: which environment variables override which keys.
+//! - [`secret`]: the [`Secret`] type and how secret files are read.
+//! - [`error`]: [`ConfigError`] and [`Problem`].
+//! - `node` (entry points), `reader` and `convert` (walking the tree), `sections`, `api_keys`,
+//!   `federation`, `validate`: reading and checking each part.
+//!
+//! `sessync.example.toml` next to this crate documents every key.
+
+mod api_keys;
+mod convert;
+pub mod env;
+pub mod error;
+mod federation;
+pub mod model;
+mod node;
+mod reader;
+pub mod secret;
+mod sections;
+mod validate;
+
+pub use api_keys::hash_api_key;
+pub use env::{env_var_name, CLUSTER_SECRET_VAR, ENV_KEYS};
+pub use error::{ConfigError, Problem};
+pub use federation::MAX_RECEIVE_SECRETS;
+pub use model::{
+    ApiKey, FederationConfig, Limits, LogConfig, LogFormat, MetricsConfig, NodeConfig, PeerConfig,
+    RaftTuning,
+};
+pub use secret::{Secret, MIN_SECRET_BYTES};
+pub use validate::MAX_KEY_NAME_BYTES;

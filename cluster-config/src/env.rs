@@ -1,0 +1,210 @@
+//! Environment overrides: `SESSYNC_<SECTION>_<KEY>` overrides `[section] key` and
+//! `SESSYNC_<KEY>` a top-level key; `SESSYNC_CLUSTER_SECRET` gives the cluster secret itself.
+//!
+//! Only the names listed in [`ENV_KEYS`] are taken; every other variable, `SESSYNC_*` ones of the
+//! CLI (`SESSYNC_ENDPOINTS`, `SESSYNC_API_KEY`) included, is ignored. The process environment is
+//! read through figment's `Env` provider with a `filter_map` over those names; an explicit list
+//! (for tests, or a caller that has its own environment) goes through the same mapping. Values
+//! stay strings here; the reader converts them (`"30s"`, `"true"`, `"3"`) like file values.
+
+use std::collections::BTreeMap;
+
+use figment::providers::Env;
+use figment::value::{Dict, Map, Value};
+use figment::{Error, Metadata, Profile, Provider};
+
+/// The keys an environment variable may override, dotted as in the file. Arrays (`api_keys`,
+/// `federation.peers`) are not overridable.
+pub const ENV_KEYS: &[&str] = &[
+    "node_id",
+    "site",
+    "listen",
+    "advertise_url",
+    "data_dir",
+    "cluster_secret_file",
+    "policy.idle_timeout",
+    "policy.max_lifetime",
+    "policy.max_concurrent_sessions",
+    "policy.on_limit",
+    "policy.max_clock_skew",
+    "policy.touch_interval",
+    "policy.retention",
+    "policy.audit_retention",
+    "raft.heartbeat_interval",
+    "raft.election_timeout_min",
+    "raft.election_timeout_max",
+    "raft.snapshot_after_logs",
+    "raft.max_logs_kept_after_snapshot",
+    "limits.request_timeout",
+    "limits.max_body_bytes",
+    "metrics.open",
+    "log.level",
+    "log.format",
+];
+
+/// The variable that holds the cluster secret itself; it takes precedence over
+/// `cluster_secret_file`.
+pub const CLUSTER_SECRET_VAR: &str = "SESSYNC_CLUSTER_SECRET";
+
+/// The variable that overrides `key`: `policy.idle_timeout` → `SESSYNC_POLICY_IDLE_TIMEOUT`.
+pub fn env_var_name(key: &str) -> String {
+    format!("SESSYNC_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// The key a variable overrides, if it is one of ours (names compare case-insensitively).
+fn key_for_var(var: &str) -> Option<&'static str> {
+    ENV_KEYS
+        .iter()
+        .copied()
+        .find(|key| env_var_name(key).eq_ignore_ascii_case(var.trim()))
+}
+
+/// The overrides found in an environment. No `Debug`: it holds the cluster secret.
+#[derive(Clone, Default)]
+pub(crate) struct Overrides {
+    /// Overridden key → (variable name, value).
+    values: BTreeMap<&'static str, (String, String)>,
+    /// `SESSYNC_CLUSTER_SECRET`, if set. Never printed.
+    cluster_secret: Option<String>,
+}
+
+impl Overrides {
+    /// Reads the process environment through figment's `Env` provider.
+    pub fn from_process() -> Self {
+        let env = Env::raw().filter_map(|var| key_for_var(var.as_str()).map(Into::into));
+        let mut values = BTreeMap::new();
+        for (key, value) in env.iter() {
+            if let Some(key) = ENV_KEYS.iter().copied().find(|k| *k == key.as_str()) {
+                values.insert(key, (env_var_name(key), value));
+            }
+        }
+        let cluster_secret = std::env::var(CLUSTER_SECRET_VAR).ok();
+        Overrides {
+            values,
+            cluster_secret,
+        }
+    }
+
+    /// Takes the overrides from an explicit list of `(name, value)` pairs; later pairs win.
+    pub fn from_pairs(env: &[(String, String)]) -> Self {
+        let mut values = BTreeMap::new();
+        let mut cluster_secret = None;
+        for (var, value) in env {
+            if var.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR) {
+                cluster_secret = Some(value.clone());
+            } else if let Some(key) = key_for_var(var) {
+                values.insert(key, (var.trim().to_owned(), value.clone()));
+            }
+        }
+        Overrides {
+            values,
+            cluster_secret,
+        }
+    }
+
+    /// The variable that set `key`, if one did.
+    pub fn var_for(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|(var, _)| var.as_str())
+    }
+
+    /// The value of `SESSYNC_CLUSTER_SECRET`, if set.
+    pub fn cluster_secret(&self) -> Option<&str> {
+        self.cluster_secret.as_deref()
+    }
+}
+
+/// The overrides as a figment provider, merged over the file.
+impl Provider for Overrides {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("SESSYNC_* environment variable(s)")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, Error> {
+        let mut dict = Dict::new();
+        for (key, (_, value)) in &self.values {
+            let nested = figment::util::nest(key, Value::from(value.trim().to_owned()));
+            if let Value::Dict(_, nested) = nested {
+                dict = merge(dict, nested);
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Merges two nested dicts, `b` winning on leaves.
+fn merge(mut a: Dict, b: Dict) -> Dict {
+    for (k, v) in b {
+        let merged = match (a.remove(&k), v) {
+            (Some(Value::Dict(_, old)), Value::Dict(tag, new)) => Value::Dict(tag, merge(old, new)),
+            (_, v) => v,
+        };
+        a.insert(k, merged);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn names_map_both_ways_and_are_unambiguous() {
+        assert_eq!(
+            env_var_name("policy.idle_timeout"),
+            "SESSYNC_POLICY_IDLE_TIMEOUT"
+        );
+        assert_eq!(env_var_name("node_id"), "SESSYNC_NODE_ID");
+        for key in ENV_KEYS {
+            assert_eq!(key_for_var(&env_var_name(key)), Some(*key));
+        }
+        let mut names: Vec<_> = ENV_KEYS.iter().map(|k| env_var_name(k)).collect();
+        names.push(CLUSTER_SECRET_VAR.to_owned());
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "two keys share a variable name");
+    }
+
+    #[test]
+    fn unrelated_variables_are_ignored() {
+        let o = Overrides::from_pairs(&pairs(&[
+            ("SESSYNC_ENDPOINTS", "http://a,http://b"),
+            ("SESSYNC_API_KEY", "k"),
+            ("PATH", "/bin"),
+            ("SESSYNC_POLICY_IDLE_TIMEOUT", "30s"),
+        ]));
+        assert_eq!(o.values.len(), 1);
+        assert_eq!(
+            o.var_for("policy.idle_timeout"),
+            Some("SESSYNC_POLICY_IDLE_TIMEOUT")
+        );
+        let data = o.data().unwrap();
+        let dict = &data[&Profile::Default];
+        assert_eq!(
+            dict["policy"]
+                .find_ref("idle_timeout")
+                .and_then(Value::as_str),
+            Some("30s")
+        );
+    }
+
+    #[test]
+    fn sections_merge() {
+        let o = Overrides::from_pairs(&pairs(&[
+            ("SESSYNC_RAFT_HEARTBEAT_INTERVAL", "100ms"),
+            ("SESSYNC_RAFT_SNAPSHOT_AFTER_LOGS", "10"),
+            ("SESSYNC_CLUSTER_SECRET", "s3cr3t-s3cr3t-s3cr3t"),
+        ]));
+        let data = o.data().unwrap();
+        let raft = &data[&Profile::Default]["raft"];
+        assert!(raft.find_ref("heartbeat_interval").is_some());
+        assert!(raft.find_ref("snapshot_after_logs").is_some());
+        assert_eq!(o.cluster_secret(), Some("s3cr3t-s3cr3t-s3cr3t"));
+    }
+}

@@ -1,0 +1,165 @@
+//! The loaded, validated configuration of one node: [`NodeConfig`] and the structs of its
+//! sections, with their defaults. Everything here has passed validation; the node uses it as is.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sessync_proto::{Policy, Role, SiteName};
+
+use crate::secret::Secret;
+
+/// One node's configuration, as read from its TOML file and `SESSYNC_*` environment variables.
+///
+/// `Debug` is safe to log: secrets print as `<redacted>`, API keys only as their hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// This node's id, unique in its cluster; > 0.
+    pub node_id: u64,
+    /// This cluster's name in the federation.
+    pub site: SiteName,
+    /// Where the HTTP server (API, cluster management, Raft RPC) listens.
+    pub listen: SocketAddr,
+    /// How the other nodes reach this one: `http(s)://host:port`, without a trailing slash.
+    pub advertise_url: String,
+    /// Where RocksDB lives.
+    pub data_dir: PathBuf,
+    /// Shared by every node of the site; authenticates Raft traffic.
+    pub cluster_secret: Secret,
+    /// The session policy this node proposes when it leads.
+    pub policy: Policy,
+    /// The API keys, by hash. May be empty.
+    pub api_keys: Vec<ApiKey>,
+    /// Peer sites.
+    pub federation: FederationConfig,
+    /// The `/metrics` endpoint.
+    pub metrics: MetricsConfig,
+    /// Raft timing and log compaction.
+    pub raft: RaftTuning,
+    /// Request limits.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// An API key, configured by the SHA-256 of the key (see [`crate::hash_api_key`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    /// A name for logs and audit events.
+    pub name: String,
+    /// SHA-256 of the key's UTF-8 bytes.
+    pub sha256: [u8; 32],
+    /// What the key may do.
+    pub role: Role,
+}
+
+/// The `[federation]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FederationConfig {
+    /// `[[federation.peers]]`: the other sites, with unique names different from ours.
+    pub peers: Vec<PeerConfig>,
+}
+
+/// One peer site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// The peer site's name.
+    pub name: SiteName,
+    /// Base URLs of the peer's nodes (at least one), without trailing slashes.
+    pub urls: Vec<String>,
+    /// We sign requests to this peer with it.
+    pub send_secret: Secret,
+    /// Requests from this peer are accepted when signed with any of these (one, or two while
+    /// the peer rotates its secret).
+    pub receive_secrets: Vec<Secret>,
+}
+
+/// The `[metrics]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `true`: `/metrics` needs no key. `false` (default): it needs an admin key.
+    pub open: bool,
+}
+
+/// The `[raft]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftTuning {
+    /// How often the leader sends heartbeats.
+    pub heartbeat_interval: Duration,
+    /// A follower starts an election after a random time between these two without a heartbeat.
+    pub election_timeout_min: Duration,
+    /// See `election_timeout_min`.
+    pub election_timeout_max: Duration,
+    /// A snapshot is taken after this many log entries since the last one.
+    pub snapshot_after_logs: u64,
+    /// Log entries kept after a snapshot, so slightly lagging followers need no snapshot.
+    pub max_logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        RaftTuning {
+            heartbeat_interval: Duration::from_millis(250),
+            election_timeout_min: Duration::from_secs(1),
+            election_timeout_max: Duration::from_secs(2),
+            snapshot_after_logs: 5000,
+            max_logs_kept_after_snapshot: 1000,
+        }
+    }
+}
+
+/// The `[limits]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Deadline of one API request, forwarding to the leader included.
+    pub request_timeout: Duration,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_timeout: Duration::from_secs(5),
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// The `[log]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A `tracing_subscriber::EnvFilter` directive string, e.g. `info,sessync_node=debug`.
+    pub level: String,
+    /// Human-readable lines or one JSON object per line.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}

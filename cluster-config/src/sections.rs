@@ -1,0 +1,173 @@
+//! The scalar sections: `[policy]`, `[raft]`, `[limits]`, `[metrics]` and `[log]`. Every key
+//! is optional with a default; values that depend on each other are checked together here.
+
+use std::time::Duration;
+
+use sessync_proto::{OnLimit, Policy};
+
+use crate::model::{Limits, LogConfig, LogFormat, MetricsConfig, RaftTuning};
+use crate::reader::Table;
+use crate::validate;
+
+const ON_LIMIT: &[(&str, OnLimit)] = &[
+    ("deny", OnLimit::Deny),
+    ("block_new", OnLimit::BlockNew),
+    ("evict_oldest", OnLimit::EvictOldest),
+];
+
+const LOG_FORMATS: &[(&str, LogFormat)] = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
+
+/// `[policy]`: the session policy, defaults from [`Policy::default`].
+pub(crate) fn policy(mut t: Table<'_>) -> Option<Policy> {
+    let d = Policy::default();
+    let idle_timeout = t.duration("idle_timeout").or(d.idle_timeout);
+    let max_lifetime = t.duration("max_lifetime").or(d.max_lifetime);
+    let max_concurrent_sessions = t
+        .whole("max_concurrent_sessions")
+        .or(d.max_concurrent_sessions);
+    let on_limit = t.choice("on_limit", ON_LIMIT).or(d.on_limit);
+    let max_clock_skew = t.duration("max_clock_skew").or(d.max_clock_skew);
+    let touch_interval = t.duration("touch_interval").or(d.touch_interval);
+    let retention = t.duration("retention").or(d.retention);
+    let audit_retention = t.duration("audit_retention").or(d.audit_retention);
+
+    if let Some(idle) = idle_timeout {
+        if idle.is_zero() {
+            t.invalid("idle_timeout", "must be more than 0");
+        } else {
+            if let Some(life) = max_lifetime {
+                if life < idle {
+                    t.invalid(
+                        "max_lifetime",
+                        format!(
+                            "{} is shorter than idle_timeout ({}); it must be at least as long",
+                            human(life),
+                            human(idle)
+                        ),
+                    );
+                }
+            }
+            if let Some(touch) = touch_interval {
+                if touch >= idle {
+                    t.invalid(
+                        "touch_interval",
+                        format!(
+                            "{} must be shorter than idle_timeout ({})",
+                            human(touch),
+                            human(idle)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    t.finish();
+    Some(Policy {
+        idle_timeout: idle_timeout?,
+        max_lifetime: max_lifetime?,
+        max_concurrent_sessions: max_concurrent_sessions?,
+        on_limit: on_limit?,
+        max_clock_skew: max_clock_skew?,
+        touch_interval: touch_interval?,
+        retention: retention?,
+        audit_retention: audit_retention?,
+    })
+}
+
+/// `[raft]`: timing and log compaction.
+pub(crate) fn raft(mut t: Table<'_>) -> Option<RaftTuning> {
+    let d = RaftTuning::default();
+    let heartbeat = t.duration("heartbeat_interval").or(d.heartbeat_interval);
+    let min = t
+        .duration("election_timeout_min")
+        .or(d.election_timeout_min);
+    let max = t
+        .duration("election_timeout_max")
+        .or(d.election_timeout_max);
+    let snapshot_after_logs = t.whole("snapshot_after_logs").or(d.snapshot_after_logs);
+    let kept = t
+        .whole("max_logs_kept_after_snapshot")
+        .or(d.max_logs_kept_after_snapshot);
+
+    if heartbeat.is_some_and(|h| h.is_zero()) {
+        t.invalid("heartbeat_interval", "must be more than 0");
+    }
+    if let (Some(h), Some(min)) = (heartbeat, min) {
+        if min <= h {
+            t.invalid(
+                "election_timeout_min",
+                format!(
+                    "{} must be longer than heartbeat_interval ({})",
+                    human(min),
+                    human(h)
+                ),
+            );
+        }
+    }
+    if let (Some(min), Some(max)) = (min, max) {
+        if max <= min {
+            t.invalid(
+                "election_timeout_max",
+                format!(
+                    "{} must be longer than election_timeout_min ({})",
+                    human(max),
+                    human(min)
+                ),
+            );
+        }
+    }
+    if snapshot_after_logs == Some(0) {
+        t.invalid("snapshot_after_logs", "must be more than 0");
+    }
+    t.finish();
+    Some(RaftTuning {
+        heartbeat_interval: heartbeat?,
+        election_timeout_min: min?,
+        election_timeout_max: max?,
+        snapshot_after_logs: snapshot_after_logs?,
+        max_logs_kept_after_snapshot: kept?,
+    })
+}
+
+/// `[limits]`: request deadline and body size.
+pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
+    let d = Limits::default();
+    let request_timeout = t.duration("request_timeout").or(d.request_timeout);
+    let max_body_bytes = t.whole("max_body_bytes").or(d.max_body_bytes);
+    if request_timeout.is_some_and(|r| r.is_zero()) {
+        t.invalid("request_timeout", "must be more than 0");
+    }
+    if max_body_bytes == Some(0) {
+        t.invalid("max_body_bytes", "must be more than 0");
+    }
+    t.finish();
+    Some(Limits {
+        request_timeout: request_timeout?,
+        max_body_bytes: max_body_bytes?,
+    })
+}
+
+/// `[metrics]`.
+pub(crate) fn metrics(mut t: Table<'_>) -> Option<MetricsConfig> {
+    let open = t.flag("open").or(MetricsConfig::default().open);
+    t.finish();
+    Some(MetricsConfig { open: open? })
+}
+
+/// `[log]`.
+pub(crate) fn log(mut t: Table<'_>) -> Option<LogConfig> {
+    let d = LogConfig::default();
+    let level = t.string("level").or(d.level);
+    let level = t.validate("level", level, |l| validate::log_filter(&l));
+    let format = t.choice("format", LOG_FORMATS).or(d.format);
+    t.finish();
+    Some(LogConfig {
+        level: level?,
+        format: format?,
+    })
+}
+
+/// A duration as people write it: `15m`, `1h 30m`.
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}

@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests: a temporary config directory with secret files,
+//! and environment lists.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+/// A cluster secret long enough to be accepted.
+pub const CLUSTER_SECRET: &str = "cluster-secret-0123456789abcdef";
+
+/// A temporary directory holding `secrets/cluster`, `secrets/to-site-b`,
+/// `secrets/from-site-b` and `secrets/from-site-b.next`.
+pub fn config_dir() -> TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).expect("secrets dir");
+    std::fs::write(secrets.join("cluster"), format!("{CLUSTER_SECRET}\n")).expect("write");
+    std::fs::write(secrets.join("to-site-b"), "to-site-b-secret-0123456789\n").expect("write");
+    std::fs::write(secrets.join("from-site-b"), "from-site-b-secret-0123456789").expect("write");
+    std::fs::write(
+        secrets.join("from-site-b.next"),
+        "from-site-b-next-0123456789\n",
+    )
+    .expect("write");
+    dir
+}
+
+/// Writes `text` as `name` in `dir`, returning its path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// An environment list from string pairs.
+pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The smallest valid config.
+pub const MINIMAL: &str = r#"
+node_id = 1
+site = "site-a"
+listen = "127.0.0.1:7101"
+advertise_url = "http://127.0.0.1:7101"
+data_dir = "data/node-1"
+cluster_secret_file = "secrets/cluster"
+"#;
+
+/// `MINIMAL` with `extra` appended.
+pub fn minimal_with(extra: &str) -> String {
+    format!("{MINIMAL}\n{extra}\n")
+}

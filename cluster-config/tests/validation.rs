@@ -1,0 +1,305 @@
+//! Validation: `check` listing every problem at once, rules between values, API keys and
+//! federation peers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config_dir, minimal_with, write, MINIMAL};
+use sessync_config::{hash_api_key, NodeConfig, Problem};
+use sessync_proto::Role;
+
+fn keys(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+fn problems_of(text: &str) -> Vec<Problem> {
+    let dir = config_dir();
+    let path = write(dir.path(), "node.toml", text);
+    NodeConfig::check_with_env(&path, &[])
+}
+
+#[test]
+fn check_returns_every_problem() {
+    let text = r#"
+node_id = 0
+site = "site-a"
+listen = "localhost:7101"
+data_dir = "data/node-1"
+cluster_secret_file = "secrets/missing"
+colour = "blue"
+
+[policy]
+idle_timeout = "15x"
+idel_timeout = "15m"
+max_lifetime = "1m"
+
+[[api_keys]]
+name = "webapp"
+sha256 = "not-a-hash"
+role = "app"
+
+[[api_keys]]
+name = "webapp"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+role = "root"
+
+[raft]
+election_timeout_max = "500ms"
+"#;
+    let problems = problems_of(text);
+    assert_eq!(
+        keys(&problems),
+        [
+            // Unknown keys first (a table's after its sub-tables'), then the rest in file order.
+            "policy.idel_timeout",
+            "colour",
+            "node_id",
+            "listen",
+            "cluster_secret_file",
+            "policy.idle_timeout",
+            "api_keys[0].sha256",
+            "api_keys[1].role",
+            "api_keys[1].name",
+            "raft.election_timeout_max",
+        ],
+        "{problems:#?}"
+    );
+    // max_lifetime is not compared with an idle_timeout that could not be read.
+    for p in &problems {
+        assert!(p.message.contains(&p.key), "{p:?}");
+    }
+    assert_eq!(problems[2].to_string(), "node_id: must be > 0");
+    assert_eq!(
+        problems[8].message,
+        r#"api_keys[1].name: "webapp" is also the name of api_keys[0]"#
+    );
+}
+
+#[test]
+fn check_of_a_good_file_is_empty_and_load_agrees() {
+    let dir = config_dir();
+    let path = write(dir.path(), "node.toml", MINIMAL);
+    assert!(NodeConfig::check_with_env(&path, &[]).is_empty());
+    assert!(NodeConfig::load_with_env(&path, &[]).is_ok());
+}
+
+#[test]
+fn check_reports_an_unreadable_file() {
+    let dir = config_dir();
+    let problems = NodeConfig::check_with_env(&dir.path().join("none.toml"), &[]);
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].key, "");
+    assert!(problems[0].message.starts_with("cannot read config file"));
+}
+
+#[test]
+fn policy_rules() {
+    let p = problems_of(&minimal_with("[policy]\nidle_timeout = \"0s\""));
+    assert_eq!(keys(&p), ["policy.idle_timeout"]);
+
+    let p = problems_of(&minimal_with(
+        "[policy]\nidle_timeout = \"1h\"\nmax_lifetime = \"30m\"",
+    ));
+    assert_eq!(keys(&p), ["policy.max_lifetime"]);
+    assert!(
+        p[0].message.contains("shorter than idle_timeout (1h)"),
+        "{p:?}"
+    );
+
+    let p = problems_of(&minimal_with(
+        "[policy]\nidle_timeout = \"10s\"\ntouch_interval = \"10s\"",
+    ));
+    assert_eq!(keys(&p), ["policy.touch_interval"]);
+
+    // Equal lifetime and idle timeout are fine; so is no limit.
+    let dir = config_dir();
+    let text = minimal_with(
+        "[policy]\nidle_timeout = \"1h\"\nmax_lifetime = \"1h\"\nmax_concurrent_sessions = 0",
+    );
+    let c = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap();
+    assert_eq!(c.policy.max_concurrent_sessions, 0);
+}
+
+#[test]
+fn raft_and_limits_rules() {
+    let p = problems_of(&minimal_with(
+        "[raft]\nheartbeat_interval = \"1s\"\nelection_timeout_min = \"1s\"",
+    ));
+    assert_eq!(keys(&p), ["raft.election_timeout_min"]);
+
+    let p = problems_of(&minimal_with(
+        "[raft]\nelection_timeout_min = \"2s\"\nelection_timeout_max = \"2s\"\nsnapshot_after_logs = 0",
+    ));
+    assert_eq!(
+        keys(&p),
+        ["raft.election_timeout_max", "raft.snapshot_after_logs"]
+    );
+
+    let p = problems_of(&minimal_with(
+        "[limits]\nrequest_timeout = \"0ms\"\nmax_body_bytes = 0\n[log]\nformat = \"xml\"\nlevel = \"\"",
+    ));
+    assert_eq!(
+        keys(&p),
+        [
+            "limits.request_timeout",
+            "limits.max_body_bytes",
+            "log.level",
+            "log.format"
+        ]
+    );
+
+    let p = problems_of(&minimal_with("[metrics]\nopen = \"yes\""));
+    assert_eq!(keys(&p), ["metrics.open"]);
+}
+
+#[test]
+fn api_keys_parse_and_duplicates_are_refused() {
+    let dir = config_dir();
+    let admin = hex::encode(hash_api_key("admin-key"));
+    let app = hex::encode(hash_api_key("app-key"));
+    let text = minimal_with(&format!(
+        "[[api_keys]]\nname = \"ops\"\nsha256 = \"{}\"\nrole = \"admin\"\n\n\
+         [[api_keys]]\nname = \"webapp\"\nsha256 = \"{app}\"\nrole = \"app\"\n",
+        admin.to_uppercase()
+    ));
+    let c = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap();
+    assert_eq!(c.api_keys.len(), 2);
+    assert_eq!(c.api_keys[0].name, "ops");
+    assert_eq!(c.api_keys[0].sha256, hash_api_key("admin-key"));
+    assert_eq!(c.api_keys[0].role, Role::Admin);
+    assert_eq!(c.api_keys[1].role, Role::App);
+
+    let text = minimal_with(&format!(
+        "[[api_keys]]\nname = \"a\"\nsha256 = \"{app}\"\nrole = \"app\"\n\n\
+         [[api_keys]]\nname = \"b\"\nsha256 = \"{app}\"\nrole = \"admin\"\n\n\
+         [[api_keys]]\nname = \"c\"\nsha256 = \"abcd\"\n"
+    ));
+    let p = problems_of(&text);
+    assert_eq!(
+        keys(&p),
+        [
+            "api_keys[1].sha256",
+            "api_keys[2].sha256",
+            "api_keys[2].role"
+        ]
+    );
+    assert_eq!(
+        p[1].message,
+        "api_keys[2].sha256: must be 64 hex characters (the SHA-256 of the key: \
+         `printf %s KEY | sha256sum`), not 4 characters"
+    );
+
+    let p = problems_of(&minimal_with("[api_keys]\nname = \"a\""));
+    assert_eq!(keys(&p), ["api_keys"]);
+    assert!(p[0].message.contains("[[api_keys]]"), "{p:?}");
+}
+
+const PEERS: &str = r#"
+[[federation.peers]]
+name = "site-b"
+urls = ["http://127.0.0.1:7201/", "http://127.0.0.1:7202"]
+send_secret_file = "secrets/to-site-b"
+receive_secret_file = "secrets/from-site-b"
+
+[[federation.peers]]
+name = "site-c"
+urls = ["https://c.example.com"]
+send_secret_file = "secrets/to-site-b"
+receive_secret_files = ["secrets/from-site-b", "secrets/from-site-b.next"]
+"#;
+
+#[test]
+fn federation_peers_parse() {
+    let dir = config_dir();
+    let c = NodeConfig::from_toml_str(&minimal_with(PEERS), dir.path(), &[]).unwrap();
+    let peers = &c.federation.peers;
+    assert_eq!(peers.len(), 2);
+    assert_eq!(peers[0].name.as_str(), "site-b");
+    assert_eq!(
+        peers[0].urls,
+        ["http://127.0.0.1:7201", "http://127.0.0.1:7202"]
+    );
+    assert_eq!(
+        peers[0].send_secret.expose(),
+        b"to-site-b-secret-0123456789"
+    );
+    assert_eq!(peers[0].receive_secrets.len(), 1);
+    assert_eq!(
+        peers[0].receive_secrets[0].expose(),
+        b"from-site-b-secret-0123456789"
+    );
+    assert_eq!(peers[1].receive_secrets.len(), 2);
+    assert_eq!(
+        peers[1].receive_secrets[1].expose(),
+        b"from-site-b-next-0123456789"
+    );
+    let printed = format!("{c:?}");
+    assert!(!printed.contains("secret-0123456789"), "{printed}");
+}
+
+#[test]
+fn federation_problems_are_named() {
+    let text = minimal_with(
+        r#"
+[federation]
+retries = 3
+
+[[federation.peers]]
+name = "site-a"
+urls = []
+send_secret_file = "secrets/none"
+receive_secret_file = "secrets/from-site-b"
+receive_secret_files = ["secrets/from-site-b"]
+
+[[federation.peers]]
+name = "site-b"
+urls = ["http://ok:1", "tcp://bad"]
+send_secret_file = "secrets/to-site-b"
+
+[[federation.peers]]
+name = "site-b"
+urls = ["http://b2"]
+send_secret_file = "secrets/to-site-b"
+receive_secret_files = ["secrets/from-site-b", "secrets/from-site-b", "secrets/from-site-b.next"]
+"#,
+    );
+    let p = problems_of(&text);
+    assert_eq!(
+        keys(&p),
+        [
+            "federation.retries",
+            "federation.peers[0].name",
+            "federation.peers[0].urls",
+            "federation.peers[0].send_secret_file",
+            "federation.peers[0].receive_secret_files",
+            "federation.peers[1].urls[1]",
+            "federation.peers[1].receive_secret_file",
+            "federation.peers[2].receive_secret_files",
+        ],
+        "{p:#?}"
+    );
+    assert!(p[1].message.contains("own site"), "{p:?}");
+}
+
+#[test]
+fn duplicate_peer_names_are_refused() {
+    let text = minimal_with(&format!("{PEERS}\n{}", &PEERS.replace("site-c", "site-d")));
+    let p = problems_of(&text);
+    assert_eq!(keys(&p), ["federation.peers[2].name"], "{p:#?}");
+    assert!(
+        p[0].message
+            .contains("also the name of federation.peers[0]"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn durations_survive_a_round_trip_through_the_template_units() {
+    // "1day" and "7days" (humantime's own rendering) are accepted like "1d" and "7d".
+    let dir = config_dir();
+    let text = minimal_with("[policy]\nretention = \"1day\"\naudit_retention = \"7days\"");
+    let c = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap();
+    assert_eq!(c.policy.retention, Duration::from_secs(86_400));
+    assert_eq!(c.policy.audit_retention, Duration::from_secs(7 * 86_400));
+}
