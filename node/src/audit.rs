@@ -43,11 +43,21 @@ pub struct AuditReporter {
 }
 
 impl AuditReporter {
-    pub fn spawn(raft: Raft, node_id: NodeId, secret: Vec<u8>, http: reqwest::Client, metrics: Metrics) -> Self {
+    pub fn spawn(
+        raft: Raft,
+        node_id: NodeId,
+        secret: Vec<u8>,
+        http: reqwest::Client,
+        metrics: Metrics,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(rx, dropped.clone(), raft, node_id, secret, http));
-        Self { tx, dropped, metrics }
+        Self {
+            tx,
+            dropped,
+            metrics,
+        }
     }
 
     /// Queues an event; drops it (counted) if the queue is full.
@@ -115,9 +125,18 @@ async fn deliver(
             at: Timestamp::now(),
             notes,
         };
-        return raft.client_write(cmd).await.map(|_| ()).map_err(|e| e.to_string());
+        return raft
+            .client_write(cmd)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
     }
-    let Some(url) = m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone()) else {
+    let Some(url) = m
+        .membership_config
+        .membership()
+        .get_node(&leader)
+        .map(|n| n.addr.clone())
+    else {
         return Err("leader address unknown".to_owned());
     };
     let body = serde_json::to_vec(&notes).map_err(|e| e.to_string())?;
@@ -149,7 +168,10 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
     }
     let mut notes: Vec<AuditNote> = match serde_json::from_slice(&body) {
         Ok(n) => n,
-        Err(e) => return ApiError::bad_request("body", format!("is not a list of audit events: {e}")).into_response(),
+        Err(e) => {
+            return ApiError::bad_request("body", format!("is not a list of audit events: {e}"))
+                .into_response()
+        }
     };
     notes.truncate(MAX_BATCH + 1);
     let cmd = Command::RecordAudit {

@@ -39,7 +39,9 @@ pub fn spawn(app: App) {
                 };
                 match app.propose(cmd).await {
                     Ok(_) => tracing::info!("wrote this node's [policy] into the replicated state"),
-                    Err(e) => tracing::warn!(error = ?e.body.error.message, "could not replicate the policy"),
+                    Err(e) => {
+                        tracing::warn!(error = ?e.body.error.message, "could not replicate the policy")
+                    }
                 }
                 continue;
             }

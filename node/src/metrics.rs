@@ -65,31 +65,81 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("sessync");
         let requests = Family::<RequestLabels, Counter>::default();
-        r.register("http_requests", "HTTP requests answered, by route and status", requests.clone());
-        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
-        r.register("http_request_duration_seconds", "Time to answer an HTTP request", latency.clone());
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            latency.clone(),
+        );
         let auth_failures = Counter::default();
-        r.register("auth_failures", "Requests refused for a missing, wrong or under-privileged API key", auth_failures.clone());
+        r.register(
+            "auth_failures",
+            "Requests refused for a missing, wrong or under-privileged API key",
+            auth_failures.clone(),
+        );
         let raft_rpc_refused = Counter::default();
-        r.register("raft_rpc_refused", "Raft RPCs refused for lack of a valid cluster proof", raft_rpc_refused.clone());
+        r.register(
+            "raft_rpc_refused",
+            "Raft RPCs refused for lack of a valid cluster proof",
+            raft_rpc_refused.clone(),
+        );
         let forwarded = Counter::default();
-        r.register("forwarded_requests", "Writes this node forwarded to the leader", forwarded.clone());
+        r.register(
+            "forwarded_requests",
+            "Writes this node forwarded to the leader",
+            forwarded.clone(),
+        );
         let touch_batches = Counter::default();
-        r.register("touch_batches", "Touch entries proposed (each carries many touches)", touch_batches.clone());
+        r.register(
+            "touch_batches",
+            "Touch entries proposed (each carries many touches)",
+            touch_batches.clone(),
+        );
         let touches_replicated = Counter::default();
-        r.register("touches_replicated", "Session touches replicated through Raft", touches_replicated.clone());
+        r.register(
+            "touches_replicated",
+            "Session touches replicated through Raft",
+            touches_replicated.clone(),
+        );
         let audit_dropped = Counter::default();
-        r.register("audit_dropped", "Audit events dropped because the queue was full", audit_dropped.clone());
+        r.register(
+            "audit_dropped",
+            "Audit events dropped because the queue was full",
+            audit_dropped.clone(),
+        );
         let sessions = Family::<StateLabels, Gauge>::default();
-        r.register("sessions", "Sessions held in this replica, by state", sessions.clone());
+        r.register(
+            "sessions",
+            "Sessions held in this replica, by state",
+            sessions.clone(),
+        );
         let is_leader = Gauge::default();
-        r.register("raft_is_leader", "1 if this node is the Raft leader", is_leader.clone());
+        r.register(
+            "raft_is_leader",
+            "1 if this node is the Raft leader",
+            is_leader.clone(),
+        );
         let term = Gauge::default();
         r.register("raft_term", "Current Raft term", term.clone());
         let last_log_index = Gauge::default();
-        r.register("raft_last_log_index", "Index of the last log entry", last_log_index.clone());
+        r.register(
+            "raft_last_log_index",
+            "Index of the last log entry",
+            last_log_index.clone(),
+        );
         let last_applied = Gauge::default();
-        r.register("raft_last_applied", "Index of the last applied log entry", last_applied.clone());
+        r.register(
+            "raft_last_applied",
+            "Index of the last applied log entry",
+            last_applied.clone(),
+        );
         Self {
             registry: Arc::new(r),
             requests,
@@ -128,10 +178,13 @@ impl Metrics {
     /// The text exposition, with gauges read now.
     pub fn render(&self, app: &App) -> String {
         let m = app.raft().metrics().borrow().clone();
-        self.is_leader.set(i64::from(m.current_leader == Some(app.node_id())));
+        self.is_leader
+            .set(i64::from(m.current_leader == Some(app.node_id())));
         self.term.set(m.current_term as i64);
-        self.last_log_index.set(m.last_log_index.unwrap_or(0) as i64);
-        self.last_applied.set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);
+        self.last_log_index
+            .set(m.last_log_index.unwrap_or(0) as i64);
+        self.last_applied
+            .set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);
         let (active, blocked, ended) = app.state().read(|s| {
             s.all().fold((0, 0, 0), |(a, b, e), x| match x.state {
                 SessionState::Active => (a + 1, b, e),
@@ -141,7 +194,9 @@ impl Metrics {
         });
         for (state, n) in [("active", active), ("blocked", blocked), ("ended", ended)] {
             self.sessions
-                .get_or_create(&StateLabels { state: state.to_owned() })
+                .get_or_create(&StateLabels {
+                    state: state.to_owned(),
+                })
                 .set(n);
         }
         let mut out = String::new();

@@ -79,10 +79,12 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
         metrics: Metrics::new(),
     });
     duties::spawn(app.clone());
-    let listener = TcpListener::bind(listen).await.map_err(|source| NodeError::Listen {
-        addr: listen.to_string(),
-        source,
-    })?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
     tracing::info!(node_id = app.node_id(), site = %app.site(), %listen, "sessync node listening");
     axum::serve(listener, api::router(app))
         .with_graceful_shutdown(shutdown_signal())

@@ -45,7 +45,9 @@ async fn serve(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
             now: app.cluster_now(),
         })
         .into_response(),
-        Err(e) => ApiError::unavailable(format!("not the leader or no quorum: {e}")).into_response(),
+        Err(e) => {
+            ApiError::unavailable(format!("not the leader or no quorum: {e}")).into_response()
+        }
     }
 }
 
@@ -61,13 +63,22 @@ pub async fn linearize(app: &App) -> Result<Timestamp, ApiError> {
         // Leadership was lost in between: fall through and ask whoever leads now.
     }
     let Some((leader_id, url)) = app.leader() else {
-        return Err(ApiError::unavailable("no leader is elected right now; retry"));
+        return Err(ApiError::unavailable(
+            "no leader is elected right now; retry",
+        ));
     };
     if leader_id == app.node_id() {
-        return Err(ApiError::unavailable("this node is stepping down as leader; retry"));
+        return Err(ApiError::unavailable(
+            "this node is stepping down as leader; retry",
+        ));
     }
     let body = b"{}".to_vec();
-    let proof = cluster_proof(app.cluster_secret(), READ_INDEX_PATH, Timestamp::now().millis(), &body);
+    let proof = cluster_proof(
+        app.cluster_secret(),
+        READ_INDEX_PATH,
+        Timestamp::now().millis(),
+        &body,
+    );
     let resp = app
         .http()
         .post(format!("{url}{READ_INDEX_PATH}"))
@@ -77,17 +88,18 @@ pub async fn linearize(app: &App) -> Result<Timestamp, ApiError> {
         .body(body)
         .send()
         .await
-        .map_err(|e| ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}")))?;
+        .map_err(|e| {
+            ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
+        })?;
     if !resp.status().is_success() {
         return Err(ApiError::unavailable(format!(
             "the leader (node {leader_id}) could not confirm a read: status {}",
             resp.status()
         )));
     }
-    let ri: ReadIndex = resp
-        .json()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("bad read-index answer from node {leader_id}: {e}")))?;
+    let ri: ReadIndex = resp.json().await.map_err(|e| {
+        ApiError::unavailable(format!("bad read-index answer from node {leader_id}: {e}"))
+    })?;
     let applied = app.raft().metrics().borrow().last_applied.map(|l| l.index);
     wait_applied(app, ri.index, applied).await?;
     Ok(ri.now.max(app.state().read(|s| s.clock())))

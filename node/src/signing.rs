@@ -110,17 +110,59 @@ mod tests {
     #[test]
     fn proof_round_trip() {
         let h = cluster_proof(SECRET, "/raft/vote", 1_000_000, b"{}");
-        assert!(check_cluster_proof(SECRET, "/raft/vote", &h, 1_000_500, 60_000, b"{}"));
+        assert!(check_cluster_proof(
+            SECRET,
+            "/raft/vote",
+            &h,
+            1_000_500,
+            60_000,
+            b"{}"
+        ));
     }
 
     #[test]
     fn proof_refuses_tampering() {
         let h = cluster_proof(SECRET, "/raft/vote", 1_000_000, b"{}");
-        assert!(!check_cluster_proof(SECRET, "/raft/vote", &h, 1_000_000, 60_000, b"{ }"));
-        assert!(!check_cluster_proof(SECRET, "/raft/append", &h, 1_000_000, 60_000, b"{}"));
-        assert!(!check_cluster_proof(b"another-secret-of-some-length", "/raft/vote", &h, 1_000_000, 60_000, b"{}"));
-        assert!(!check_cluster_proof(SECRET, "/raft/vote", &h, 2_000_000, 60_000, b"{}"));
-        assert!(!check_cluster_proof(SECRET, "/raft/vote", "garbage", 1_000_000, 60_000, b"{}"));
+        assert!(!check_cluster_proof(
+            SECRET,
+            "/raft/vote",
+            &h,
+            1_000_000,
+            60_000,
+            b"{ }"
+        ));
+        assert!(!check_cluster_proof(
+            SECRET,
+            "/raft/append",
+            &h,
+            1_000_000,
+            60_000,
+            b"{}"
+        ));
+        assert!(!check_cluster_proof(
+            b"another-secret-of-some-length",
+            "/raft/vote",
+            &h,
+            1_000_000,
+            60_000,
+            b"{}"
+        ));
+        assert!(!check_cluster_proof(
+            SECRET,
+            "/raft/vote",
+            &h,
+            2_000_000,
+            60_000,
+            b"{}"
+        ));
+        assert!(!check_cluster_proof(
+            SECRET,
+            "/raft/vote",
+            "garbage",
+            1_000_000,
+            60_000,
+            b"{}"
+        ));
     }
 
     #[test]

@@ -53,7 +53,10 @@ mod tests {
         assert_eq!(idempotent(s, &u, "k1"), idempotent(s, &u, "k1"));
         assert_ne!(idempotent(s, &u, "k1"), idempotent(s, &u, "k2"));
         assert_ne!(idempotent(s, &u, "k1"), idempotent(s, &v, "k1"));
-        assert_ne!(idempotent(s, &u, "k1"), idempotent(b"another secret entirely", &u, "k1"));
+        assert_ne!(
+            idempotent(s, &u, "k1"),
+            idempotent(b"another secret entirely", &u, "k1")
+        );
     }
 
     #[test]

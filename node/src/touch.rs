@@ -43,13 +43,20 @@ impl TouchBatcher {
             .map_err(|_| ApiError::unavailable("the node is shutting down"))?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ApiError::unavailable(format!("the touch was not replicated: {e}"))),
+            Ok(Err(e)) => Err(ApiError::unavailable(format!(
+                "the touch was not replicated: {e}"
+            ))),
             Err(_) => Err(ApiError::unavailable("the node is shutting down")),
         }
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<(SessionId, Waiter)>, raft: Raft, state: StateReader, metrics: Metrics) {
+async fn run(
+    mut rx: mpsc::Receiver<(SessionId, Waiter)>,
+    raft: Raft,
+    state: StateReader,
+    metrics: Metrics,
+) {
     while let Some(first) = rx.recv().await {
         let mut ids = BTreeSet::from([first.0]);
         let mut waiters = vec![first.1];

@@ -93,7 +93,10 @@ impl ValidateRequest {
         if self.token.len() > MAX_TOKEN_BYTES {
             return Err(FieldError::new(
                 "token",
-                format!("is {} bytes long; the limit is {MAX_TOKEN_BYTES}", self.token.len()),
+                format!(
+                    "is {} bytes long; the limit is {MAX_TOKEN_BYTES}",
+                    self.token.len()
+                ),
             ));
         }
         Ok(())

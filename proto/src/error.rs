@@ -111,7 +111,10 @@ impl ErrorBody {
 
     /// A `bad_request` naming the field.
     pub fn bad_field(e: &FieldError) -> Self {
-        let mut b = Self::new(ErrorCode::BadRequest, format!("field `{}` {}", e.field, e.reason));
+        let mut b = Self::new(
+            ErrorCode::BadRequest,
+            format!("field `{}` {}", e.field, e.reason),
+        );
         b.error.field = Some(e.field.clone());
         b
     }

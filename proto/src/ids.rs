@@ -34,11 +34,17 @@ impl UserId {
         if raw.len() > MAX_USER_ID_BYTES {
             return Err(FieldError::new(
                 field,
-                format!("is {} bytes long; the limit is {MAX_USER_ID_BYTES}", raw.len()),
+                format!(
+                    "is {} bytes long; the limit is {MAX_USER_ID_BYTES}",
+                    raw.len()
+                ),
             ));
         }
         if has_control(raw) {
-            return Err(FieldError::new(field, "must not contain control characters"));
+            return Err(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -94,10 +100,16 @@ impl SessionId {
         if raw.len() > MAX_SESSION_ID_BYTES {
             return Err(FieldError::new(
                 field,
-                format!("is {} bytes long; the limit is {MAX_SESSION_ID_BYTES}", raw.len()),
+                format!(
+                    "is {} bytes long; the limit is {MAX_SESSION_ID_BYTES}",
+                    raw.len()
+                ),
             ));
         }
-        if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(FieldError::new(
                 field,
                 "may contain only ASCII letters, digits, '_' and '-'",

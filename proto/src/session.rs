@@ -96,7 +96,10 @@ pub fn check_text_field(field: &str, v: &str, max: usize) -> Result<(), FieldErr
         ));
     }
     if v.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

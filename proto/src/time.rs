@@ -106,6 +106,9 @@ mod tests {
         assert_eq!(human_idle(Duration::from_secs(45)), "45 sec");
         assert_eq!(human_idle(Duration::from_secs(330)), "5 min 30 sec");
         assert_eq!(human_idle(Duration::from_secs(7500)), "2 h 5 min");
-        assert_eq!(human_idle(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3 d 4 h");
+        assert_eq!(
+            human_idle(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3 d 4 h"
+        );
     }
 }

@@ -115,12 +115,19 @@ async fn audit(
         .as_deref()
         .map(|s| {
             Timestamp::parse_rfc3339(s).map_err(|_| {
-                ApiError::bad_request("since", "must be an RFC 3339 time such as 2026-11-23T15:00:00Z")
+                ApiError::bad_request(
+                    "since",
+                    "must be an RFC 3339 time such as 2026-11-23T15:00:00Z",
+                )
             })
         })
         .transpose()?;
     let q = AuditQuery {
-        user_id: p.user_id.as_deref().map(|u| UserId::parse_field(u, "user_id")).transpose()?,
+        user_id: p
+            .user_id
+            .as_deref()
+            .map(|u| UserId::parse_field(u, "user_id"))
+            .transpose()?,
         session_id: p
             .session_id
             .as_deref()
@@ -147,7 +154,10 @@ async fn metrics(State(app): State<App>, req: axum::extract::Request) -> Respons
     }
     let body = app.metrics().render(&app);
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         body,
     )
         .into_response()

@@ -81,8 +81,14 @@ mod tests {
         assert_eq!(field_of(r#"{"user_id":"a","colour":1}"#), "colour");
         assert_eq!(field_of(r#"{"user_id":5}"#), "user_id");
         assert_eq!(field_of(r#"{"user_id":""}"#), "user_id");
-        assert_eq!(field_of(r#"{"user_id":"a","device":{"name":3}}"#), "device.name");
-        assert_eq!(field_of(r#"{"user_id":"a","device":{"nme":"x"}}"#), "device.nme");
+        assert_eq!(
+            field_of(r#"{"user_id":"a","device":{"name":3}}"#),
+            "device.name"
+        );
+        assert_eq!(
+            field_of(r#"{"user_id":"a","device":{"nme":"x"}}"#),
+            "device.nme"
+        );
         assert_eq!(field_of("{not json"), "body");
     }
 

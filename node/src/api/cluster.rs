@@ -41,7 +41,10 @@ pub fn read_routes() -> Router<App> {
 
 fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 512 {
-        return Err(ApiError::bad_request(field, "must be an http:// or https:// URL of at most 512 bytes"));
+        return Err(ApiError::bad_request(
+            field,
+            "must be an http:// or https:// URL of at most 512 bytes",
+        ));
     }
     Ok(url.trim_end_matches('/').to_owned())
 }
@@ -52,7 +55,10 @@ async fn init(
     JsonBody(req): JsonBody<InitRequest>,
 ) -> Result<Json<ClusterChangeResponse>, ApiError> {
     if req.members.is_empty() {
-        return Err(ApiError::bad_request("members", "must name at least one node"));
+        return Err(ApiError::bad_request(
+            "members",
+            "must name at least one node",
+        ));
     }
     let mut members = BTreeMap::new();
     for (id, url) in &req.members {
@@ -92,9 +98,13 @@ async fn add_learner(
         return Err(ApiError::bad_request("node_id", "must be > 0"));
     }
     let url = check_url("url", &req.url)?;
-    let fut = app.raft().add_learner(req.node_id, BasicNode::new(url), true);
+    let fut = app
+        .raft()
+        .add_learner(req.node_id, BasicNode::new(url), true);
     match tokio::time::timeout(LEARNER_TIMEOUT, fut).await {
-        Err(_) => Err(ApiError::unavailable("the learner did not catch up in time")),
+        Err(_) => Err(ApiError::unavailable(
+            "the learner did not catch up in time",
+        )),
         Ok(Ok(r)) => Ok(Json(ClusterChangeResponse {
             ok: true,
             log_index: Some(r.log_id.index),
@@ -109,12 +119,17 @@ async fn change_membership(
     JsonBody(req): JsonBody<ChangeMembershipRequest>,
 ) -> Result<Json<ClusterChangeResponse>, ApiError> {
     if req.voters.is_empty() {
-        return Err(ApiError::bad_request("voters", "must name at least one node"));
+        return Err(ApiError::bad_request(
+            "voters",
+            "must name at least one node",
+        ));
     }
     let voters: BTreeSet<NodeId> = req.voters.iter().copied().collect();
     let fut = app.raft().change_membership(voters, req.retain);
     match tokio::time::timeout(app.request_timeout() * 4, fut).await {
-        Err(_) => Err(ApiError::unavailable("the membership change was not committed in time")),
+        Err(_) => Err(ApiError::unavailable(
+            "the membership change was not committed in time",
+        )),
         Ok(Ok(r)) => Ok(Json(ClusterChangeResponse {
             ok: true,
             log_index: Some(r.log_id.index),
@@ -159,7 +174,10 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
     })
 }
 
-async fn snapshot(State(app): State<App>, _caller: AdminCaller) -> Result<Json<ClusterChangeResponse>, ApiError> {
+async fn snapshot(
+    State(app): State<App>,
+    _caller: AdminCaller,
+) -> Result<Json<ClusterChangeResponse>, ApiError> {
     app.raft()
         .trigger()
         .snapshot()
@@ -171,10 +189,15 @@ async fn snapshot(State(app): State<App>, _caller: AdminCaller) -> Result<Json<C
     }))
 }
 
-async fn digest(State(app): State<App>, _caller: AdminCaller) -> Result<Json<serde_json::Value>, ApiError> {
+async fn digest(
+    State(app): State<App>,
+    _caller: AdminCaller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let (applied, digest) = app
         .state()
         .digest()
         .map_err(|e| ApiError::internal(format!("cannot read the state: {e}")))?;
-    Ok(Json(serde_json::json!({ "applied": applied, "digest": digest })))
+    Ok(Json(
+        serde_json::json!({ "applied": applied, "digest": digest }),
+    ))
 }

@@ -40,7 +40,16 @@ pub async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Resp
         .map(|p| p.as_str())
         .unwrap_or("/");
     app.metrics().forwarded.inc();
-    match send(&app, parts.method, &url, path, &parts.headers, bytes.to_vec()).await {
+    match send(
+        &app,
+        parts.method,
+        &url,
+        path,
+        &parts.headers,
+        bytes.to_vec(),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
             .into_response(),

@@ -30,7 +30,10 @@ pub fn router(app: App) -> Router {
     let leader_only = Router::new()
         .merge(sessions::write_routes())
         .merge(cluster::write_routes())
-        .layer(middleware::from_fn_with_state(app.clone(), forward::to_leader));
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            forward::to_leader,
+        ));
     Router::new()
         .merge(leader_only)
         .merge(sessions::read_routes())

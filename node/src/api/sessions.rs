@@ -77,7 +77,11 @@ async fn create(
     let policy = || app.state().read(|s| s.policy().clone());
     match app.propose(cmd).await? {
         Outcome::Created { session, replayed } => {
-            let status = if replayed { StatusCode::OK } else { StatusCode::CREATED };
+            let status = if replayed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             let body = CreateSessionResponse {
                 session: session.view(&policy()),
                 token,
@@ -111,7 +115,11 @@ fn invalid(reason: &str) -> Json<ValidateResponse> {
 /// Cluster time for a local read: this node's clock pushed forward by the skew bound, so a slow
 /// clock never reports valid what cluster time has already ended.
 fn local_now(app: &App) -> Timestamp {
-    app.state().read(|s| Timestamp::now().plus(s.policy().max_clock_skew).max(s.clock()))
+    app.state().read(|s| {
+        Timestamp::now()
+            .plus(s.policy().max_clock_skew)
+            .max(s.clock())
+    })
 }
 
 async fn validate(
@@ -136,7 +144,9 @@ async fn validate(
     };
     match sess.state {
         SessionState::Ended => {
-            return Ok(invalid(sess.end_reason.map_or("unknown", EndReason::as_str)));
+            return Ok(invalid(
+                sess.end_reason.map_or("unknown", EndReason::as_str),
+            ));
         }
         SessionState::Blocked => return Ok(invalid("blocked")),
         SessionState::Active => {}
@@ -162,28 +172,39 @@ async fn validate(
 }
 
 /// Has the leader replicate a touch of `id` and returns the leader's view after it.
-async fn replicate_touch(app: &App, id: &SessionId, headers: &HeaderMap) -> Result<TouchResponse, ApiError> {
+async fn replicate_touch(
+    app: &App,
+    id: &SessionId,
+    headers: &HeaderMap,
+) -> Result<TouchResponse, ApiError> {
     if app.is_leader() {
         return touch_here(app, id).await;
     }
     let Some((leader_id, url)) = app.leader() else {
-        return Err(ApiError::unavailable("no leader is elected right now; retry"));
+        return Err(ApiError::unavailable(
+            "no leader is elected right now; retry",
+        ));
     };
     let path = format!("/v1/sessions/{id}/touch");
     let resp = forward::send(app, Method::POST, &url, &path, headers, Vec::new())
         .await
-        .map_err(|e| ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}")))?;
+        .map_err(|e| {
+            ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
+        })?;
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await
         .map_err(|e| ApiError::unavailable(format!("bad answer from the leader: {e}")))?;
     if !status.is_success() {
-        return Err(match serde_json::from_slice::<sessync_proto::ErrorBody>(&bytes) {
-            Ok(body) => ApiError { body },
-            Err(_) => ApiError::unavailable(format!("the leader answered {status} to a touch")),
-        });
+        return Err(
+            match serde_json::from_slice::<sessync_proto::ErrorBody>(&bytes) {
+                Ok(body) => ApiError { body },
+                Err(_) => ApiError::unavailable(format!("the leader answered {status} to a touch")),
+            },
+        );
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::unavailable(format!("bad touch answer from the leader: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::unavailable(format!("bad touch answer from the leader: {e}")))
 }
 
 /// On the leader: replicates a touch (batched with others) unless one is recent enough.

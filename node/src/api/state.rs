@@ -167,7 +167,9 @@ impl App {
                     None => "no leader is elected right now; retry".to_owned(),
                 }))
             }
-            Ok(Err(e)) => Err(ApiError::unavailable(format!("the cluster cannot take writes: {e}"))),
+            Ok(Err(e)) => Err(ApiError::unavailable(format!(
+                "the cluster cannot take writes: {e}"
+            ))),
         }
     }
 

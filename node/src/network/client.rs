@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
@@ -103,7 +105,9 @@ impl Connection {
                 path,
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
             );
-            return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(msg))));
+            return Err(RPCError::Network(NetworkError::new(
+                &std::io::Error::other(msg),
+            )));
         }
         let res: Result<Resp, E> =
             serde_json::from_slice(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

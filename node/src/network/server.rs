@@ -30,7 +30,12 @@ pub fn routes() -> Router<App> {
 }
 
 /// Refuses the request unless it carries a valid proof of the cluster secret.
-pub(crate) fn check_proof(app: &App, path: &str, headers: &HeaderMap, body: &Bytes) -> Result<(), Response> {
+pub(crate) fn check_proof(
+    app: &App,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(), Response> {
     let proof = headers
         .get(CLUSTER_AUTH_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -50,9 +55,15 @@ pub(crate) fn check_proof(app: &App, path: &str, headers: &HeaderMap, body: &Byt
     Ok(())
 }
 
-fn authenticated<T: DeserializeOwned>(app: &App, path: &str, headers: &HeaderMap, body: &Bytes) -> Result<T, Response> {
+fn authenticated<T: DeserializeOwned>(
+    app: &App,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Response> {
     check_proof(app, path, headers, body)?;
-    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("bad Raft RPC body: {e}")).into_response())
+    serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad Raft RPC body: {e}")).into_response())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Response {

@@ -318,12 +318,7 @@ fn invalidate(tx: &mut Tx<'_>, user: &UserId, one: Option<&SessionId>) -> Outcom
         tx.end(id, EndReason::Invalidated, tx.at);
     }
     let ended = to_end.len() as u32;
-    tx.audit(
-        "invalidate",
-        Some(user),
-        one,
-        json!({ "ended": ended }),
-    );
+    tx.audit("invalidate", Some(user), one, json!({ "ended": ended }));
     Outcome::Invalidated { ended }
 }
 

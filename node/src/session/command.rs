@@ -26,18 +26,36 @@ pub enum Command {
         idempotency_key: Option<String>,
     },
     /// Touches of several sessions, coalesced into one entry.
-    Touch { at: Timestamp, session_ids: Vec<SessionId> },
+    Touch {
+        at: Timestamp,
+        session_ids: Vec<SessionId>,
+    },
     /// End one session (logout or an operator's end).
-    End { at: Timestamp, session_id: SessionId, reason: EndReason },
+    End {
+        at: Timestamp,
+        session_id: SessionId,
+        reason: EndReason,
+    },
     /// The chosen (or newest) session of the user becomes active; every other one ends `superseded`.
-    Verify { at: Timestamp, user_id: UserId, session_id: Option<SessionId> },
+    Verify {
+        at: Timestamp,
+        user_id: UserId,
+        session_id: Option<SessionId>,
+    },
     /// End one session of the user, or all of them, with `invalidated`.
-    Invalidate { at: Timestamp, user_id: UserId, session_id: Option<SessionId> },
+    Invalidate {
+        at: Timestamp,
+        user_id: UserId,
+        session_id: Option<SessionId>,
+    },
     /// End every session whose idle or lifetime deadline is at or before `at`, remove ended
     /// sessions past retention and audit events past audit retention.
     Expire { at: Timestamp },
     /// Events a node saw that belong in the replicated audit log (auth failures, ...).
-    RecordAudit { at: Timestamp, notes: Vec<AuditNote> },
+    RecordAudit {
+        at: Timestamp,
+        notes: Vec<AuditNote>,
+    },
 }
 
 impl Command {
@@ -74,18 +92,37 @@ pub enum Outcome {
     #[default]
     Done,
     /// A session was created, or `replayed`: an earlier create with the same idempotency key.
-    Created { session: Session, replayed: bool },
+    Created {
+        session: Session,
+        replayed: bool,
+    },
     /// `on_limit = deny` and the user is at the limit: nothing created.
-    LimitReached { active: Vec<Session> },
+    LimitReached {
+        active: Vec<Session>,
+    },
     /// The session an `End` is about, after the command.
-    Ended { session: Session },
-    Verified { verified: SessionId, ended: u32 },
-    Invalidated { ended: u32 },
-    Expired { ended: u32, removed: u32 },
+    Ended {
+        session: Session,
+    },
+    Verified {
+        verified: SessionId,
+        ended: u32,
+    },
+    Invalidated {
+        ended: u32,
+    },
+    Expired {
+        ended: u32,
+        removed: u32,
+    },
     /// The named session or user has nothing to act on.
-    NotFound { message: String },
+    NotFound {
+        message: String,
+    },
     /// The command cannot be applied as asked (e.g. an id collision).
-    Refused { message: String },
+    Refused {
+        message: String,
+    },
 }
 
 /// One change to the stored state. The storage layer writes these in the same batch as the

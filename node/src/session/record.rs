@@ -3,7 +3,9 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sessync_proto::{Device, EndReason, Policy, SessionId, SessionState, SessionView, Timestamp, UserId};
+use sessync_proto::{
+    Device, EndReason, Policy, SessionId, SessionState, SessionView, Timestamp, UserId,
+};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of a session token: the only form in which a token is ever stored.

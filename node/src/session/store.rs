@@ -180,7 +180,8 @@ impl SessionStore {
             }
         }
         if let Some(k) = &old.idempotency_key {
-            self.by_idempotency.remove(&(old.user_id.clone(), k.clone()));
+            self.by_idempotency
+                .remove(&(old.user_id.clone(), k.clone()));
         }
         match old.ended_at {
             Some(t) if !old.is_live() => {

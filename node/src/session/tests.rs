@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sessync_proto::{Device, EndReason, OnLimit, Policy, SessionId, SessionState, Timestamp, UserId};
+use sessync_proto::{
+    Device, EndReason, OnLimit, Policy, SessionId, SessionState, Timestamp, UserId,
+};
 
 use super::*;
 
@@ -45,7 +47,10 @@ impl Sm {
             store: SessionStore::new(),
             muts: Vec::new(),
         };
-        sm.run(Command::SetPolicy { at: at(0), policy: p });
+        sm.run(Command::SetPolicy {
+            at: at(0),
+            policy: p,
+        });
         sm
     }
 
@@ -93,7 +98,13 @@ impl Sm {
 #[test]
 fn create_under_limit_is_active() {
     let mut sm = Sm::new(policy(2, OnLimit::Deny));
-    assert!(matches!(sm.create(1, "a", 1), Outcome::Created { replayed: false, .. }));
+    assert!(matches!(
+        sm.create(1, "a", 1),
+        Outcome::Created {
+            replayed: false,
+            ..
+        }
+    ));
     assert_eq!(sm.state(1), (SessionState::Active, None));
     assert!(sm.audit_kinds().contains(&"session_created".to_owned()));
 }
@@ -129,9 +140,18 @@ fn block_new_creates_blocked_and_verify_activates_it() {
         user_id: user("a"),
         session_id: Some(sid(2)),
     });
-    assert_eq!(o, Outcome::Verified { verified: sid(2), ended: 1 });
+    assert_eq!(
+        o,
+        Outcome::Verified {
+            verified: sid(2),
+            ended: 1
+        }
+    );
     assert_eq!(sm.state(2), (SessionState::Active, None));
-    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::Superseded)));
+    assert_eq!(
+        sm.state(1),
+        (SessionState::Ended, Some(EndReason::Superseded))
+    );
     assert_eq!(sm.active("a"), 1);
 }
 
@@ -141,7 +161,10 @@ fn evict_oldest_ends_least_recently_used() {
     sm.create(1, "a", 1);
     sm.create(2, "a", 2);
     // Session 1 is used later than 2, so 2 is the least recently used.
-    sm.run(Command::Touch { at: at(5000), session_ids: vec![sid(1)] });
+    sm.run(Command::Touch {
+        at: at(5000),
+        session_ids: vec![sid(1)],
+    });
     sm.create(3, "a", 6000);
     assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Evicted)));
     assert_eq!(sm.state(1).0, SessionState::Active);
@@ -164,12 +187,33 @@ fn verify_defaults_to_newest_and_reports_missing() {
     sm.create(1, "a", 1);
     sm.create(2, "a", 2);
     sm.create(3, "a", 3);
-    let o = sm.run(Command::Verify { at: at(4), user_id: user("a"), session_id: None });
-    assert_eq!(o, Outcome::Verified { verified: sid(3), ended: 2 });
+    let o = sm.run(Command::Verify {
+        at: at(4),
+        user_id: user("a"),
+        session_id: None,
+    });
+    assert_eq!(
+        o,
+        Outcome::Verified {
+            verified: sid(3),
+            ended: 2
+        }
+    );
     assert_eq!(sm.state(1).1, Some(EndReason::Superseded));
-    let o = sm.run(Command::Verify { at: at(5), user_id: user("a"), session_id: Some(sid(1)) });
-    assert!(matches!(o, Outcome::NotFound { .. }), "an ended session cannot be verified");
-    let o = sm.run(Command::Verify { at: at(5), user_id: user("nobody"), session_id: None });
+    let o = sm.run(Command::Verify {
+        at: at(5),
+        user_id: user("a"),
+        session_id: Some(sid(1)),
+    });
+    assert!(
+        matches!(o, Outcome::NotFound { .. }),
+        "an ended session cannot be verified"
+    );
+    let o = sm.run(Command::Verify {
+        at: at(5),
+        user_id: user("nobody"),
+        session_id: None,
+    });
     assert!(matches!(o, Outcome::NotFound { .. }));
 }
 
@@ -180,17 +224,39 @@ fn invalidate_one_or_all() {
     sm.create(2, "a", 2);
     sm.create(3, "a", 3);
     sm.create(4, "b", 4);
-    let o = sm.run(Command::Invalidate { at: at(5), user_id: user("a"), session_id: Some(sid(2)) });
+    let o = sm.run(Command::Invalidate {
+        at: at(5),
+        user_id: user("a"),
+        session_id: Some(sid(2)),
+    });
     assert_eq!(o, Outcome::Invalidated { ended: 1 });
-    assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Invalidated)));
-    let o = sm.run(Command::Invalidate { at: at(6), user_id: user("a"), session_id: Some(sid(4)) });
-    assert!(matches!(o, Outcome::NotFound { .. }), "b's session is not a's");
-    let o = sm.run(Command::Invalidate { at: at(7), user_id: user("a"), session_id: None });
+    assert_eq!(
+        sm.state(2),
+        (SessionState::Ended, Some(EndReason::Invalidated))
+    );
+    let o = sm.run(Command::Invalidate {
+        at: at(6),
+        user_id: user("a"),
+        session_id: Some(sid(4)),
+    });
+    assert!(
+        matches!(o, Outcome::NotFound { .. }),
+        "b's session is not a's"
+    );
+    let o = sm.run(Command::Invalidate {
+        at: at(7),
+        user_id: user("a"),
+        session_id: None,
+    });
     assert_eq!(o, Outcome::Invalidated { ended: 2 });
     assert_eq!(sm.active("a"), 0);
     assert_eq!(sm.state(4).0, SessionState::Active);
     // Again: nothing left to end, still fine.
-    let o = sm.run(Command::Invalidate { at: at(8), user_id: user("a"), session_id: None });
+    let o = sm.run(Command::Invalidate {
+        at: at(8),
+        user_id: user("a"),
+        session_id: None,
+    });
     assert_eq!(o, Outcome::Invalidated { ended: 0 });
 }
 
@@ -198,15 +264,29 @@ fn invalidate_one_or_all() {
 fn end_is_idempotent_and_unknown_is_not_found() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
     sm.create(1, "a", 1);
-    let end = |sm: &mut Sm, t| sm.run(Command::End { at: at(t), session_id: sid(1), reason: EndReason::Logout });
-    let Outcome::Ended { session } = end(&mut sm, 10) else { panic!() };
+    let end = |sm: &mut Sm, t| {
+        sm.run(Command::End {
+            at: at(t),
+            session_id: sid(1),
+            reason: EndReason::Logout,
+        })
+    };
+    let Outcome::Ended { session } = end(&mut sm, 10) else {
+        panic!()
+    };
     assert_eq!(session.end_reason, Some(EndReason::Logout));
     assert_eq!(session.ended_at, Some(at(10)));
     let before = sm.muts.len();
-    let Outcome::Ended { session } = end(&mut sm, 20) else { panic!() };
+    let Outcome::Ended { session } = end(&mut sm, 20) else {
+        panic!()
+    };
     assert_eq!(session.ended_at, Some(at(10)), "the first end stands");
     assert_eq!(sm.muts.len(), before, "a repeated end changes nothing");
-    let o = sm.run(Command::End { at: at(30), session_id: sid(9), reason: EndReason::Logout });
+    let o = sm.run(Command::End {
+        at: at(30),
+        session_id: sid(9),
+        reason: EndReason::Logout,
+    });
     assert!(matches!(o, Outcome::NotFound { .. }));
 }
 
@@ -219,10 +299,15 @@ fn idle_expiry_at_exact_times() {
     let s = sm.store.get(&sid(1)).unwrap().clone();
     assert!(s.is_valid_at(at(idle_end - 1), &p));
     assert!(!s.is_valid_at(at(idle_end), &p));
-    sm.run(Command::Expire { at: at(idle_end - 1) });
+    sm.run(Command::Expire {
+        at: at(idle_end - 1),
+    });
     assert_eq!(sm.state(1).0, SessionState::Active);
     sm.run(Command::Expire { at: at(idle_end) });
-    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::IdleTimeout)));
+    assert_eq!(
+        sm.state(1),
+        (SessionState::Ended, Some(EndReason::IdleTimeout))
+    );
     assert_eq!(sm.store.get(&sid(1)).unwrap().ended_at, Some(at(idle_end)));
 }
 
@@ -235,10 +320,16 @@ fn touches_extend_idle_but_not_lifetime() {
     let mut t = 0;
     while t < 3_600_000 {
         t += 300_000;
-        sm.run(Command::Touch { at: at(t), session_ids: vec![sid(1)] });
+        sm.run(Command::Touch {
+            at: at(t),
+            session_ids: vec![sid(1)],
+        });
         sm.run(Command::Expire { at: at(t) });
     }
-    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::MaxLifetime)));
+    assert_eq!(
+        sm.state(1),
+        (SessionState::Ended, Some(EndReason::MaxLifetime))
+    );
     assert_eq!(sm.store.get(&sid(1)).unwrap().ended_at, Some(at(3_600_000)));
 }
 
@@ -259,18 +350,32 @@ fn create_ends_the_users_expired_sessions_first() {
     let mut sm = Sm::new(policy(1, OnLimit::Deny));
     sm.create(1, "a", 0);
     // Past session 1's idle end, but before any Expire sweep ran.
-    assert!(matches!(sm.create(2, "a", 700_000), Outcome::Created { .. }));
-    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::IdleTimeout)));
+    assert!(matches!(
+        sm.create(2, "a", 700_000),
+        Outcome::Created { .. }
+    ));
+    assert_eq!(
+        sm.state(1),
+        (SessionState::Ended, Some(EndReason::IdleTimeout))
+    );
 }
 
 #[test]
 fn ended_sessions_are_removed_after_retention() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
     sm.create(1, "a", 0);
-    sm.run(Command::End { at: at(10), session_id: sid(1), reason: EndReason::Logout });
-    sm.run(Command::Expire { at: at(10 + 86_400_000 - 1) });
+    sm.run(Command::End {
+        at: at(10),
+        session_id: sid(1),
+        reason: EndReason::Logout,
+    });
+    sm.run(Command::Expire {
+        at: at(10 + 86_400_000 - 1),
+    });
     assert!(sm.store.get(&sid(1)).is_some());
-    sm.run(Command::Expire { at: at(10 + 86_400_000) });
+    sm.run(Command::Expire {
+        at: at(10 + 86_400_000),
+    });
     assert!(sm.store.get(&sid(1)).is_none());
     assert!(sm.store.by_token(&TokenHash::of("token-1")).is_none());
 }
@@ -289,9 +394,18 @@ fn idempotent_create_replays_the_same_session() {
             idempotency_key: Some("login-42".to_owned()),
         })
     };
-    assert!(matches!(create(&mut sm, 1), Outcome::Created { replayed: false, .. }));
+    assert!(matches!(
+        create(&mut sm, 1),
+        Outcome::Created {
+            replayed: false,
+            ..
+        }
+    ));
     match create(&mut sm, 2) {
-        Outcome::Created { session, replayed: true } => assert_eq!(session.id, sid(1)),
+        Outcome::Created {
+            session,
+            replayed: true,
+        } => assert_eq!(session.id, sid(1)),
         o => panic!("expected a replay, got {o:?}"),
     }
     assert!(sm.store.get(&sid(2)).is_none());
@@ -305,9 +419,15 @@ fn policy_change_applies_to_existing_sessions() {
         idle_timeout: Duration::from_secs(60),
         ..policy(0, OnLimit::Deny)
     };
-    sm.run(Command::SetPolicy { at: at(1), policy: shorter });
+    sm.run(Command::SetPolicy {
+        at: at(1),
+        policy: shorter,
+    });
     sm.run(Command::Expire { at: at(62_000) });
-    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::IdleTimeout)));
+    assert_eq!(
+        sm.state(1),
+        (SessionState::Ended, Some(EndReason::IdleTimeout))
+    );
 }
 
 // ---- property tests: invariants under any sequence of commands ----
@@ -345,16 +465,35 @@ fn to_command(op: &Op, t: Timestamp) -> Command {
             origin: None,
             idempotency_key: None,
         },
-        Op::Touch(s) => Command::Touch { at: t, session_ids: vec![sid(*s)] },
-        Op::End(s) => Command::End { at: t, session_id: sid(*s), reason: EndReason::Logout },
-        Op::Verify(n, s) => Command::Verify { at: t, user_id: u(*n), session_id: s.map(sid) },
-        Op::Invalidate(n, s) => Command::Invalidate { at: t, user_id: u(*n), session_id: s.map(sid) },
+        Op::Touch(s) => Command::Touch {
+            at: t,
+            session_ids: vec![sid(*s)],
+        },
+        Op::End(s) => Command::End {
+            at: t,
+            session_id: sid(*s),
+            reason: EndReason::Logout,
+        },
+        Op::Verify(n, s) => Command::Verify {
+            at: t,
+            user_id: u(*n),
+            session_id: s.map(sid),
+        },
+        Op::Invalidate(n, s) => Command::Invalidate {
+            at: t,
+            user_id: u(*n),
+            session_id: s.map(sid),
+        },
         Op::Expire => Command::Expire { at: t },
     }
 }
 
 fn on_limit() -> impl Strategy<Value = OnLimit> {
-    prop_oneof![Just(OnLimit::Deny), Just(OnLimit::BlockNew), Just(OnLimit::EvictOldest)]
+    prop_oneof![
+        Just(OnLimit::Deny),
+        Just(OnLimit::BlockNew),
+        Just(OnLimit::EvictOldest)
+    ]
 }
 
 proptest! {

@@ -50,7 +50,11 @@ impl LogStore {
 
     fn put_meta<T: Serialize>(&self, key: &[u8], v: &T, sync: bool) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(v).map_err(|e| StorageIOError::write(any_err(e)))?;
-        let opts = if sync { synced() } else { WriteOptions::default() };
+        let opts = if sync {
+            synced()
+        } else {
+            WriteOptions::default()
+        };
         self.db
             .put_cf_opt(cf(&self.db, "raft"), key, bytes, &opts)
             .map_err(|e| StorageIOError::write(any_err(e)).into())
@@ -132,7 +136,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(keys::COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

@@ -46,7 +46,11 @@ pub struct SnapshotBuilder {
 impl SnapshotBuilder {
     /// Captures the current state: cheap, and consistent with `applied` because it runs on the
     /// state machine's task between two applies.
-    pub(super) fn capture(db: Arc<DB>, applied: Option<LogId>, membership: StoredMembership) -> Self {
+    pub(super) fn capture(
+        db: Arc<DB>,
+        applied: Option<LogId>,
+        membership: StoredMembership,
+    ) -> Self {
         Self {
             view: OwnedView::new(db, |db| db.snapshot()),
             applied,
@@ -57,17 +61,34 @@ impl SnapshotBuilder {
     fn payload(&self) -> Result<SnapshotPayload, StorageError> {
         let db = self.view.borrow_owner();
         let snap = self.view.borrow_dependent();
-        let read = |e: rocksdb::Error| StorageError::from(StorageIOError::read_state_machine(any_err(e)));
-        let decode = |e: serde_json::Error| StorageError::from(StorageIOError::read_state_machine(any_err(e)));
+        let read =
+            |e: rocksdb::Error| StorageError::from(StorageIOError::read_state_machine(any_err(e)));
+        let decode = |e: serde_json::Error| {
+            StorageError::from(StorageIOError::read_state_machine(any_err(e)))
+        };
         let sm = super::state_machine::cf(db, "sm");
         let get = |key: &[u8]| snap.get_cf(sm, key).map_err(read);
         let mut p = SnapshotPayload {
-            policy: get(keys::POLICY)?.map(|b| serde_json::from_slice(&b)).transpose().map_err(decode)?,
-            clock: get(keys::CLOCK)?.map(|b| serde_json::from_slice(&b)).transpose().map_err(decode)?.unwrap_or_default(),
-            audit_next: get(keys::AUDIT_NEXT)?.map(|b| serde_json::from_slice(&b)).transpose().map_err(decode)?.unwrap_or(0),
+            policy: get(keys::POLICY)?
+                .map(|b| serde_json::from_slice(&b))
+                .transpose()
+                .map_err(decode)?,
+            clock: get(keys::CLOCK)?
+                .map(|b| serde_json::from_slice(&b))
+                .transpose()
+                .map_err(decode)?
+                .unwrap_or_default(),
+            audit_next: get(keys::AUDIT_NEXT)?
+                .map(|b| serde_json::from_slice(&b))
+                .transpose()
+                .map_err(decode)?
+                .unwrap_or(0),
             ..Default::default()
         };
-        for item in snap.iterator_cf(super::state_machine::cf(db, "sessions"), IteratorMode::Start) {
+        for item in snap.iterator_cf(
+            super::state_machine::cf(db, "sessions"),
+            IteratorMode::Start,
+        ) {
             let (_, v) = item.map_err(read)?;
             p.sessions.push(serde_json::from_slice(&v).map_err(decode)?);
         }
@@ -94,7 +115,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot_id,
         };
         save_current(self.view.borrow_owner(), &meta, &data)?;
-        tracing::info!(bytes = data.len(), sessions = payload.sessions.len(), "built snapshot");
+        tracing::info!(
+            bytes = data.len(),
+            sessions = payload.sessions.len(),
+            "built snapshot"
+        );
         Ok(openraft::Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -121,9 +146,12 @@ pub(super) fn save_current(
 }
 
 /// The current snapshot, if one was built or installed.
-pub(super) fn load_current(db: &DB) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
+pub(super) fn load_current(
+    db: &DB,
+) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
     let sm = super::state_machine::cf(db, "sm");
-    let read = |e: rocksdb::Error| StorageError::from(StorageIOError::read_snapshot(None, any_err(e)));
+    let read =
+        |e: rocksdb::Error| StorageError::from(StorageIOError::read_snapshot(None, any_err(e)));
     let (Some(meta), Some(data)) = (
         db.get_cf(sm, keys::SNAPSHOT).map_err(read)?,
         db.get_cf(sm, keys::SNAPSHOT_DATA).map_err(read)?,

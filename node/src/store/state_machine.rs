@@ -117,7 +117,11 @@ impl StateMachineStore {
         }
     }
 
-    fn persist(&mut self, batch: &mut WriteBatch, muts: &[Mutation]) -> Result<Vec<Session>, StorageError> {
+    fn persist(
+        &mut self,
+        batch: &mut WriteBatch,
+        muts: &[Mutation],
+    ) -> Result<Vec<Session>, StorageError> {
         let db = self.db.clone();
         let mut changed = Vec::new();
         for m in muts {
@@ -143,7 +147,8 @@ impl StateMachineStore {
                 Mutation::TrimAudit(cutoff) => {
                     let it = db.iterator_cf(cf(&db, "audit"), IteratorMode::Start);
                     for item in it.take(AUDIT_TRIM_BATCH) {
-                        let (k, v) = item.map_err(|e| StorageIOError::read_state_machine(any_err(e)))?;
+                        let (k, v) =
+                            item.map_err(|e| StorageIOError::read_state_machine(any_err(e)))?;
                         let ev: AuditEvent = decode(&v)?;
                         if ev.at >= *cutoff {
                             break;
@@ -193,7 +198,11 @@ impl StateMachineStore {
         Ok(outcome)
     }
 
-    fn install(&mut self, meta: &SnapshotMeta<NodeId, openraft::BasicNode>, data: &[u8]) -> Result<(), StorageError> {
+    fn install(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
         let payload: SnapshotPayload = serde_json::from_slice(data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any_err(e)))?;
         let db = self.db.clone();
@@ -255,7 +264,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         SnapshotBuilder::capture(self.db.clone(), self.applied, self.membership.clone())
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<std::io::Cursor<Vec<u8>>>, StorageError> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<std::io::Cursor<Vec<u8>>>, StorageError> {
         Ok(Box::new(std::io::Cursor::new(Vec::new())))
     }
 
@@ -267,7 +278,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.install(meta, snapshot.get_ref())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
         snapshot::load_current(&self.db)
     }
 }
@@ -286,7 +299,9 @@ impl StateReader {
     /// Audit events matching `q`, newest first.
     pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StorageError> {
         let mut out = Vec::new();
-        let it = self.db.iterator_cf(cf(&self.db, "audit"), IteratorMode::End);
+        let it = self
+            .db
+            .iterator_cf(cf(&self.db, "audit"), IteratorMode::End);
         for item in it {
             let (_, v) = item.map_err(|e| StorageIOError::read_state_machine(any_err(e)))?;
             let ev: AuditEvent = decode(&v)?;
@@ -295,8 +310,13 @@ impl StateReader {
                     break;
                 }
             }
-            let keep = q.user_id.as_ref().is_none_or(|u| ev.user_id.as_ref() == Some(u))
-                && q.session_id.as_ref().is_none_or(|s| ev.session_id.as_ref() == Some(s))
+            let keep = q
+                .user_id
+                .as_ref()
+                .is_none_or(|u| ev.user_id.as_ref() == Some(u))
+                && q.session_id
+                    .as_ref()
+                    .is_none_or(|s| ev.session_id.as_ref() == Some(s))
                 && q.kind.as_ref().is_none_or(|k| &ev.kind == k);
             if keep {
                 out.push(ev);
@@ -313,10 +333,14 @@ impl StateReader {
     /// index must agree on it.
     pub fn digest(&self) -> Result<(Option<u64>, String), StorageError> {
         let snap = self.db.snapshot();
-        let read = |e: rocksdb::Error| StorageError::from(StorageIOError::read_state_machine(any_err(e)));
+        let read =
+            |e: rocksdb::Error| StorageError::from(StorageIOError::read_state_machine(any_err(e)));
         let mut h = Sha256::new();
         for name in ["sessions", "audit"] {
-            for item in snap.iterator_cf(cf(&self.db, name), IteratorMode::From(b"", Direction::Forward)) {
+            for item in snap.iterator_cf(
+                cf(&self.db, name),
+                IteratorMode::From(b"", Direction::Forward),
+            ) {
                 let (k, v) = item.map_err(read)?;
                 h.update((k.len() as u64).to_be_bytes());
                 h.update(&k);
@@ -326,9 +350,15 @@ impl StateReader {
         }
         let mut applied = None;
         for key in keys::SM_STATE_KEYS {
-            let v = snap.get_cf(cf(&self.db, "sm"), key).map_err(read)?.unwrap_or_default();
+            let v = snap
+                .get_cf(cf(&self.db, "sm"), key)
+                .map_err(read)?
+                .unwrap_or_default();
             if key == keys::APPLIED {
-                applied = serde_json::from_slice::<Option<LogId>>(&v).ok().flatten().map(|l| l.index);
+                applied = serde_json::from_slice::<Option<LogId>>(&v)
+                    .ok()
+                    .flatten()
+                    .map(|l| l.index);
             }
             h.update(key);
             h.update((v.len() as u64).to_be_bytes());

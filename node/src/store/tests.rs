@@ -94,7 +94,9 @@ fn sample_log() -> Vec<Entry> {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -113,7 +115,14 @@ fn same_log_gives_byte_identical_state_however_it_is_batched() {
         let (ib, hb) = b.reader().digest().unwrap();
         assert_eq!(ia, Some(log.len() as u64));
         assert_eq!((ia, &ha), (ib, &hb));
-        assert!(!a.reader().audit(&AuditQuery { limit: 1000, ..Default::default() }).unwrap().is_empty());
+        assert!(!a
+            .reader()
+            .audit(&AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty());
     });
 }
 
@@ -131,7 +140,10 @@ fn state_survives_reopen() {
         let (_, mut sm) = open(dir.path()).unwrap();
         let (applied, _) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(log.len() as u64)));
-        assert_eq!((sm.reader().digest().unwrap(), sm.reader().read(|s| s.len())), before);
+        assert_eq!(
+            (sm.reader().digest().unwrap(), sm.reader().read(|s| s.len())),
+            before
+        );
     });
 }
 
@@ -156,7 +168,11 @@ fn snapshot_installs_identical_state() {
         let (_, mut b) = open(db.path()).unwrap();
         b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
         assert_eq!(b.reader().digest().unwrap(), digest_at_capture);
-        let current = b.get_current_snapshot().await.unwrap().expect("snapshot stored");
+        let current = b
+            .get_current_snapshot()
+            .await
+            .unwrap()
+            .expect("snapshot stored");
         assert_eq!(current.meta, snap.meta);
         // And the install survives a restart.
         drop(b);

@@ -31,7 +31,11 @@ impl TestNode {
     /// Starts and initialises a one-node cluster with `policy` lines under `[policy]`.
     pub async fn start(policy: &str) -> TestNode {
         let dir = TempDir::new().unwrap();
-        std::fs::write(dir.path().join("secret"), "an-http-test-cluster-secret-0123456789").unwrap();
+        std::fs::write(
+            dir.path().join("secret"),
+            "an-http-test-cluster-secret-0123456789",
+        )
+        .unwrap();
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let toml = format!(
@@ -71,9 +75,15 @@ election_timeout_max = "300ms"
             http: reqwest::Client::new(),
             _dir: dir,
         };
-        node.wait_until(|| async { node.get_open("/healthz").await == StatusCode::OK }).await;
+        node.wait_until(|| async { node.get_open("/healthz").await == StatusCode::OK })
+            .await;
         let (s, body) = node
-            .call(Method::POST, "/cluster/init", ADMIN_KEY, Some(json!({"members": {"1": node.url}})))
+            .call(
+                Method::POST,
+                "/cluster/init",
+                ADMIN_KEY,
+                Some(json!({"members": {"1": node.url}})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "init: {body}");
         node.wait_until(|| async {
@@ -107,13 +117,25 @@ election_timeout_max = "300ms"
     }
 
     /// Sends a JSON request with `key` (or none if empty) and returns status and JSON body.
-    pub async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let raw = body.map(|b| b.to_string().into_bytes());
         self.raw(method, path, key, raw).await
     }
 
     /// Like `call` with a raw body.
-    pub async fn raw(&self, method: Method, path: &str, key: &str, body: Option<Vec<u8>>) -> (StatusCode, Value) {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, Value) {
         let mut rb = self.http.request(method, format!("{}{path}", self.url));
         if !key.is_empty() {
             rb = rb.bearer_auth(key);
@@ -131,7 +153,12 @@ election_timeout_max = "300ms"
     /// Creates a session for `user`; returns (session_id, token).
     pub async fn login(&self, user: &str) -> (String, String) {
         let (s, b) = self
-            .call(Method::POST, "/v1/sessions", APP_KEY, Some(json!({"user_id": user})))
+            .call(
+                Method::POST,
+                "/v1/sessions",
+                APP_KEY,
+                Some(json!({"user_id": user})),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "create: {b}");
         (
@@ -142,7 +169,12 @@ election_timeout_max = "300ms"
 
     pub async fn validate(&self, token: &str) -> Value {
         let (s, b) = self
-            .call(Method::POST, "/v1/sessions/validate", APP_KEY, Some(json!({"token": token})))
+            .call(
+                Method::POST,
+                "/v1/sessions/validate",
+                APP_KEY,
+                Some(json!({"token": token})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "validate: {b}");
         b
@@ -150,12 +182,26 @@ election_timeout_max = "300ms"
 }
 
 /// Asserts an error answer: status, code, and (if given) the field named.
-pub fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str, field: Option<&str>) {
+pub fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    want: StatusCode,
+    code: &str,
+    field: Option<&str>,
+) {
     assert_eq!(status, want, "body: {body}");
     assert_eq!(body["error"]["code"], code, "body: {body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
     if let Some(f) = field {
         assert_eq!(body["error"]["field"], f, "body: {body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(f), "message names the field: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(f),
+            "message names the field: {body}"
+        );
     }
 }
