@@ -1,1 +1,48 @@
-//! placeholder
+//! The multi-process harness of sessync: every multi-node test starts real `sessync-node`
+//! processes on loopback ports with it, then kills, restarts, wipes, pauses and adds nodes.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sessync_chaos_tests::{ClusterOptions, TestCluster};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let mut cluster = TestCluster::start(ClusterOptions {
+//!     policy_toml: "max_concurrent_sessions = 2\non_limit = \"deny\"".into(),
+//!     ..Default::default()
+//! })
+//! .await?;
+//! let leader = cluster.leader().await?;
+//! cluster.kill(leader);
+//! let new_leader = cluster.leader().await?;
+//! cluster.restart(leader).await?;
+//! cluster.wait_converged(Duration::from_secs(20)).await?;
+//! # let _ = new_leader;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The node binary is `$SESSYNC_NODE_BIN`, or `sessync-node` in the test executable's target
+//! directory: build it first (`cargo build -p sessync-node`, same profile as the tests). The
+//! harness creates no tokio runtime; use it inside `#[tokio::test(flavor = "multi_thread")]`.
+//!
+//! Modules: `cluster` ([`TestCluster`]: start and the life of its nodes), `access` (URLs, keys,
+//! clients, files), `checks` (leader, convergence, identical state, crashes), `config`
+//! (options and each node's TOML), `process` (binary, ports, one node process and its log),
+//! `secrets` (API keys and the cluster secret), `views` (judging `/cluster/status` and
+//! `/cluster/digest` answers) and `wait` (bounded polling).
+
+#![warn(missing_docs)]
+
+mod access;
+mod checks;
+mod cluster;
+mod config;
+mod process;
+mod secrets;
+mod views;
+mod wait;
+
+pub use cluster::{TestCluster, KEEP_DIR_ENV, LEADER_TIMEOUT, START_TIMEOUT};
+pub use config::ClusterOptions;
+pub use process::{node_binary, NODE_BIN_ENV, NODE_LOG_ENV};
+pub use wait::POLL_INTERVAL;

@@ -73,7 +73,7 @@ impl Client {
 
     /// `GET /metrics`: the Prometheus text exposition.
     pub async fn metrics(&self) -> Result<String, ClientError> {
-        let a = self.send(Method::GET, "/metrics", None).await?;
+        let a = self.send(Method::GET, "/metrics", None, true).await?;
         if !(200..300).contains(&a.status) {
             return Err(ClientError::from_response(a.status, &a.body));
         }

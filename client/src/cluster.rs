@@ -1,14 +1,26 @@
-//! The Raft cluster management endpoints (role `admin`): init, status, learners, membership.
+//! The Raft cluster management endpoints (role `admin`): init, status, learners, membership,
+//! and the node's snapshot trigger and state digest.
 
 use std::collections::BTreeMap;
 
 use reqwest::Method;
+use serde::{Deserialize, Serialize};
 use sessync_proto::api::{
     AddLearnerRequest, ChangeMembershipRequest, ClusterChangeResponse, ClusterStatus, InitRequest,
 };
 
 use crate::error::ClientError;
 use crate::transport::Client;
+
+/// Answer of `GET /cluster/digest`: a SHA-256 over the node's whole replicated state at the
+/// log index it has applied. Replicas at the same index must have the same digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateDigest {
+    /// The log index the state reflects (None before anything was applied).
+    pub applied: Option<u64>,
+    /// Lowercase hex SHA-256 of every state record.
+    pub digest: String,
+}
 
 /// The body of `POST /cluster/init` for `members` (node id to advertised URL).
 pub(crate) fn init_request(members: &BTreeMap<u64, String>) -> InitRequest {
@@ -63,6 +75,20 @@ impl Client {
     ) -> Result<ClusterChangeResponse, ClientError> {
         let body = ChangeMembershipRequest { voters, retain };
         self.call(Method::POST, "/cluster/membership", Some(&body))
+            .await
+    }
+
+    /// `POST /cluster/snapshot`: asks the answering node to take a snapshot of its state now
+    /// (and so compact its log).
+    pub async fn trigger_snapshot(&self) -> Result<ClusterChangeResponse, ClientError> {
+        self.call::<(), _>(Method::POST, "/cluster/snapshot", None)
+            .await
+    }
+
+    /// `GET /cluster/digest`: the answering node's applied index and state digest. Pin the
+    /// client to compare replicas.
+    pub async fn state_digest(&self) -> Result<StateDigest, ClientError> {
+        self.call::<(), _>(Method::GET, "/cluster/digest", None)
             .await
     }
 }

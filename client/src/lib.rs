@@ -44,13 +44,14 @@
 //! # }
 //! ```
 //!
-//! Modules: [`transport`] (endpoints, failover, retries, raw requests), [`error`], and the
-//! endpoint groups `sessions` (role app), `admin` (role admin and the open probes) and
-//! `cluster` (Raft management), which add methods to [`Client`].
+//! Modules: [`transport`] (endpoints, failover, retries, raw requests), [`builder`] (deadline
+//! and retry settings), [`error`], and the endpoint groups `sessions` (role app), `admin` (role
+//! admin and the open probes) and `cluster` (Raft management), which add methods to [`Client`].
 
 #![warn(missing_docs)]
 
 mod admin;
+pub mod builder;
 mod cluster;
 pub mod error;
 mod paths;
@@ -59,6 +60,8 @@ mod sessions;
 pub mod transport;
 
 pub use admin::AuditQuery;
+pub use builder::{ClientBuilder, DEFAULT_ROUNDS, DEFAULT_TIMEOUT};
+pub use cluster::StateDigest;
 pub use error::ClientError;
 pub use reqwest::Method;
-pub use transport::{Client, ClientBuilder, DEFAULT_ROUNDS, DEFAULT_TIMEOUT};
+pub use transport::Client;

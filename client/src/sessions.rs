@@ -43,24 +43,29 @@ impl Client {
     /// `POST /v1/sessions`: logs a user in. The token in the answer is shown only once.
     ///
     /// Under `on_limit = "deny"` a login over the limit is [`ClientError::LimitReached`].
+    /// With an `idempotency_key` the client may resend the request after a broken connection
+    /// (the node answers the session it already made); without one it never does.
     pub async fn create_session(
         &self,
         req: &CreateSessionRequest,
     ) -> Result<CreateSessionResponse, ClientError> {
-        self.call(Method::POST, "/v1/sessions", Some(req)).await
+        let repeatable = req.idempotency_key.is_some();
+        self.call_with(Method::POST, "/v1/sessions", Some(req), repeatable)
+            .await
     }
 
     /// `POST /v1/sessions/validate`: whether a token is valid now (`valid: false` with a
     /// `reason` is an answer, not an error).
     pub async fn validate(&self, req: &ValidateRequest) -> Result<ValidateResponse, ClientError> {
-        self.call(Method::POST, "/v1/sessions/validate", Some(req))
+        self.call_with(Method::POST, "/v1/sessions/validate", Some(req), true)
             .await
     }
 
     /// `POST /v1/sessions/{id}/touch`: marks the session used now.
     pub async fn touch(&self, id: &SessionId) -> Result<TouchResponse, ClientError> {
         let path = format!("{}/touch", session_path(id));
-        self.call::<(), _>(Method::POST, &path, None).await
+        self.call_with::<(), _>(Method::POST, &path, None, true)
+            .await
     }
 
     /// `GET /v1/sessions/{id}`.

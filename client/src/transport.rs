@@ -5,8 +5,9 @@
 //! answers. A call starts at the current endpoint; on a refused connection or a 503 it moves to
 //! the next one, for at most `rounds` passes over the list, and always within the per-call
 //! deadline. The endpoint that answered becomes the current one (it is sticky), shared by every
-//! clone of the client. A request that may have reached a node (a reset mid-request, a timeout)
-//! is retried only when its method is idempotent, so a create is never sent twice by the client.
+//! clone of the client. A request that may have reached a node (the connection broke after it
+//! was sent) is retried only when repeating it is harmless: idempotent methods, validate, touch,
+//! and a create that carries an idempotency key; so the client never creates a session twice.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,76 +19,23 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::builder::ClientBuilder;
 use crate::error::{describe_reqwest, ClientError};
-use crate::paths::normalize_endpoint;
 use crate::retry::{endpoint_for_attempt, jittered_backoff};
-
-/// The per-call deadline when none is set: 10 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Passes over the endpoint list a call makes before it gives up, when none is set.
-pub const DEFAULT_ROUNDS: u32 = 2;
 
 /// An async client for the sessync v1 API over one or more node endpoints.
 ///
 /// Cheap to clone; clones share the connection pool and the current endpoint.
 #[derive(Clone, Debug)]
 pub struct Client {
-    endpoints: Arc<[String]>,
-    current: Arc<AtomicUsize>,
-    pinned: Option<usize>,
-    api_key: Arc<str>,
-    http: reqwest::Client,
-    timeout: Duration,
-    rounds: u32,
-}
-
-/// Builds a [`Client`] with a per-call deadline and retry budget other than the defaults.
-#[derive(Clone, Debug)]
-pub struct ClientBuilder {
-    endpoints: Vec<String>,
-    api_key: String,
-    timeout: Duration,
-    rounds: u32,
-}
-
-impl ClientBuilder {
-    /// The per-call deadline: no call, retries and backoff included, lasts longer.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How many passes over the endpoint list a call may make (at least 1).
-    pub fn rounds(mut self, rounds: u32) -> Self {
-        self.rounds = rounds.max(1);
-        self
-    }
-
-    /// Checks the endpoints and builds the client.
-    pub fn build(self) -> Result<Client, ClientError> {
-        if self.endpoints.is_empty() {
-            return Err(ClientError::InvalidArgument(
-                "at least one endpoint is needed".into(),
-            ));
-        }
-        let endpoints = self
-            .endpoints
-            .iter()
-            .map(|e| normalize_endpoint(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| ClientError::Transport(describe_reqwest(&e)))?;
-        Ok(Client {
-            endpoints: endpoints.into(),
-            current: Arc::new(AtomicUsize::new(0)),
-            pinned: None,
-            api_key: self.api_key.into(),
-            http,
-            timeout: self.timeout,
-            rounds: self.rounds,
-        })
-    }
+    pub(crate) endpoints: Arc<[String]>,
+    pub(crate) current: Arc<AtomicUsize>,
+    pub(crate) pinned: Option<usize>,
+    pub(crate) api_key: Arc<str>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) timeout: Duration,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) rounds: u32,
 }
 
 /// One answer: status and body, not decoded.
@@ -118,17 +66,18 @@ impl Client {
 
     /// A builder for a client with a non-default deadline or retry budget.
     pub fn builder(endpoints: Vec<String>, api_key: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            endpoints,
-            api_key: api_key.into(),
-            timeout: DEFAULT_TIMEOUT,
-            rounds: DEFAULT_ROUNDS,
-        }
+        ClientBuilder::new(endpoints, api_key.into())
     }
 
     /// This client with another per-call deadline.
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.timeout = timeout;
+        self
+    }
+
+    /// This client with a limit on each attempt (see [`ClientBuilder::attempt_timeout`]).
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Client {
+        self.attempt_timeout = Some(timeout);
         self
     }
 
@@ -201,11 +150,28 @@ impl Client {
     }
 
     /// Sends `body` (if any) as JSON and decodes a 2xx answer as `T`; maps any other status.
+    /// A request that may have reached a node is repeated only if the method is idempotent.
     pub(crate) async fn call<B, T>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
+    ) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let repeatable = method.is_idempotent();
+        self.call_with(method, path, body, repeatable).await
+    }
+
+    /// Like [`Client::call`]; `repeatable` says whether sending the request twice is harmless.
+    pub(crate) async fn call_with<B, T>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        repeatable: bool,
     ) -> Result<T, ClientError>
     where
         B: Serialize + ?Sized,
@@ -218,7 +184,7 @@ impl Client {
             ),
             None => None,
         };
-        let answer = self.send(method, path, bytes).await?;
+        let answer = self.send(method, path, bytes, repeatable).await?;
         if !(200..300).contains(&answer.status) {
             return Err(ClientError::from_response(answer.status, &answer.body));
         }
@@ -230,12 +196,14 @@ impl Client {
     }
 
     /// Sends a request with failover and retries; returns the answer of the node that gave
-    /// one (a 503 only when every attempt ended in one or in a refused connection).
+    /// one (a 503 only when every attempt ended in one or in a refused connection). After a
+    /// broken connection the request is sent again only if `repeatable`.
     pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
+        repeatable: bool,
     ) -> Result<Answer, ClientError> {
         let deadline = Instant::now() + self.timeout;
         let len = self.endpoints.len();
@@ -265,9 +233,7 @@ impl Client {
                     return Ok(a);
                 }
                 Attempt::NotSent(m) => last = Some(Err(ClientError::Transport(m))),
-                Attempt::Uncertain(m) if method.is_idempotent() => {
-                    last = Some(Err(ClientError::Transport(m)))
-                }
+                Attempt::Uncertain(m) if repeatable => last = Some(Err(ClientError::Transport(m))),
                 Attempt::Uncertain(m) | Attempt::TimedOut(m) => {
                     return Err(ClientError::Transport(m))
                 }
@@ -305,7 +271,9 @@ impl Client {
                 self.timeout
             )));
         }
-        let mut req = self.http.request(method.clone(), &url).timeout(remaining);
+        let limit = self.attempt_timeout.map_or(remaining, |a| a.min(remaining));
+        let cut_short = limit < remaining;
+        let mut req = self.http.request(method.clone(), &url).timeout(limit);
         if let Some(b) = body {
             req = req.body(b.to_vec());
         }
@@ -339,11 +307,13 @@ impl Client {
                 body: body.to_vec(),
             })
         };
-        let outcome = match tokio::time::timeout(remaining, exchange).await {
+        let outcome = match tokio::time::timeout(limit, exchange).await {
             Ok(Ok(answer)) => Attempt::Answer(answer),
             Ok(Err(e)) => {
                 let msg = format!("{method} {url}: {}", describe_reqwest(&e));
-                if e.is_timeout() {
+                if e.is_timeout() && cut_short {
+                    Attempt::Uncertain(format!("{msg} (attempt timeout {limit:?})"))
+                } else if e.is_timeout() {
                     Attempt::TimedOut(msg)
                 } else if e.is_connect() {
                     Attempt::NotSent(msg)
@@ -351,6 +321,9 @@ impl Client {
                     Attempt::Uncertain(msg)
                 }
             }
+            Err(_) if cut_short => Attempt::Uncertain(format!(
+                "{method} {url}: no answer within the {limit:?} attempt timeout"
+            )),
             Err(_) => Attempt::TimedOut(format!(
                 "{method} {url}: no answer within the {:?} deadline",
                 self.timeout

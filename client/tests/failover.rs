@@ -261,3 +261,52 @@ async fn decode_errors_name_the_path() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_create_with_an_idempotency_key_is_resent() {
+    use sessync_proto::api::CreateSessionRequest;
+    use sessync_proto::UserId;
+
+    let a = fake(Behaviour::Hangup).await;
+    let b = fake(Behaviour::Answer(500, "{}".into())).await;
+    let c = Client::new(vec![a.url.clone(), b.url.clone()], "k").unwrap();
+    let mut req = CreateSessionRequest {
+        user_id: UserId::parse_field("alice", "user_id").unwrap(),
+        device: Default::default(),
+        origin: None,
+        idempotency_key: None,
+    };
+    let e = c.create_session(&req).await.unwrap_err();
+    assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
+    assert_eq!(b.hits.load(Ordering::SeqCst), 0, "no key: not resent");
+    req.idempotency_key = Some("login-1".into());
+    let e = c.create_session(&req).await.unwrap_err();
+    assert_eq!(e.status(), Some(500));
+    assert_eq!(
+        b.hits.load(Ordering::SeqCst),
+        1,
+        "with a key: resent elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn attempt_timeout_moves_past_a_hung_node() {
+    let hung = fake(Behaviour::Silent).await;
+    let ok = fake(Behaviour::Answer(200, r#"{"users":[]}"#.into())).await;
+    let c = Client::builder(vec![hung.url.clone(), ok.url.clone()], "k")
+        .timeout(Duration::from_secs(5))
+        .attempt_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    assert!(c.active_users().await.unwrap().is_empty());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(c.current_endpoint(), ok.url);
+    // A POST that may have reached the hung node is not sent again.
+    let c = Client::new(vec![hung.url.clone(), ok.url.clone()], "k")
+        .unwrap()
+        .with_attempt_timeout(Duration::from_millis(200));
+    let e = c.add_learner(5, "http://x:1").await.unwrap_err();
+    assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
+    assert_eq!(ok.hits.load(Ordering::SeqCst), 1);
+}

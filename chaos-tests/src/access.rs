@@ -1,0 +1,107 @@
+//! Where things are in a [`TestCluster`]: node ids and URLs, the API keys, ready-made clients,
+//! and each node's files.
+
+use std::path::{Path, PathBuf};
+
+use sessync_client::Client;
+
+use crate::cluster::TestCluster;
+use crate::process::{tail, Node};
+
+impl TestCluster {
+    /// Ids of every node the harness made, running or not, in order.
+    pub fn node_ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Ids of the nodes whose process runs and is not paused.
+    pub fn live_node_ids(&self) -> Vec<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.is_live())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Whether node `id`'s process runs and is not paused.
+    pub fn is_live(&self, id: u64) -> bool {
+        self.node(id).is_live()
+    }
+
+    /// Node `id`'s base URL, `http://127.0.0.1:<port>` (its listen address and advertise URL).
+    ///
+    /// # Panics
+    /// If the cluster has no node `id` (so do the other methods taking an id).
+    pub fn url(&self, id: u64) -> String {
+        self.node(id).url()
+    }
+
+    /// Every node's URL, in id order.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.values().map(Node::url).collect()
+    }
+
+    /// The key with role `app`.
+    pub fn app_key(&self) -> &str {
+        &self.secrets.app_key
+    }
+
+    /// The key with role `admin`.
+    pub fn admin_key(&self) -> &str {
+        &self.secrets.admin_key
+    }
+
+    /// A client over every node (failover) with the app key.
+    pub fn app_client(&self) -> Client {
+        Client::new(self.urls(), self.app_key()).expect("loopback URLs")
+    }
+
+    /// A client over every node (failover) with the admin key.
+    pub fn admin_client(&self) -> Client {
+        Client::new(self.urls(), self.admin_key()).expect("loopback URLs")
+    }
+
+    /// A client that talks only to node `id` (one attempt, no failover) with the app key.
+    pub fn app_client_for(&self, id: u64) -> Client {
+        Client::new(vec![self.url(id)], self.app_key())
+            .expect("a loopback URL")
+            .pinned(0)
+    }
+
+    /// A client that talks only to node `id` (one attempt, no failover) with the admin key.
+    pub fn admin_client_for(&self, id: u64) -> Client {
+        Client::new(vec![self.url(id)], self.admin_key())
+            .expect("a loopback URL")
+            .pinned(0)
+    }
+
+    /// The cluster's temporary directory (a `node-<id>/` per node and `cluster.secret`).
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// The cluster secret file every node reads.
+    pub fn secret_path(&self) -> PathBuf {
+        self.root.join("cluster.secret")
+    }
+
+    /// Node `id`'s config file.
+    pub fn config_path(&self, id: u64) -> PathBuf {
+        self.node(id).config_path()
+    }
+
+    /// Node `id`'s data dir (RocksDB).
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.node(id).data_dir()
+    }
+
+    /// Node `id`'s log: stdout and stderr of every start, each after a marker line.
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.node(id).log_path()
+    }
+
+    /// The last `lines` lines of node `id`'s log.
+    pub fn log_tail(&self, id: u64, lines: usize) -> String {
+        tail(&self.log_path(id), lines)
+    }
+}

@@ -1,0 +1,293 @@
+//! [`TestCluster`]: real `sessync-node` processes on loopback ports, with their files in a
+//! temporary directory, that a test starts, kills, restarts, wipes and grows.
+//!
+//! Every wait polls and is bounded in time; a failed wait's error carries the tails of the
+//! nodes' logs. Dropping the cluster kills every node (and, when the test is panicking, prints
+//! the log tails); set `SESSYNC_KEEP_TEST_DIR=1` to keep the directory for a look afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use sessync_client::{Client, ClientError};
+use sessync_proto::ErrorCode;
+use tempfile::TempDir;
+
+use crate::config::{self, ClusterOptions, KeyHashes, NodeFile};
+use crate::process::{self, tail, Node};
+use crate::secrets::{sha256_hex, Secrets};
+use crate::wait::{wait_for, Check};
+
+/// How long a node may take to answer `/healthz` after it is started.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the harness waits for the nodes to agree on a leader.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Environment variable that keeps the cluster's directory after the test.
+pub const KEEP_DIR_ENV: &str = "SESSYNC_KEEP_TEST_DIR";
+/// Deadline of the harness's own probes of one node.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Log lines of each node quoted in an error.
+pub(crate) const TAIL_LINES: usize = 25;
+/// Times a start is retried when the node could not bind its port (still held after a kill).
+const BIND_RETRIES: u32 = 5;
+
+/// A cluster of real node processes for one test. See the crate docs for an example.
+pub struct TestCluster {
+    dir: Option<TempDir>,
+    pub(crate) root: PathBuf,
+    opts: ClusterOptions,
+    bin: PathBuf,
+    pub(crate) secrets: Secrets,
+    pub(crate) nodes: BTreeMap<u64, Node>,
+}
+
+impl TestCluster {
+    /// Writes the configs, starts `opts.nodes` nodes (ids 1..=n), waits until each answers
+    /// `/healthz`, then (if `opts.init`) initialises the cluster on node 1 with every node as
+    /// a voter and waits until every node names the same leader.
+    pub async fn start(opts: ClusterOptions) -> anyhow::Result<TestCluster> {
+        if opts.nodes == 0 {
+            bail!("a cluster needs at least one node");
+        }
+        let bin = match &opts.node_bin {
+            Some(p) => p.clone(),
+            None => process::node_binary()?,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("sessync-test-")
+            .tempdir()
+            .context("cannot create the cluster's temporary directory")?;
+        let root = dir.path().to_path_buf();
+        let secrets = Secrets::generate();
+        let secret_path = root.join("cluster.secret");
+        fs::write(&secret_path, format!("{}\n", secrets.cluster_secret))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&secret_path, fs::Permissions::from_mode(0o600))?;
+        }
+        let mut cluster = TestCluster {
+            dir: Some(dir),
+            root,
+            opts,
+            bin,
+            secrets,
+            nodes: BTreeMap::new(),
+        };
+        let ports = process::free_ports(cluster.opts.nodes, &BTreeSet::new())?;
+        for (i, port) in ports.into_iter().enumerate() {
+            cluster.create_node(i as u64 + 1, port)?;
+        }
+        let ids = cluster.node_ids();
+        let bin = cluster.bin.clone();
+        for &id in &ids {
+            cluster.node_mut(id).spawn(&bin)?;
+        }
+        for &id in &ids {
+            cluster.wait_healthy(id).await?;
+        }
+        if cluster.opts.init {
+            cluster.init_all().await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Creates a node's directory and config file.
+    fn create_node(&mut self, id: u64, port: u16) -> anyhow::Result<()> {
+        let node = Node::new(id, port, self.root.join(format!("node-{id}")));
+        fs::create_dir_all(node.data_dir())?;
+        self.nodes.insert(id, node);
+        self.write_config(id)
+    }
+
+    fn write_config(&self, id: u64) -> anyhow::Result<()> {
+        let node = self.node(id);
+        let (data_dir, secret_file) = (node.data_dir(), self.secret_path());
+        let app = sha256_hex(&self.secrets.app_key);
+        let admin = sha256_hex(&self.secrets.admin_key);
+        let text = config::render(
+            &self.opts,
+            &NodeFile {
+                id,
+                port: node.port,
+                data_dir: &data_dir,
+                secret_file: &secret_file,
+                node_toml: &node.node_toml,
+            },
+            &KeyHashes {
+                app_sha256: &app,
+                admin_sha256: &admin,
+            },
+        )?;
+        fs::write(node.config_path(), text)
+            .with_context(|| format!("cannot write {}", node.config_path().display()))
+    }
+
+    pub(crate) fn node(&self, id: u64) -> &Node {
+        self.nodes
+            .get(&id)
+            .unwrap_or_else(|| panic!("no node {id} in this cluster ({:?})", self.node_ids()))
+    }
+
+    pub(crate) fn node_mut(&mut self, id: u64) -> &mut Node {
+        let ids = self.node_ids();
+        self.nodes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no node {id} in this cluster ({ids:?})"))
+    }
+
+    /// `POST /cluster/init` on node 1 with every node, then waits for an agreed leader.
+    async fn init_all(&self) -> anyhow::Result<()> {
+        let members: BTreeMap<u64, String> = self.nodes.values().map(|n| (n.id, n.url())).collect();
+        let first = *members.keys().next().expect("at least one node");
+        let admin = self.admin_client_for(first);
+        let mut tried = false;
+        let result = wait_for("POST /cluster/init", LEADER_TIMEOUT, || {
+            let (admin, members) = (admin.clone(), members.clone());
+            let retry = std::mem::replace(&mut tried, true);
+            async move {
+                match admin.cluster_init(members).await {
+                    Ok(_) => Check::Done(()),
+                    // A retry after an answer that got lost finds it done.
+                    Err(ClientError::Conflict {
+                        code: ErrorCode::AlreadyInitialized,
+                        ..
+                    }) if retry => Check::Done(()),
+                    Err(e) if e.is_unavailable() => Check::NotYet(e.to_string()),
+                    Err(e) => Check::Fail(e.into()),
+                }
+            }
+        })
+        .await;
+        result.map_err(|e| self.with_logs(e))?;
+        self.leader().await.map(|_| ())
+    }
+
+    /// Waits until node `id` answers `/healthz`; fails at once if its process exits, and
+    /// retries the start if the port was still taken.
+    async fn wait_healthy(&self, id: u64) -> anyhow::Result<()> {
+        let node = self.node(id);
+        let probe = Client::new(vec![node.url()], "")
+            .expect("a loopback URL")
+            .pinned(0)
+            .with_timeout(PROBE_TIMEOUT);
+        let what = format!("node {id} to answer /healthz at {}", node.url());
+        wait_for(&what, START_TIMEOUT, || {
+            let probe = probe.clone();
+            async move {
+                if let Some(status) = node.exited() {
+                    return Check::Fail(anyhow!(
+                        "node {id} exited ({status}) before it was healthy"
+                    ));
+                }
+                match probe.healthz().await {
+                    Ok(true) => Check::Done(()),
+                    Ok(false) => Check::NotYet("it answered /healthz with an error".into()),
+                    Err(e) => Check::NotYet(e.to_string()),
+                }
+            }
+        })
+        .await
+        .map_err(|e| self.with_log_of(id, e))
+    }
+
+    /// Starts node `id` and waits for it; retries when it could not bind its port.
+    async fn spawn_and_wait(&mut self, id: u64) -> anyhow::Result<()> {
+        let bin = self.bin.clone();
+        for attempt in 0..=BIND_RETRIES {
+            let offset = self.node_mut(id).spawn(&bin)?;
+            match self.wait_healthy(id).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let log = self.node(id).log_since(offset).to_ascii_lowercase();
+                    let port_taken = self.node(id).exited().is_some()
+                        && (log.contains("address already in use") || log.contains("addrinuse"));
+                    if !port_taken || attempt == BIND_RETRIES {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Gives node `id` its own extra TOML, merged last over its config (like
+    /// [`ClusterOptions::extra_toml`]; replaces any earlier one). The file is rewritten now and
+    /// read at the node's next start ([`TestCluster::restart`]).
+    pub fn set_node_toml(&mut self, id: u64, toml: &str) -> anyhow::Result<()> {
+        self.node_mut(id).node_toml = toml.to_owned();
+        self.write_config(id)
+    }
+
+    /// SIGKILLs node `id` and reaps it; a no-op if it is not running.
+    pub fn kill(&mut self, id: u64) {
+        self.node_mut(id).kill();
+    }
+
+    /// Starts node `id` again with the same config, data dir and port (killing it first if it
+    /// runs) and waits until it answers `/healthz`.
+    pub async fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        self.node_mut(id).kill();
+        self.spawn_and_wait(id).await
+    }
+
+    /// Kills node `id` if it runs and deletes its data dir; a restart then starts it empty.
+    pub fn wipe(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        node.kill();
+        if let Err(e) = node.remove_data() {
+            panic!("cannot delete node {id}'s data dir: {e}");
+        }
+    }
+
+    /// Freezes node `id` with SIGSTOP: the process and its sockets stay, but it answers
+    /// nothing (a hung node). It counts as not live until [`TestCluster::resume`]. A client
+    /// waits out its deadline on it unless built with an attempt timeout
+    /// (`client.with_attempt_timeout(..)`), which lets it fail over.
+    pub fn pause(&mut self, id: u64) -> anyhow::Result<()> {
+        self.node_mut(id).signal_stop(true)
+    }
+
+    /// Lets a paused node run again (SIGCONT).
+    pub fn resume(&mut self, id: u64) -> anyhow::Result<()> {
+        self.node_mut(id).signal_stop(false)
+    }
+
+    /// Starts a new node (the next id) on a new port with the cluster's config, and waits
+    /// until it answers `/healthz`. It is not in the membership: add it with
+    /// `add_learner(id, url(id))` and `change_membership`.
+    pub async fn add_node(&mut self) -> anyhow::Result<u64> {
+        let id = self.nodes.keys().max().map_or(1, |m| m + 1);
+        let used: BTreeSet<u16> = self.nodes.values().map(|n| n.port).collect();
+        let port = process::free_ports(1, &used)?[0];
+        self.create_node(id, port)?;
+        self.spawn_and_wait(id).await?;
+        Ok(id)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        for n in self.nodes.values_mut() {
+            n.kill();
+            if panicking {
+                eprintln!(
+                    "--- node {} log ({}), last 40 lines:\n{}",
+                    n.id,
+                    n.log_path().display(),
+                    tail(&n.log_path(), 40)
+                );
+            }
+        }
+        if std::env::var_os(KEEP_DIR_ENV).is_some() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                eprintln!("sessync test cluster kept in {}", kept.display());
+            }
+        }
+    }
+}

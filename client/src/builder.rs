@@ -1,0 +1,86 @@
+//! [`ClientBuilder`]: the endpoints, key, per-call deadline, attempt timeout and retry budget
+//! of a [`Client`], checked once when it is built.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{describe_reqwest, ClientError};
+use crate::paths::normalize_endpoint;
+use crate::transport::Client;
+
+/// The per-call deadline when none is set: 10 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Passes over the endpoint list a call makes before it gives up, when none is set.
+pub const DEFAULT_ROUNDS: u32 = 2;
+
+/// Builds a [`Client`] with a per-call deadline and retry budget other than the defaults.
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    endpoints: Vec<String>,
+    api_key: String,
+    timeout: Duration,
+    attempt_timeout: Option<Duration>,
+    rounds: u32,
+}
+
+impl ClientBuilder {
+    /// A builder with the defaults; see [`Client::builder`].
+    pub(crate) fn new(endpoints: Vec<String>, api_key: String) -> Self {
+        Self {
+            endpoints,
+            api_key,
+            timeout: DEFAULT_TIMEOUT,
+            attempt_timeout: None,
+            rounds: DEFAULT_ROUNDS,
+        }
+    }
+
+    /// The per-call deadline: no call, retries and backoff included, lasts longer.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The longest one attempt may wait for its answer before the call moves to the next
+    /// endpoint (default: no limit but the per-call deadline). A node that accepts connections
+    /// but does not answer (hung, paused) then costs one attempt instead of the whole call; the
+    /// request is sent elsewhere only when repeating it is harmless.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// How many passes over the endpoint list a call may make (at least 1).
+    pub fn rounds(mut self, rounds: u32) -> Self {
+        self.rounds = rounds.max(1);
+        self
+    }
+
+    /// Checks the endpoints and builds the client.
+    pub fn build(self) -> Result<Client, ClientError> {
+        if self.endpoints.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "at least one endpoint is needed".into(),
+            ));
+        }
+        let endpoints = self
+            .endpoints
+            .iter()
+            .map(|e| normalize_endpoint(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ClientError::Transport(describe_reqwest(&e)))?;
+        Ok(Client {
+            endpoints: endpoints.into(),
+            current: Arc::new(AtomicUsize::new(0)),
+            pinned: None,
+            api_key: self.api_key.into(),
+            http,
+            timeout: self.timeout,
+            attempt_timeout: self.attempt_timeout,
+            rounds: self.rounds,
+        })
+    }
+}
