@@ -71,6 +71,13 @@ pub fn authenticate(parts: &Parts, app: &App, needed: Role) -> Result<Caller, Ap
     })
 }
 
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::App => "app",
+        Role::Admin => "admin",
+    }
+}
+
 impl FromRequestParts<App> for AppCaller {
     type Rejection = ApiError;
 
