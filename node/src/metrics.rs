@@ -186,11 +186,12 @@ impl Metrics {
         self.last_applied
             .set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);
         let (active, blocked, ended) = app.state().read(|s| {
-            s.all().fold((0i64, 0i64, 0i64), |(a, b, e), x| match x.state {
-                SessionState::Active => (a + 1, b, e),
-                SessionState::Blocked => (a, b + 1, e),
-                SessionState::Ended => (a, b, e + 1),
-            })
+            s.all()
+                .fold((0i64, 0i64, 0i64), |(a, b, e), x| match x.state {
+                    SessionState::Active => (a + 1, b, e),
+                    SessionState::Blocked => (a, b + 1, e),
+                    SessionState::Ended => (a, b, e + 1),
+                })
         });
         for (state, n) in [("active", active), ("blocked", blocked), ("ended", ended)] {
             self.sessions

@@ -72,7 +72,10 @@ async fn admin_views() {
         .await;
     assert_eq!(au["events"], json!([]));
 
-    let (s, m) = node.raw(Method::GET, "/metrics", "", None).await;
+    // Metrics are closed by default: an admin key is needed.
+    let (s, b) = node.raw(Method::GET, "/metrics", "", None).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    let (s, m) = node.raw(Method::GET, "/metrics", ADMIN_KEY, None).await;
     assert_eq!(s, StatusCode::OK);
     let text = m.as_str().unwrap();
     assert!(text.contains("sessync_http_requests_total"), "{text}");

@@ -60,10 +60,11 @@ pub fn authenticate(parts: &Parts, app: &App, needed: Role) -> Result<Caller, Ap
     };
     if !role.allows(needed) {
         fail("wrong_role", Some(name));
-        return Err(ApiError::forbidden(
-            format!("the API key `{name}` has role {role:?}; this endpoint needs role {needed:?}")
-                .to_lowercase(),
-        ));
+        return Err(ApiError::forbidden(format!(
+            "the API key `{name}` has role {}; this endpoint needs role {}",
+            role_name(*role),
+            role_name(needed)
+        )));
     }
     Ok(Caller {
         key_name: name.clone(),

@@ -22,21 +22,24 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     } else {
         bytes
     };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("body", "must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();
-        // serde names a missing or unknown field only in its message: pull it out.
-        let named = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"))
+        // A missing field is reported at its parent's path; name the field itself.
+        let missing = msg
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
             .map(str::to_owned);
-        let field = match (named, path.as_str()) {
+        let field = match (missing, path.as_str()) {
+            _ if inner.is_syntax() || inner.is_eof() => "body".to_owned(),
             (Some(f), "." | "") => f,
             (Some(f), p) => format!("{p}.{f}"),
-            (None, "." | "") => "body".to_owned(),
+            (None, "." | "" | "?") => "body".to_owned(),
             (None, p) => p.to_owned(),
         };
         let reason = if inner.is_syntax() || inner.is_eof() {

@@ -19,4 +19,8 @@ pub use record::{Session, TokenHash};
 pub use store::SessionStore;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;
