@@ -162,7 +162,29 @@ impl TestCluster {
         })
         .await;
         result.map_err(|e| self.with_logs(e))?;
-        self.leader().await.map(|_| ())
+        self.leader().await?;
+        self.wait_policy_replicated().await
+    }
+
+    /// Waits until every node shows a replicated policy (the leader writes it right after
+    /// init), so a test never starts before the configured policy applies.
+    async fn wait_policy_replicated(&self) -> anyhow::Result<()> {
+        for id in self.live_node_ids() {
+            let admin = self.admin_client_for(id);
+            wait_for("the replicated policy", LEADER_TIMEOUT, || {
+                let admin = admin.clone();
+                async move {
+                    match admin.config().await {
+                        Ok(c) if c.policy.is_some() => Check::Done(()),
+                        Ok(_) => Check::NotYet(format!("node {id} has no policy yet")),
+                        Err(e) => Check::NotYet(e.to_string()),
+                    }
+                }
+            })
+            .await
+            .map_err(|e| self.with_logs(e))?;
+        }
+        Ok(())
     }
 
     /// Waits until node `id` answers `/healthz`; fails at once if its process exits, and

@@ -153,7 +153,23 @@ impl App {
     }
 
     /// Proposes `cmd` and waits for it to be applied, within the request deadline.
+    ///
+    /// Until a policy is in the replicated state (right after init), the leader first writes its
+    /// own, so no session is ever judged by the built-in default instead of the configured policy.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ApiError> {
+        let needs_policy = !matches!(cmd, Command::SetPolicy { .. })
+            && self.0.state.read(|s| s.replicated_policy().is_none());
+        if needs_policy {
+            self.write(Command::SetPolicy {
+                at: self.cluster_now(),
+                policy: self.0.file_policy.clone(),
+            })
+            .await?;
+        }
+        self.write(cmd).await
+    }
+
+    async fn write(&self, cmd: Command) -> Result<Outcome, ApiError> {
         let t = self.0.request_timeout;
         match tokio::time::timeout(t, self.0.raft.client_write(cmd)).await {
             Err(_) => Err(ApiError::unavailable(format!(
