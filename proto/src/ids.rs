@@ -55,25 +55,6 @@ impl UserId {
     }
 }
 
-impl TryFrom<String> for UserId {
-    type Error = FieldError;
-    fn try_from(s: String) -> Result<Self, FieldError> {
-        Self::parse_field(&s, "user_id")
-    }
-}
-
-impl From<UserId> for String {
-    fn from(u: UserId) -> String {
-        u.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The public handle of a session: safe to show and log, unlike its token.
 ///
 /// Made by the leader as `s_` followed by 32 lowercase hex digits (128 random bits).
@@ -124,25 +105,6 @@ impl SessionId {
     }
 }
 
-impl TryFrom<String> for SessionId {
-    type Error = FieldError;
-    fn try_from(s: String) -> Result<Self, FieldError> {
-        Self::parse_field(&s, "session_id")
-    }
-}
-
-impl From<SessionId> for String {
-    fn from(s: SessionId) -> String {
-        s.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The name of a site (one sessync Raft cluster) in the federation: 1–64 bytes of
 /// lowercase ASCII letters, digits, '-' and '_'.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -176,24 +138,34 @@ impl SiteName {
     }
 }
 
-impl TryFrom<String> for SiteName {
-    type Error = FieldError;
-    fn try_from(s: String) -> Result<Self, FieldError> {
-        Self::parse_field(&s, "site")
-    }
+/// The conversions every identifier shares: from a `String` through its check (so serde
+/// validates), back to a `String`, and `Display` as the plain text.
+macro_rules! string_id {
+    ($ty:ident, $field:literal) => {
+        impl TryFrom<String> for $ty {
+            type Error = FieldError;
+            fn try_from(s: String) -> Result<Self, FieldError> {
+                Self::parse_field(&s, $field)
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(v: $ty) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl From<SiteName> for String {
-    fn from(s: SiteName) -> String {
-        s.0
-    }
-}
-
-impl fmt::Display for SiteName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_id!(UserId, "user_id");
+string_id!(SessionId, "session_id");
+string_id!(SiteName, "site");
 
 #[cfg(test)]
 mod tests {
