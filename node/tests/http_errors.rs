@@ -198,6 +198,38 @@ async fn keys_and_roles() {
         let (s, b) = node.call(Method::GET, path, APP_KEY, None).await;
         assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden", None);
     }
+    // Every keyed endpoint refuses a missing or unknown key.
+    let sid = "s_00000000000000000000000000000000";
+    let keyed = [
+        (Method::POST, "/v1/sessions".to_owned()),
+        (Method::POST, "/v1/sessions/validate".to_owned()),
+        (Method::POST, format!("/v1/sessions/{sid}/touch")),
+        (Method::GET, format!("/v1/sessions/{sid}")),
+        (Method::DELETE, format!("/v1/sessions/{sid}")),
+        (Method::GET, "/v1/users/a/sessions".to_owned()),
+        (Method::POST, "/v1/users/a/verify".to_owned()),
+        (Method::POST, "/v1/users/a/invalidate".to_owned()),
+        (Method::GET, "/v1/config".to_owned()),
+        (Method::GET, "/v1/users/active".to_owned()),
+        (Method::GET, "/v1/audit".to_owned()),
+        (Method::GET, "/metrics".to_owned()),
+        (Method::POST, "/cluster/init".to_owned()),
+        (Method::POST, "/cluster/learners".to_owned()),
+        (Method::POST, "/cluster/membership".to_owned()),
+        (Method::GET, "/cluster/status".to_owned()),
+        (Method::POST, "/cluster/snapshot".to_owned()),
+        (Method::GET, "/cluster/digest".to_owned()),
+    ];
+    for (m, p) in &keyed {
+        for key in ["", "wrong-key"] {
+            let (s, b) = node.call(m.clone(), p, key, Some(json!({}))).await;
+            assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
+        }
+    }
+    for (m, p) in keyed.iter().filter(|(_, p)| p.starts_with("/cluster")) {
+        let (s, b) = node.call(m.clone(), p, APP_KEY, Some(json!({}))).await;
+        assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden", None);
+    }
     // An admin key may use the session endpoints too.
     let (s, _) = node
         .call(Method::POST, "/v1/sessions", ADMIN_KEY, body)

@@ -10,6 +10,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sessync_proto::api::MAX_BODY_BYTES;
 
+use sessync_proto::Role;
+
+use super::auth::authenticate;
 use super::body::read_limited;
 use super::error::ApiError;
 use super::state::App;
@@ -30,6 +33,10 @@ pub async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Resp
             .into_response();
     };
     let (parts, body) = req.into_parts();
+    // Only callers with a valid key are worth a hop; the leader checks the role.
+    if let Err(e) = authenticate(&parts, &app, Role::App) {
+        return e.into_response();
+    }
     let bytes = match read_limited(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
