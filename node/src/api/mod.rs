@@ -12,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod cluster;
 pub mod error;
+pub mod events;
 pub mod forward;
 pub mod sessions;
 mod state;
@@ -38,6 +39,7 @@ pub fn router(app: App) -> Router {
         .merge(leader_only)
         .merge(sessions::read_routes())
         .merge(admin::routes())
+        .merge(events::routes())
         .merge(cluster::read_routes())
         .merge(crate::network::server::routes())
         .merge(crate::readindex::routes())

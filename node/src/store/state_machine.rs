@@ -22,7 +22,7 @@ use super::any_err;
 use super::keys::{self, index_key};
 use super::snapshot::{self, SnapshotBuilder, SnapshotPayload};
 use crate::raft_types::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
-use crate::session::{self, Mutation, Outcome, Session, SessionStore};
+use crate::session::{self, Command, Mutation, Outcome, Session, SessionStore};
 
 /// Most old audit events one entry removes; later entries remove the rest.
 const AUDIT_TRIM_BATCH: usize = 10_000;
@@ -172,6 +172,10 @@ impl StateMachineStore {
                     session::apply(&mut st, &cmd)
                 };
                 changed = self.persist(&mut batch, &muts)?;
+                // A touch only slides last_seen_at: not a state change worth announcing.
+                if matches!(cmd, Command::Touch { .. }) {
+                    changed.clear();
+                }
                 outcome
             }
             EntryPayload::Membership(m) => {

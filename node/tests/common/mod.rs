@@ -150,6 +150,16 @@ election_timeout_max = "300ms"
         (status, value)
     }
 
+    /// Opens a GET whose body is read as it arrives (for the event stream).
+    pub async fn open_stream(&self, path: &str, key: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// Creates a session for `user`; returns (session_id, token).
     pub async fn login(&self, user: &str) -> (String, String) {
         let (s, b) = self
