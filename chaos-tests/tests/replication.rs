@@ -103,3 +103,50 @@ async fn replicas_hold_identical_state() -> anyhow::Result<()> {
     cluster.assert_identical_state().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_through_a_follower_is_replicated() -> anyhow::Result<()> {
+    let cluster = TestCluster::start(ClusterOptions {
+        policy_toml: "touch_interval = \"200ms\"".to_owned(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let leader = cluster.leader().await?;
+    let follower = cluster
+        .node_ids()
+        .into_iter()
+        .find(|n| *n != leader)
+        .unwrap();
+    let created = cluster
+        .app_client()
+        .create_session(&create("toucher"))
+        .await?;
+    let before = created.session.last_seen_at;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let v = cluster
+        .app_client_for(follower)
+        .validate(&ValidateRequest {
+            token: created.token.clone(),
+            touch: true,
+            consistency: Consistency::Linearizable,
+        })
+        .await?;
+    assert!(v.valid, "{v:?}");
+    let after = v
+        .session
+        .expect("a valid answer carries the session")
+        .last_seen_at;
+    assert!(
+        after > before,
+        "the touch moved last_seen_at: {before} -> {after}"
+    );
+    // Every node sees the replicated touch.
+    for id in cluster.node_ids() {
+        let s = cluster
+            .app_client_for(id)
+            .get_session(&created.session.session_id)
+            .await?;
+        assert_eq!(s.last_seen_at, after, "node {id}");
+    }
+    Ok(())
+}

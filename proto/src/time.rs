@@ -44,9 +44,14 @@ impl Timestamp {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
+    /// The last millisecond RFC 3339 can write (9999-12-31T23:59:59.999Z); later times are
+    /// shown as this one.
+    pub const MAX_RFC3339: u64 = 253_402_300_799_999;
+
     /// RFC 3339 UTC with milliseconds.
     pub fn to_rfc3339(self) -> String {
-        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(self.0)).to_string()
+        let ms = self.0.min(Self::MAX_RFC3339);
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
     }
 
     /// Parses RFC 3339 (any precision); used for query parameters such as `since`.
@@ -99,6 +104,11 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339(&s).unwrap(), t);
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn far_future_times_render_without_panicking() {
+        assert_eq!(Timestamp(u64::MAX).to_rfc3339(), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -102,14 +102,14 @@ fn unexpected(o: Outcome) -> ApiError {
     ApiError::internal(format!("unexpected state machine outcome: {o:?}"))
 }
 
-fn invalid(reason: &str) -> Json<ValidateResponse> {
-    Json(ValidateResponse {
+fn invalid(reason: &str) -> ValidateResponse {
+    ValidateResponse {
         valid: false,
         session: None,
         seconds_until_idle_end: None,
         seconds_until_session_end: None,
         reason: Some(reason.to_owned()),
-    })
+    }
 }
 
 /// Cluster time for a local read: this node's clock pushed forward by the skew bound, so a slow
@@ -139,58 +139,64 @@ async fn validate(
             .filter(|x| tokens::hashes_equal(&x.token_hash, &hash))
             .map(|x| (x.as_of(now, s.policy()), s.policy().clone()))
     });
-    let Some((sess, policy)) = found else {
-        return Ok(invalid("unknown"));
+    let Some((mut sess, policy)) = found else {
+        return Ok(Json(invalid("unknown")));
     };
-    match sess.state {
-        SessionState::Ended => {
-            return Ok(invalid(
-                sess.end_reason.map_or("unknown", EndReason::as_str),
-            ));
+    if sess.state == SessionState::Active
+        && req.touch
+        && now.since(sess.last_seen_at) >= policy.touch_interval
+    {
+        if !app.is_leader() {
+            // The leader replicates the touch and judges the session after it.
+            return validate_on_leader(&app, &req, &headers).await;
         }
-        SessionState::Blocked => return Ok(invalid("blocked")),
-        SessionState::Active => {}
+        sess = touch_and_judge(&app, &sess.id, now).await?;
     }
-    if req.touch && now.since(sess.last_seen_at) >= policy.touch_interval {
-        let t = replicate_touch(&app, &sess.id, &headers).await?;
-        return Ok(Json(ValidateResponse {
-            valid: true,
-            session: Some(t.session),
-            seconds_until_idle_end: Some(t.seconds_until_idle_end),
-            seconds_until_session_end: Some(t.seconds_until_session_end),
-            reason: None,
-        }));
-    }
-    let (idle, life) = sess.seconds_left(now, &policy);
-    Ok(Json(ValidateResponse {
-        valid: true,
-        session: Some(sess.view(&policy)),
-        seconds_until_idle_end: Some(idle),
-        seconds_until_session_end: Some(life),
-        reason: None,
-    }))
+    Ok(Json(judged(&sess, now, &policy)))
 }
 
-/// Has the leader replicate a touch of `id` and returns the leader's view after it.
-async fn replicate_touch(
-    app: &App,
-    id: &SessionId,
-    headers: &HeaderMap,
-) -> Result<TouchResponse, ApiError> {
-    if app.is_leader() {
-        return touch_here(app, id).await;
+/// The validate answer for a session as judged at `now`.
+fn judged(sess: &Session, now: Timestamp, policy: &sessync_proto::Policy) -> ValidateResponse {
+    match sess.state {
+        SessionState::Ended => invalid(sess.end_reason.map_or("unknown", EndReason::as_str)),
+        SessionState::Blocked => invalid("blocked"),
+        SessionState::Active => {
+            let (idle, life) = sess.seconds_left(now, policy);
+            ValidateResponse {
+                valid: true,
+                session: Some(sess.view(policy)),
+                seconds_until_idle_end: Some(idle),
+                seconds_until_session_end: Some(life),
+                reason: None,
+            }
+        }
     }
+}
+
+/// Sends a validate that needs a replicated touch to the leader and passes its answer back.
+async fn validate_on_leader(
+    app: &App,
+    req: &ValidateRequest,
+    headers: &HeaderMap,
+) -> Result<Json<ValidateResponse>, ApiError> {
     let Some((leader_id, url)) = app.leader() else {
         return Err(ApiError::unavailable(
             "no leader is elected right now; retry",
         ));
     };
-    let path = format!("/v1/sessions/{id}/touch");
-    let resp = forward::send(app, Method::POST, &url, &path, headers, Vec::new())
-        .await
-        .map_err(|e| {
-            ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
-        })?;
+    let body = serde_json::to_vec(req).map_err(|e| ApiError::internal(e.to_string()))?;
+    let resp = forward::send(
+        app,
+        Method::POST,
+        &url,
+        "/v1/sessions/validate",
+        headers,
+        body,
+    )
+    .await
+    .map_err(|e| {
+        ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
+    })?;
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await
@@ -199,19 +205,34 @@ async fn replicate_touch(
         return Err(
             match serde_json::from_slice::<sessync_proto::ErrorBody>(&bytes) {
                 Ok(body) => ApiError { body },
-                Err(_) => ApiError::unavailable(format!("the leader answered {status} to a touch")),
+                Err(_) => {
+                    ApiError::unavailable(format!("the leader answered {status} to a validate"))
+                }
             },
         );
     }
     serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::unavailable(format!("bad touch answer from the leader: {e}")))
+        .map(Json)
+        .map_err(|e| ApiError::unavailable(format!("bad validate answer from the leader: {e}")))
 }
 
-/// On the leader: replicates a touch (batched with others) unless one is recent enough.
-async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError> {
-    let now = app.cluster_now();
+/// On the leader: replicates a touch of an active session accepted at cluster time `now`
+/// (batched with others) unless a recent one stands, then judges the session again.
+async fn touch_and_judge(app: &App, id: &SessionId, now: Timestamp) -> Result<Session, ApiError> {
     let (sess, policy) = lookup(app, id)?;
     let sess = sess.as_of(now, &policy);
+    if sess.state != SessionState::Active || now.since(sess.last_seen_at) < policy.touch_interval {
+        return Ok(sess);
+    }
+    app.touches().touch(id.clone(), now).await?;
+    let (after, policy) = lookup(app, id)?;
+    Ok(after.as_of(now, &policy))
+}
+
+/// On the leader: the touch endpoint's work.
+async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError> {
+    let now = app.cluster_now();
+    let sess = touch_and_judge(app, id, now).await?;
     match sess.state {
         SessionState::Ended => {
             return Err(ApiError::conflict(format!(
@@ -226,12 +247,7 @@ async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError
         }
         SessionState::Active => {}
     }
-    let sess = if now.since(sess.last_seen_at) >= policy.touch_interval {
-        app.touches().touch(id.clone()).await?;
-        lookup(app, id)?.0.as_of(app.cluster_now(), &policy)
-    } else {
-        sess
-    };
+    let policy = app.state().read(|s| s.policy().clone());
     let (idle, life) = sess.seconds_left(now, &policy);
     Ok(TouchResponse {
         session: sess.view(&policy),

@@ -62,7 +62,12 @@ impl App {
             .connect_timeout(Duration::from_millis(500))
             .build()
             .expect("reqwest client with static settings builds");
-        let touches = TouchBatcher::spawn(raft.clone(), state.clone(), metrics.clone());
+        let touches = TouchBatcher::spawn(
+            raft.clone(),
+            state.clone(),
+            metrics.clone(),
+            config.limits.request_timeout,
+        );
         let audit = AuditReporter::spawn(
             raft.clone(),
             config.node_id,

@@ -89,11 +89,16 @@ impl Tx<'_> {
 }
 
 /// Applies `cmd` to `store`; returns what to answer and the mutations to persist.
+///
+/// Cluster time never runs backwards in the log: a command stamped earlier than one applied
+/// before it (two proposals racing on the leader, or a new leader with a slower clock) takes the
+/// later time.
 pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>) {
-    store.advance_clock(cmd.at());
+    let at = cmd.at().max(store.clock());
+    store.advance_clock(at);
     let mut tx = Tx {
         store,
-        at: cmd.at(),
+        at,
         mutations: Vec::new(),
     };
     let outcome = match cmd {
@@ -107,6 +112,7 @@ pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>
                     None,
                     serde_json::to_value(policy).unwrap_or_default(),
                 );
+                enforce_lowered_limit(&mut tx);
             }
             Outcome::Done
         }
@@ -182,18 +188,18 @@ pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>
                 replayed: false,
             }
         }
-        Command::Touch { session_ids, .. } => {
+        Command::Touch { touches, .. } => {
             let policy = tx.store.policy().clone();
-            for id in session_ids {
+            for (id, touched_at) in touches {
                 let Some(s) = tx.store.get(id) else { continue };
-                if s.state != SessionState::Active || !s.is_valid_at(tx.at, &policy) {
-                    continue;
-                }
-                if s.last_seen_at >= tx.at {
+                // A touch counts if the session was valid when the leader accepted it, even if
+                // the entry is applied a moment after the deadline (an ended session stays ended).
+                let touched_at = (*touched_at).min(tx.at);
+                if !s.is_valid_at(touched_at, &policy) || s.last_seen_at >= touched_at {
                     continue;
                 }
                 let mut s = s.clone();
-                s.last_seen_at = tx.at;
+                s.last_seen_at = touched_at;
                 tx.put(s);
             }
             Outcome::Done
@@ -232,7 +238,12 @@ pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>
         Command::Expire { .. } => expire(&mut tx),
         Command::RecordAudit { notes, .. } => {
             for n in notes {
-                tx.push(Mutation::Audit(n.clone()));
+                // Stamped with cluster time, so the audit log stays ordered by time and a node
+                // with a skewed clock cannot hold up its trimming.
+                let mut n = n.clone();
+                n.detail = json!({ "reported_at": n.at, "event": n.detail });
+                n.at = tx.at;
+                tx.push(Mutation::Audit(n));
             }
             Outcome::Done
         }
@@ -320,6 +331,34 @@ fn invalidate(tx: &mut Tx<'_>, user: &UserId, one: Option<&SessionId>) -> Outcom
     let ended = to_end.len() as u32;
     tx.audit("invalidate", Some(user), one, json!({ "ended": ended }));
     Outcome::Invalidated { ended }
+}
+
+/// After the limit was lowered, ends each user's least recently used active sessions beyond it
+/// (`evicted`), so no read ever shows more active sessions than the limit in force.
+fn enforce_lowered_limit(tx: &mut Tx<'_>) {
+    let limit = tx.store.policy().max_concurrent_sessions as usize;
+    if limit == 0 {
+        return;
+    }
+    let users: Vec<UserId> = tx.store.users().cloned().collect();
+    for user in users {
+        let mut active: Vec<Session> = tx
+            .store
+            .user_sessions(&user)
+            .filter(|s| s.state == SessionState::Active)
+            .cloned()
+            .collect();
+        if active.len() <= limit {
+            continue;
+        }
+        active.sort_by(|a, b| {
+            (a.last_seen_at, a.created_at, &a.id).cmp(&(b.last_seen_at, b.created_at, &b.id))
+        });
+        let excess = active.len() - limit;
+        for s in active.iter().take(excess) {
+            tx.end(&s.id, EndReason::Evicted, tx.at);
+        }
+    }
 }
 
 fn expire(tx: &mut Tx<'_>) -> Outcome {

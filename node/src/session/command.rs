@@ -25,10 +25,11 @@ pub enum Command {
         origin: Option<String>,
         idempotency_key: Option<String>,
     },
-    /// Touches of several sessions, coalesced into one entry.
+    /// Touches of several sessions, coalesced into one entry; each carries the cluster time at
+    /// which the leader accepted it, and counts if the session was valid then.
     Touch {
         at: Timestamp,
-        session_ids: Vec<SessionId>,
+        touches: Vec<(SessionId, Timestamp)>,
     },
     /// End one session (logout or an operator's end).
     End {

@@ -44,7 +44,7 @@ fn to_command(op: &Op, t: Timestamp) -> Command {
         },
         Op::Touch(s) => Command::Touch {
             at: t,
-            session_ids: vec![sid(*s)],
+            touches: vec![(sid(*s), t)],
         },
         Op::End(s) => Command::End {
             at: t,

@@ -83,6 +83,11 @@ impl SessionStore {
             .filter_map(|id| self.sessions.get(id))
     }
 
+    /// Every user holding a session (of any state), in order.
+    pub fn users(&self) -> impl Iterator<Item = &UserId> {
+        self.by_user.keys()
+    }
+
     /// Every session, ordered by id.
     pub fn all(&self) -> impl Iterator<Item = &Session> {
         self.sessions.values()

@@ -76,7 +76,7 @@ fn evict_oldest_ends_least_recently_used() {
     // Session 1 is used later than 2, so 2 is the least recently used.
     sm.run(Command::Touch {
         at: at(5000),
-        session_ids: vec![sid(1)],
+        touches: vec![(sid(1), at(5000))],
     });
     sm.create(3, "a", 6000);
     assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Evicted)));
@@ -235,7 +235,7 @@ fn touches_extend_idle_but_not_lifetime() {
         t += 300_000;
         sm.run(Command::Touch {
             at: at(t),
-            session_ids: vec![sid(1)],
+            touches: vec![(sid(1), at(t))],
         });
         sm.run(Command::Expire { at: at(t) });
     }
@@ -341,4 +341,55 @@ fn policy_change_applies_to_existing_sessions() {
         sm.state(1),
         (SessionState::Ended, Some(EndReason::IdleTimeout))
     );
+}
+
+#[test]
+fn a_touch_accepted_before_the_deadline_counts_even_if_applied_after_it() {
+    let p = policy(0, OnLimit::Deny);
+    let mut sm = Sm::new(p.clone());
+    sm.create(1, "a", 0);
+    let deadline = 600_000 + 2_000;
+    sm.run(Command::Touch {
+        at: at(deadline + 50),
+        touches: vec![(sid(1), at(deadline - 10))],
+    });
+    let s = sm.store.get(&sid(1)).unwrap();
+    assert_eq!(s.last_seen_at, at(deadline - 10));
+    assert!(s.idle_end(&p) >= at(deadline - 10).plus(p.idle_timeout));
+    // A touch accepted after the deadline does not revive the session.
+    sm.run(Command::Touch {
+        at: at(3 * deadline),
+        touches: vec![(sid(1), at(3 * deadline))],
+    });
+    assert_eq!(
+        sm.store.get(&sid(1)).unwrap().last_seen_at,
+        at(deadline - 10)
+    );
+}
+
+#[test]
+fn lowering_the_limit_evicts_the_least_recently_used() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    for n in 1..=5 {
+        sm.create(n, "a", u64::from(n));
+    }
+    sm.create(6, "b", 6);
+    sm.run(Command::SetPolicy {
+        at: at(10),
+        policy: policy(3, OnLimit::Deny),
+    });
+    assert_eq!(sm.active("a"), 3);
+    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::Evicted)));
+    assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Evicted)));
+    assert_eq!(sm.state(5).0, SessionState::Active);
+    assert_eq!(sm.active("b"), 1);
+}
+
+#[test]
+fn cluster_time_never_runs_backwards() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    sm.create(1, "a", 5_000);
+    sm.create(2, "a", 1_000); // stamped earlier, applied later
+    assert_eq!(sm.store.get(&sid(2)).unwrap().created_at, at(5_000));
+    assert_eq!(sm.store.clock(), at(5_000));
 }

@@ -127,12 +127,27 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     }
 }
 
-/// Stores `meta` and `data` as the current snapshot, synced.
+/// Serializes saves, so a build finishing late cannot race an install.
+static SAVE: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Stores `meta` and `data` as the current snapshot, synced, unless a newer one is stored
+/// already (a build that started before a newer snapshot was installed must not replace it).
 pub(super) fn save_current(
     db: &DB,
     meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
     data: &[u8],
 ) -> Result<(), StorageError> {
+    let _one_at_a_time = SAVE.lock();
+    if let Some(current) = load_current(db)? {
+        if current.meta.last_log_id > meta.last_log_id {
+            tracing::info!(
+                stale = %meta.snapshot_id,
+                current = %current.meta.snapshot_id,
+                "not storing a snapshot older than the current one"
+            );
+            return Ok(());
+        }
+    }
     let sm = super::state_machine::cf(db, "sm");
     let meta_bytes = serde_json::to_vec(meta)
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), any_err(e)))?;

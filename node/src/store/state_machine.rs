@@ -19,13 +19,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 use super::any_err;
-use super::keys::{self, index_key};
+use super::keys::{self, index_key, key_index};
 use super::snapshot::{self, SnapshotBuilder, SnapshotPayload};
 use crate::raft_types::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
 use crate::session::{self, Command, Mutation, Outcome, Session, SessionStore};
 
 /// Most old audit events one entry removes; later entries remove the rest.
-const AUDIT_TRIM_BATCH: usize = 10_000;
+const AUDIT_TRIM_BATCH: usize = 100_000;
 
 pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
     db.cf_handle(name)
@@ -145,6 +145,9 @@ impl StateMachineStore {
                     self.audit_next += 1;
                 }
                 Mutation::TrimAudit(cutoff) => {
+                    // Events are stamped with cluster time, which never runs backwards in the
+                    // log, so the old ones are a prefix of the sequence: one range delete.
+                    let mut end = None;
                     let it = db.iterator_cf(cf(&db, "audit"), IteratorMode::Start);
                     for item in it.take(AUDIT_TRIM_BATCH) {
                         let (k, v) =
@@ -153,7 +156,10 @@ impl StateMachineStore {
                         if ev.at >= *cutoff {
                             break;
                         }
-                        batch.delete_cf(cf(&db, "audit"), k);
+                        end = key_index(&k).map(|i| i + 1);
+                    }
+                    if let Some(end) = end {
+                        batch.delete_range_cf(cf(&db, "audit"), index_key(0), index_key(end));
                     }
                 }
             }

@@ -180,3 +180,31 @@ fn snapshot_installs_identical_state() {
         assert_eq!(b.reader().digest().unwrap(), digest_at_capture);
     });
 }
+
+#[test]
+fn a_late_build_does_not_replace_a_newer_installed_snapshot() {
+    rt().block_on(async {
+        let (da, db) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+        let log = sample_log();
+        // A is behind: it starts a build at the log's midpoint.
+        let (_, mut a) = open(da.path()).unwrap();
+        a.apply(log[..10].to_vec()).await.unwrap();
+        let mut old_build = a.get_snapshot_builder().await;
+        // B has everything and builds the newer snapshot, which A installs.
+        let (_, mut b) = open(db.path()).unwrap();
+        b.apply(log.clone()).await.unwrap();
+        let newer = b
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        a.install_snapshot(&newer.meta, newer.snapshot)
+            .await
+            .unwrap();
+        // The old build finishes only now.
+        old_build.build_snapshot().await.unwrap();
+        let current = a.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, newer.meta);
+    });
+}
