@@ -67,15 +67,8 @@ pub fn cluster_proof(secret: &[u8], path: &str, now_ms: u64, body: &[u8]) -> Str
     format!("t={now_ms},sig={sig}")
 }
 
-/// Checks a cluster proof header value; `window_ms` bounds the clock difference accepted.
-pub fn check_cluster_proof(
-    secret: &[u8],
-    path: &str,
-    header: &str,
-    now_ms: u64,
-    window_ms: u64,
-    body: &[u8],
-) -> bool {
+/// Splits a proof header `t=<ms>,sig=<hex>` into its timestamp and signature.
+fn parse_proof(header: &str) -> Option<(u64, &str)> {
     let mut t = None;
     let mut sig = None;
     for part in header.split(',') {
@@ -85,7 +78,25 @@ pub fn check_cluster_proof(
             _ => {}
         }
     }
-    let (Some(t), Some(sig)) = (t, sig) else {
+    Some((t?, sig?))
+}
+
+/// Whether a proof header is well formed and fresh: the cheap check made before a body is
+/// read, so strangers cannot make a node buffer large bodies.
+pub fn proof_header_is_fresh(header: &str, now_ms: u64, window_ms: u64) -> bool {
+    parse_proof(header).is_some_and(|(t, sig)| t.abs_diff(now_ms) <= window_ms && sig.len() == 64)
+}
+
+/// Checks a cluster proof header value; `window_ms` bounds the clock difference accepted.
+pub fn check_cluster_proof(
+    secret: &[u8],
+    path: &str,
+    header: &str,
+    now_ms: u64,
+    window_ms: u64,
+    body: &[u8],
+) -> bool {
+    let Some((t, sig)) = parse_proof(header) else {
         return false;
     };
     if t.abs_diff(now_ms) > window_ms {

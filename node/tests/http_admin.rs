@@ -145,6 +145,22 @@ async fn raft_rpc_without_cluster_proof_is_refused() {
     ] {
         let (s, _) = node.raw(Method::POST, path, "", Some(b"{}".to_vec())).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+        // A well-formed, fresh header with a forged signature is refused too.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let forged = reqwest::Client::new()
+            .post(format!("{}{path}", node.url))
+            .header(
+                "x-sessync-cluster-auth",
+                format!("t={now},sig={}", "0".repeat(64)),
+            )
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::UNAUTHORIZED, "{path}");
         // An API key is no proof either.
         let (s, _) = node
             .raw(Method::POST, path, ADMIN_KEY, Some(b"{}".to_vec()))

@@ -35,15 +35,21 @@ pub fn router(app: App) -> Router {
             app.clone(),
             forward::to_leader,
         ));
+    let internal = Router::new()
+        .merge(crate::network::server::routes())
+        .merge(crate::readindex::routes())
+        .merge(crate::audit::routes())
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::network::server::require_fresh_proof,
+        ));
     Router::new()
         .merge(leader_only)
         .merge(sessions::read_routes())
         .merge(admin::routes())
         .merge(events::routes())
         .merge(cluster::read_routes())
-        .merge(crate::network::server::routes())
-        .merge(crate::readindex::routes())
-        .merge(crate::audit::routes())
+        .merge(internal)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app)

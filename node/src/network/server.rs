@@ -12,7 +12,7 @@ use sessync_proto::Timestamp;
 
 use super::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use crate::api::App;
-use crate::signing::{check_cluster_proof, CLUSTER_AUTH_HEADER};
+use crate::signing::{check_cluster_proof, proof_header_is_fresh, CLUSTER_AUTH_HEADER};
 
 /// How far apart two nodes' clocks may be for a Raft RPC's proof to be accepted.
 const PROOF_WINDOW_MS: u64 = 5 * 60 * 1000;
@@ -27,6 +27,25 @@ pub fn routes() -> Router<App> {
         .route(VOTE_PATH, post(vote))
         .route(SNAPSHOT_PATH, post(snapshot))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_RPC_BYTES))
+}
+
+/// Middleware for every node-to-node route: refuses a request whose proof header is missing,
+/// malformed or stale before its body is read. The full HMAC check follows in the handler.
+pub async fn require_fresh_proof(
+    State(app): State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let fresh = req
+        .headers()
+        .get(CLUSTER_AUTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|h| proof_header_is_fresh(h, Timestamp::now().millis(), PROOF_WINDOW_MS));
+    if !fresh {
+        app.metrics().raft_rpc_refused.inc();
+        return (StatusCode::UNAUTHORIZED, "cluster proof missing or invalid").into_response();
+    }
+    next.run(req).await
 }
 
 /// Refuses the request unless it carries a valid proof of the cluster secret.
