@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 
 use crate::api::{ApiError, App};
 use crate::metrics::Metrics;
+use crate::network::client::post_signed;
 use crate::raft_types::{NodeId, Raft};
 use crate::session::{AuditNote, Command};
-use crate::signing::{cluster_proof, CLUSTER_AUTH_HEADER};
 
 /// Path of the internal RPC that carries a follower's audit events to the leader.
 pub const AUDIT_PATH: &str = "/raft/audit";
@@ -140,14 +140,7 @@ async fn deliver(
         return Err("leader address unknown".to_owned());
     };
     let body = serde_json::to_vec(&notes).map_err(|e| e.to_string())?;
-    let proof = cluster_proof(secret, AUDIT_PATH, Timestamp::now().millis(), &body);
-    let resp = http
-        .post(format!("{url}{AUDIT_PATH}"))
-        .header(CLUSTER_AUTH_HEADER, proof)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .timeout(Duration::from_secs(5))
-        .body(body)
-        .send()
+    let resp = post_signed(http, secret, &url, AUDIT_PATH, body, Duration::from_secs(5))
         .await
         .map_err(|e| e.to_string())?;
     if resp.status().is_success() {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sessync_proto::Timestamp;
 
 use crate::api::{ApiError, App};
-use crate::signing::{cluster_proof, CLUSTER_AUTH_HEADER};
+use crate::network::client::post_signed;
 
 /// Path of the internal read-index RPC.
 pub const READ_INDEX_PATH: &str = "/raft/read-index";
@@ -72,25 +72,18 @@ pub async fn linearize(app: &App) -> Result<Timestamp, ApiError> {
             "this node is stepping down as leader; retry",
         ));
     }
-    let body = b"{}".to_vec();
-    let proof = cluster_proof(
+    let resp = post_signed(
+        app.http(),
         app.cluster_secret(),
+        &url,
         READ_INDEX_PATH,
-        Timestamp::now().millis(),
-        &body,
-    );
-    let resp = app
-        .http()
-        .post(format!("{url}{READ_INDEX_PATH}"))
-        .header(CLUSTER_AUTH_HEADER, proof)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .timeout(app.request_timeout())
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
-        })?;
+        b"{}".to_vec(),
+        app.request_timeout(),
+    )
+    .await
+    .map_err(|e| {
+        ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
+    })?;
     if !resp.status().is_success() {
         return Err(ApiError::unavailable(format!(
             "the leader (node {leader_id}) could not confirm a read: status {}",

@@ -20,6 +20,26 @@ use super::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::signing::{cluster_proof, CLUSTER_AUTH_HEADER};
 
+/// POSTs `body` to `base` + `path` with the proof of the cluster secret: the one way every
+/// node-to-node request (Raft RPC, read index, audit delivery) is sent.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    secret: &[u8],
+    base: &str,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let proof = cluster_proof(secret, path, Timestamp::now().millis(), &body);
+    http.post(format!("{base}{path}"))
+        .header(CLUSTER_AUTH_HEADER, proof)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .timeout(timeout)
+        .body(body)
+        .send()
+        .await
+}
+
 /// Makes connections to peers; shares one HTTP client and the cluster secret.
 #[derive(Clone)]
 pub struct Network {
@@ -75,15 +95,7 @@ impl Connection {
         E: std::error::Error + DeserializeOwned,
     {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let proof = cluster_proof(&self.secret, path, Timestamp::now().millis(), &body);
-        let resp = self
-            .http
-            .post(format!("{}{}", self.base, path))
-            .header(CLUSTER_AUTH_HEADER, proof)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(ttl)
-            .body(body)
-            .send()
+        let resp = post_signed(&self.http, &self.secret, &self.base, path, body, ttl)
             .await
             .map_err(|e| {
                 if e.is_connect() {
