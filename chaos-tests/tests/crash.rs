@@ -65,6 +65,10 @@ async fn acknowledged_sessions_survive_leader_kill() -> anyhow::Result<()> {
 
     let new_leader = cluster.leader().await?;
     assert_ne!(new_leader, leader);
+    eprintln!(
+        "crash test: {} sessions acknowledged by {WRITERS} writers; leader {leader} killed, node {new_leader} leads",
+        acked.len()
+    );
     let check =
         |cluster: &TestCluster, node: u64, acked: Vec<(sessync_proto::SessionId, String)>| {
             let client = cluster.app_client_for(node);
