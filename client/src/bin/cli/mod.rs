@@ -2,8 +2,13 @@
 //!
 //! Each command group lives in its own module; `output` renders answers as tables or JSON.
 
+mod audit;
 mod cluster;
+mod config;
+mod keys;
 mod output;
+mod sessions;
+mod users;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,9 +63,24 @@ pub struct GlobalOpts {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Raft cluster management.
+    /// Raft cluster management (an admin key).
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Sessions: create, get, validate, touch, end, list, verify, invalidate (an app key).
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
+    /// Users with active sessions (an admin key).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+    /// The replicated audit log (an admin key).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Node config files, checked offline.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// New API keys and their config blocks, made offline.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -89,10 +109,16 @@ impl GlobalOpts {
 
 /// Runs the command the user gave.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = cli.global.client()?;
+    let format = cli.global.output;
     let mut out = std::io::stdout().lock();
+    // The offline commands (config, keys) need neither a key nor a cluster.
     match cli.command {
-        Command::Cluster(cmd) => cluster::run(&client, cmd, cli.global.output, &mut out).await,
+        Command::Config(cmd) => config::run(cmd, format, &mut out),
+        Command::Keys(cmd) => keys::run(cmd, format, &mut out),
+        Command::Cluster(cmd) => cluster::run(&cli.global.client()?, cmd, format, &mut out).await,
+        Command::Sessions(cmd) => sessions::run(&cli.global.client()?, cmd, format, &mut out).await,
+        Command::Users(cmd) => users::run(&cli.global.client()?, cmd, format, &mut out).await,
+        Command::Audit(cmd) => audit::run(&cli.global.client()?, cmd, format, &mut out).await,
     }
 }
 

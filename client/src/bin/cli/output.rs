@@ -1,13 +1,17 @@
 //! How `sessyncctl` prints answers: aligned plain-text tables or JSON.
 
 use std::fmt::Write as _;
+use std::io::Write;
+
+use serde::Serialize;
+use sessync_proto::SessionView;
 
 /// The `--output` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// Aligned columns for people.
     Table,
-    /// One JSON document for scripts.
+    /// JSON for scripts: one object per line.
     Json,
 }
 
@@ -71,9 +75,68 @@ pub fn opt_cell<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
+/// Writes `value` as one line of compact JSON.
+pub fn json_line(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut line = serde_json::to_string(value)?;
+    line.push('\n');
+    out.write_all(line.as_bytes())?;
+    Ok(())
+}
+
+/// A value's snake_case wire name (`active`, `idle_timeout`), for enums that serialize as one.
+pub fn wire_name(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".to_owned(),
+    }
+}
+
+/// A table of sessions: one row each.
+pub fn session_table<'a>(sessions: impl IntoIterator<Item = &'a SessionView>) -> Table {
+    let mut t = Table::new([
+        "SESSION",
+        "USER",
+        "STATE",
+        "REASON",
+        "DEVICE",
+        "CREATED",
+        "LAST SEEN",
+        "IDLE ENDS",
+        "EXPIRES",
+    ]);
+    for s in sessions {
+        t.row([
+            s.session_id.to_string(),
+            s.user_id.to_string(),
+            wire_name(&s.state),
+            s.end_reason
+                .map_or_else(|| "-".to_owned(), |r| r.as_str().to_owned()),
+            s.device.name.clone().unwrap_or_else(|| "-".to_owned()),
+            s.created_at.to_rfc3339(),
+            s.last_seen_at.to_rfc3339(),
+            s.idle_expires_at.to_rfc3339(),
+            s.expires_at.to_rfc3339(),
+        ]);
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_lines_are_compact() {
+        let mut out = Vec::new();
+        json_line(&mut out, &serde_json::json!({"a": 1, "b": [1, 2]})).unwrap();
+        json_line(&mut out, &serde_json::json!({"c": "x"})).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"a\":1,\"b\":[1,2]}\n{\"c\":\"x\"}\n"
+        );
+        assert_eq!(wire_name(&sessync_proto::SessionState::Active), "active");
+    }
 
     #[test]
     fn columns_align_and_lines_are_trimmed() {
