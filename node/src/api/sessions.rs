@@ -149,7 +149,9 @@ async fn validate(
         if !app.is_leader() {
             if headers.contains_key(forward::FORWARDED_HEADER) {
                 // Sent here as to the leader, but leadership has moved on: never bounce it back.
-                return Err(ApiError::unavailable("this node is no longer the leader; retry"));
+                return Err(ApiError::unavailable(
+                    "this node is no longer the leader; retry",
+                ));
             }
             // The leader replicates the touch and judges the session after it.
             return validate_on_leader(&app, &req, &headers).await;
