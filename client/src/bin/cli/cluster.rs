@@ -1,4 +1,5 @@
-//! `sessyncctl cluster ...`: initialise a cluster and show every node's view of it.
+//! `sessyncctl cluster ...`: initialise a cluster and show every node's view of it; the
+//! membership changes and the snapshot trigger are run by `membership`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,6 +10,7 @@ use serde_json::json;
 use sessync_client::{Client, ClientError};
 use sessync_proto::api::{ClusterChangeResponse, ClusterStatus};
 
+use super::membership::{self, parse_node_id, parse_url};
 use super::output::{opt_cell, OutputFormat, Table};
 
 /// `sessyncctl cluster` subcommands.
@@ -22,6 +24,38 @@ pub enum ClusterCommand {
     },
     /// Ask every endpoint for its view of the cluster: role, leader, term, log and members.
     Status,
+    /// Add a node as a learner; returns once it has caught up (deadline at least 120s).
+    AddLearner {
+        /// The new node's id.
+        #[arg(long, value_parser = parse_node_id)]
+        node_id: u64,
+        /// The URL the new node advertises, e.g. `http://127.0.0.1:7104`.
+        #[arg(long, value_parser = parse_url)]
+        url: String,
+    },
+    /// Make a learner a voter: the current voters plus this node.
+    Promote {
+        /// The learner to promote.
+        #[arg(long, value_parser = parse_node_id)]
+        node_id: u64,
+    },
+    /// Set the voters to exactly this list.
+    ChangeMembership {
+        /// The voters, comma-separated node ids, e.g. `1,2,3`.
+        #[arg(long, required = true, value_delimiter = ',', value_parser = parse_node_id)]
+        voters: Vec<u64>,
+        /// Keep removed voters as learners instead of removing them.
+        #[arg(long)]
+        retain: bool,
+    },
+    /// Remove a voter from the cluster: the current voters without this node.
+    RemoveNode {
+        /// The voter to remove.
+        #[arg(long, value_parser = parse_node_id)]
+        node_id: u64,
+    },
+    /// Take a snapshot now on the node that answers (compacting its log).
+    Snapshot,
 }
 
 /// Parses `ID=URL`.
@@ -70,12 +104,25 @@ pub async fn run(
             }
             out.write_all(render_status(&views, format)?.as_bytes())?;
         }
+        ClusterCommand::AddLearner { node_id, url } => {
+            membership::add_learner(client, node_id, url, format, out).await?;
+        }
+        ClusterCommand::Promote { node_id } => {
+            membership::promote(client, node_id, format, out).await?;
+        }
+        ClusterCommand::ChangeMembership { voters, retain } => {
+            membership::change_membership(client, voters, retain, format, out).await?;
+        }
+        ClusterCommand::RemoveNode { node_id } => {
+            membership::remove_node(client, node_id, format, out).await?;
+        }
+        ClusterCommand::Snapshot => membership::snapshot(client, format, out).await?,
     }
     Ok(())
 }
 
 /// Each endpoint's answer to `GET /cluster/status`, asked concurrently, in endpoint order.
-async fn gather_status(client: &Client) -> Vec<(String, Result<ClusterStatus, ClientError>)> {
+pub async fn gather_status(client: &Client) -> Vec<(String, Result<ClusterStatus, ClientError>)> {
     let handles: Vec<_> = (0..client.endpoints().len())
         .map(|i| {
             let pinned = client.pinned(i);

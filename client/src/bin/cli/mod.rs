@@ -6,7 +6,9 @@ mod audit;
 mod cluster;
 mod config;
 mod keys;
+mod membership;
 mod output;
+mod progress;
 mod sessions;
 mod users;
 
