@@ -2,8 +2,6 @@
 //! dies (a follower, or the leader, which costs an election), and a create with an idempotency key that makes one session however often (and
 //! through however many nodes) it is sent.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use sessync_chaos_tests::{ClusterOptions, TestCluster};
 use sessync_client::Client;
@@ -74,16 +72,13 @@ async fn fails_over_when_its_follower_dies() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn fails_over_when_its_leader_dies() -> anyhow::Result<()> {
     let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
-    // The leader first in the list. The survivors answer 503 until they elect a new leader,
-    // so the client gets a retry budget and a deadline that outlast an election.
+    // The leader first in the list. The survivors answer 503 until they elect a new leader;
+    // the client's default retry budget and deadline outlast an election.
     let leader = cluster.leader().await?;
     let mut ids = cluster.node_ids();
     ids.sort_by_key(|id| *id != leader);
     let urls = ids.iter().map(|id| cluster.url(*id)).collect();
-    let client = Client::builder(urls, cluster.app_key())
-        .timeout(Duration::from_secs(30))
-        .rounds(50)
-        .build()?;
+    let client = Client::new(urls, cluster.app_key())?;
     kill_current_and_carry_on(&mut cluster, &client).await
 }
 

@@ -11,8 +11,10 @@ use crate::transport::Client;
 
 /// The per-call deadline when none is set: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Passes over the endpoint list a call makes before it gives up, when none is set.
-pub const DEFAULT_ROUNDS: u32 = 2;
+/// Passes over the endpoint list a call makes before it gives up, when none is set. With the
+/// jittered backoff (25 ms doubling to 800 ms) five passes over three nodes last a few seconds:
+/// long enough to ride out a leader election, and still inside the per-call deadline.
+pub const DEFAULT_ROUNDS: u32 = 5;
 
 /// Builds a [`Client`] with a per-call deadline and retry budget other than the defaults.
 #[derive(Clone, Debug)]

@@ -25,6 +25,13 @@ pub(crate) fn user_segment(user_id: &UserId) -> Result<String, ClientError> {
     }
 }
 
+/// A random idempotency key: 128 bits as hex, prefixed so it reads as the client's own.
+fn fresh_idempotency_key() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("auto-{hex}")
+}
+
 /// The path of one session.
 fn session_path(id: &SessionId) -> String {
     format!("/v1/sessions/{}", encode_component(id.as_str()))
@@ -43,14 +50,23 @@ impl Client {
     /// `POST /v1/sessions`: logs a user in. The token in the answer is shown only once.
     ///
     /// Under `on_limit = "deny"` a login over the limit is [`ClientError::LimitReached`].
-    /// With an `idempotency_key` the client may resend the request after a broken connection
-    /// (the node answers the session it already made); without one it never does.
+    /// Every create carries an idempotency key — the caller's, or a fresh random one — so the
+    /// client can resend it after a broken connection or to another node: the cluster answers
+    /// with the session it already made (and the same token), never a second one.
     pub async fn create_session(
         &self,
         req: &CreateSessionRequest,
     ) -> Result<CreateSessionResponse, ClientError> {
-        let repeatable = req.idempotency_key.is_some();
-        self.call_with(Method::POST, "/v1/sessions", Some(req), repeatable)
+        if req.idempotency_key.is_some() {
+            return self
+                .call_with(Method::POST, "/v1/sessions", Some(req), true)
+                .await;
+        }
+        let keyed = CreateSessionRequest {
+            idempotency_key: Some(fresh_idempotency_key()),
+            ..req.clone()
+        };
+        self.call_with(Method::POST, "/v1/sessions", Some(&keyed), true)
             .await
     }
 

@@ -7,7 +7,8 @@
 //! deadline. The endpoint that answered becomes the current one (it is sticky), shared by every
 //! clone of the client. A request that may have reached a node (the connection broke after it
 //! was sent) is retried only when repeating it is harmless: idempotent methods, validate, touch,
-//! and a create that carries an idempotency key; so the client never creates a session twice.
+//! and every create (each carries an idempotency key, the caller's or a random one); so the
+//! client never creates a session twice.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

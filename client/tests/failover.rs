@@ -263,7 +263,7 @@ async fn decode_errors_name_the_path() {
 }
 
 #[tokio::test]
-async fn a_create_with_an_idempotency_key_is_resent() {
+async fn every_create_carries_an_idempotency_key_and_is_resent() {
     use sessync_proto::api::CreateSessionRequest;
     use sessync_proto::UserId;
 
@@ -276,17 +276,23 @@ async fn a_create_with_an_idempotency_key_is_resent() {
         origin: None,
         idempotency_key: None,
     };
+    // Without a key of the caller's, the client adds its own, so the resend is safe.
     let e = c.create_session(&req).await.unwrap_err();
-    assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
-    assert_eq!(b.hits.load(Ordering::SeqCst), 0, "no key: not resent");
+    assert_eq!(e.status(), Some(500));
+    assert_eq!(b.hits.load(Ordering::SeqCst), 1, "resent elsewhere");
+    let sent = b.last_request.lock().unwrap().clone();
+    assert!(sent.contains(r#""idempotency_key":"auto-"#), "{sent}");
+    // The caller's own key is sent as it is.
     req.idempotency_key = Some("login-1".into());
     let e = c.create_session(&req).await.unwrap_err();
     assert_eq!(e.status(), Some(500));
     assert_eq!(
         b.hits.load(Ordering::SeqCst),
-        1,
+        2,
         "with a key: resent elsewhere"
     );
+    let sent = b.last_request.lock().unwrap().clone();
+    assert!(sent.contains(r#""idempotency_key":"login-1""#), "{sent}");
 }
 
 #[tokio::test]
