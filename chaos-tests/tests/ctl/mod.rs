@@ -4,6 +4,9 @@
 //! The binary is `$SESSYNC_CTL_BIN`, or `sessyncctl` next to the test executable's directory
 //! (build it first: `cargo build --release -p sessync-client`).
 
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,5 +1,5 @@
-//! `sessyncctl audit list`: the replicated audit log, filtered by user, kind and time (an
-//! admin key).
+//! `sessyncctl audit list` and `audit tail [--follow]`: the replicated audit log, filtered by
+//! user, kind and time (an admin key). `tail --follow` polls for new events until interrupted.
 
 use std::io::Write;
 
@@ -15,7 +15,7 @@ use super::sessions::parse_user;
 /// `sessyncctl audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Audit events, oldest first.
+    /// Audit events, newest first.
     List {
         /// Only events about this user.
         #[arg(long, value_parser = parse_user)]
@@ -30,6 +30,32 @@ pub enum AuditCommand {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// The latest events, oldest first; with --follow, then every new one as it is recorded.
+    Tail {
+        /// Only events about this user.
+        #[arg(long, value_parser = parse_user)]
+        user: Option<UserId>,
+        /// Only events of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// How many of the latest events to show first.
+        #[arg(long, short = 'n', default_value_t = 10)]
+        lines: u32,
+        /// Keep polling for new events until interrupted.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// How often to poll with --follow.
+        #[arg(long, default_value = "1s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+    },
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration: {e}"))?;
+    if d < std::time::Duration::from_millis(100) {
+        return Err("the interval must be at least 100ms".to_owned());
+    }
+    Ok(d)
 }
 
 fn parse_since(s: &str) -> Result<Timestamp, String> {
@@ -57,15 +83,67 @@ pub async fn run(
                 limit,
             };
             let events = client.audit(&query).await.context("audit list")?;
-            if format == OutputFormat::Json {
-                for e in &events {
-                    json_line(out, e)?;
+            print_events(&events, format, true, out)?;
+        }
+        AuditCommand::Tail {
+            user,
+            kind,
+            lines,
+            follow,
+            interval,
+        } => {
+            let mut query = AuditQuery {
+                user_id: user,
+                kind,
+                since: None,
+                limit: Some(lines.clamp(1, 1000)),
+            };
+            let mut events = client.audit(&query).await.context("audit tail")?;
+            events.reverse();
+            print_events(&events, format, true, out)?;
+            let mut last = events.last().map(|e| (e.seq, e.at));
+            if !follow {
+                return Ok(());
+            }
+            loop {
+                tokio::time::sleep(interval).await;
+                query.since = last.map(|(_, at)| at);
+                query.limit = Some(1000);
+                let mut fresh = client.audit(&query).await.context("audit tail")?;
+                fresh.retain(|e| last.is_none_or(|(seq, _)| e.seq > seq));
+                fresh.reverse();
+                if let Some(e) = fresh.last() {
+                    last = Some((e.seq, e.at));
                 }
-            } else {
-                out.write_all(render_events(&events).as_bytes())?;
+                // Only the first batch carries the table header.
+                print_events(&fresh, format, false, out)?;
             }
         }
     }
+    Ok(())
+}
+
+/// Prints events as JSON lines or as table rows (with the header if `header`), then flushes.
+fn print_events(
+    events: &[AuditEvent],
+    format: OutputFormat,
+    header: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if format == OutputFormat::Json {
+        for e in events {
+            json_line(out, e)?;
+        }
+    } else if header || !events.is_empty() {
+        let table = render_events(events);
+        let body = if header {
+            table.as_str()
+        } else {
+            table.split_once('\n').map_or("", |(_, rows)| rows)
+        };
+        out.write_all(body.as_bytes())?;
+    }
+    out.flush()?;
     Ok(())
 }
 
