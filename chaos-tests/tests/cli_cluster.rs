@@ -50,6 +50,15 @@ async fn grow_shrink_and_snapshot() -> anyhow::Result<()> {
     let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
     // The CLI talks to the three members only (the new node is not initialised yet).
     let members = cluster.urls();
+    // status, json: one line per endpoint, each with that node's view.
+    let lines = admin(&cluster, &members, true, &["cluster", "status"]).json_lines()?;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let leaders = lines
+        .iter()
+        .filter(|l| l["status"]["role"] == "leader")
+        .count();
+    assert_eq!(leaders, 1, "{lines:?}");
+
     let new = cluster.add_node().await?;
     let new_id = new.to_string();
     let new_url = cluster.url(new);

@@ -143,7 +143,7 @@ pub async fn gather_status(client: &Client) -> Vec<(String, Result<ClusterStatus
 /// The output of `cluster init`.
 fn render_init(answer: &ClusterChangeResponse, format: OutputFormat) -> anyhow::Result<String> {
     Ok(match format {
-        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(answer)?),
+        OutputFormat::Json => format!("{}\n", serde_json::to_string(answer)?),
         OutputFormat::Table => format!(
             "cluster initialised (ok: {}, log index: {})\n",
             answer.ok,
@@ -159,17 +159,17 @@ pub fn render_status(
     format: OutputFormat,
 ) -> anyhow::Result<String> {
     if format == OutputFormat::Json {
-        let nodes: Vec<_> = views
-            .iter()
-            .map(|(endpoint, r)| match r {
+        // One line per endpoint, like every other command's JSON output.
+        let mut out = String::new();
+        for (endpoint, r) in views {
+            let line = match r {
                 Ok(s) => json!({"endpoint": endpoint, "status": s}),
                 Err(e) => json!({"endpoint": endpoint, "error": e.to_string()}),
-            })
-            .collect();
-        return Ok(format!(
-            "{}\n",
-            serde_json::to_string_pretty(&json!({ "nodes": nodes }))?
-        ));
+            };
+            out.push_str(&serde_json::to_string(&line)?);
+            out.push('\n');
+        }
+        return Ok(out);
     }
     let mut nodes = Table::new([
         "NODE", "ENDPOINT", "ROLE", "LEADER", "TERM", "LAST LOG", "APPLIED", "SNAPSHOT",
@@ -317,9 +317,14 @@ http://127.0.0.1:7103: transport: connection refused
             ),
         ];
         let text = render_status(&views, OutputFormat::Json).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["nodes"][0]["status"]["role"], "leader");
-        assert_eq!(v["nodes"][1]["error"], "unavailable: no quorum");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["endpoint"], "http://a:1");
+        assert_eq!(lines[0]["status"]["role"], "leader");
+        assert_eq!(lines[1]["error"], "unavailable: no quorum");
     }
 
     #[test]
