@@ -83,6 +83,8 @@ impl ClientBuilder {
             timeout: self.timeout,
             attempt_timeout: self.attempt_timeout,
             rounds: self.rounds,
+            leader: Arc::new(AtomicUsize::new(usize::MAX)),
+            reads: Arc::new(AtomicUsize::new(0)),
         })
     }
 }

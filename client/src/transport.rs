@@ -2,11 +2,14 @@
 //! backoff, the per-call deadline, and the raw escape hatch for tests.
 //!
 //! Nodes forward writes to their leader themselves, so the client only has to find a node that
-//! answers. A call starts at the current endpoint; on a refused connection or a 503 it moves to
-//! the next one, for at most `rounds` passes over the list, and always within the per-call
-//! deadline. The endpoint that answered becomes the current one (it is sticky), shared by every
-//! clone of the client. A request that may have reached a node (the connection broke after it
-//! was sent) is retried only when repeating it is harmless: idempotent methods, validate, touch,
+//! answers. Reads (GET, validate) take turns over the endpoints, since any node answers them
+//! linearizably; writes start at the leader once a node has named it (every answer carries
+//! `x-sessync-leader`), else at the current endpoint, whose node forwards them. On a refused
+//! connection or a 503 a call moves to the next endpoint, for at most `rounds` passes over the
+//! list, and always within the per-call deadline. The endpoint that answered becomes the current
+//! one, shared by every clone of the client. A request that may have reached a node (the
+//! connection broke after it was sent) is retried only when repeating it is harmless:
+//! idempotent methods, validate, touch,
 //! and every create (each carries an idempotency key, the caller's or a random one); so the
 //! client never creates a session twice.
 
@@ -37,12 +40,25 @@ pub struct Client {
     pub(crate) timeout: Duration,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) rounds: u32,
+    /// The index of the leader as the nodes last named it (`x-sessync-leader`), or `usize::MAX`.
+    pub(crate) leader: Arc<AtomicUsize>,
+    /// Round-robin counter that spreads reads over the endpoints.
+    pub(crate) reads: Arc<AtomicUsize>,
 }
 
-/// One answer: status and body, not decoded.
+/// The header in which every node names the leader's URL.
+pub const LEADER_HEADER: &str = "x-sessync-leader";
+
+/// Whether a request only reads (answered by any node, linearizably), so it can go anywhere.
+fn is_read(method: &Method, path: &str) -> bool {
+    *method == Method::GET || (*method == Method::POST && path == "/v1/sessions/validate")
+}
+
+/// One answer: status and body, not decoded, and the leader the node named.
 pub(crate) struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    pub leader: Option<String>,
 }
 
 /// What one attempt came to.
@@ -210,7 +226,10 @@ impl Client {
         let len = self.endpoints.len();
         let (start, attempts) = match self.pinned {
             Some(i) => (i, 1),
-            None => (self.current_index(), len * self.rounds as usize),
+            None => (
+                self.first_endpoint(&method, path),
+                len * self.rounds as usize,
+            ),
         };
         let mut last: Option<Result<Answer, ClientError>> = None;
         for attempt in 0..attempts {
@@ -225,12 +244,22 @@ impl Client {
             let outcome = self
                 .attempt(idx, &method, path, body.as_deref(), &[], deadline)
                 .await?;
+            if !matches!(&outcome, Attempt::Answer(a) if a.status != 503) {
+                // A leader that does not answer is no longer worth going to first.
+                let _ = self.leader.compare_exchange(
+                    idx,
+                    usize::MAX,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
             match outcome {
                 Attempt::Answer(a) if a.status == 503 => last = Some(Ok(a)),
                 Attempt::Answer(a) => {
                     if self.pinned.is_none() {
                         self.current.store(idx, Ordering::Relaxed);
                     }
+                    self.learn_leader(a.leader.as_deref());
                     return Ok(a);
                 }
                 Attempt::NotSent(m) => last = Some(Err(ClientError::Transport(m))),
@@ -250,6 +279,30 @@ impl Client {
                 "{method} {path}: no attempt fitted in the {:?} deadline",
                 self.timeout
             ))),
+        }
+    }
+
+    /// Where a call starts: reads take turns over the endpoints (any node answers them
+    /// linearizably); writes go to the leader if a node has named one of the endpoints as it,
+    /// else to the current endpoint (a follower forwards them).
+    fn first_endpoint(&self, method: &Method, path: &str) -> usize {
+        let len = self.endpoints.len();
+        if is_read(method, path) {
+            return self.reads.fetch_add(1, Ordering::Relaxed) % len;
+        }
+        match self.leader.load(Ordering::Relaxed) {
+            i if i < len => i,
+            _ => self.current_index(),
+        }
+    }
+
+    /// Remembers the leader a node named, if it is one of the endpoints.
+    fn learn_leader(&self, url: Option<&str>) {
+        let Some(url) = url.map(|u| u.trim_end_matches('/')) else {
+            return;
+        };
+        if let Some(i) = self.endpoints.iter().position(|e| e == url) {
+            self.leader.store(i, Ordering::Relaxed);
         }
     }
 
@@ -302,10 +355,16 @@ impl Client {
         let exchange = async {
             let resp = self.http.execute(request).await?;
             let status = resp.status().as_u16();
+            let leader = resp
+                .headers()
+                .get(LEADER_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let body = resp.bytes().await?;
             Ok::<_, reqwest::Error>(Answer {
                 status,
                 body: body.to_vec(),
+                leader,
             })
         };
         let outcome = match tokio::time::timeout(limit, exchange).await {

@@ -24,6 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 pub use error::ApiError;
+
+/// The header in which every answer names the leader's advertised URL, when one is known.
+pub const LEADER_HEADER: &str = "x-sessync-leader";
 pub use state::{App, AppParts};
 
 /// Every route of a node.
@@ -71,7 +74,14 @@ async fn count_requests(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let started = std::time::Instant::now();
-    let resp = json_errors(next.run(req).await.into_response()).await;
+    let mut resp = json_errors(next.run(req).await.into_response()).await;
+    // Clients learn where to send writes from any answer.
+    if let Some(url) = app
+        .leader()
+        .and_then(|(_, url)| axum::http::HeaderValue::from_str(&url).ok())
+    {
+        resp.headers_mut().insert(LEADER_HEADER, url);
+    }
     app.metrics()
         .observe_request(&method, &route, resp.status().as_u16(), started.elapsed());
     resp
