@@ -53,11 +53,36 @@ impl AuditQuery {
 
 impl Client {
     /// `GET /v1/config`: the replicated policy, the build's features and the site name.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let cfg = client.config().await?;
+    /// println!("policy: {:?}", cfg.policy);
+    /// # Ok(()) }
+    /// ```
     pub async fn config(&self) -> Result<ConfigResponse, ClientError> {
         self.call::<(), _>(Method::GET, "/v1/config", None).await
     }
 
     /// `GET /v1/users/active`: users with active sessions and how long they have been idle.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// for u in client.active_users().await? {
+    ///     println!("{} has {} sessions, idle {}", u.user_id, u.sessions, u.idle);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn active_users(&self) -> Result<Vec<ActiveUser>, ClientError> {
         let r: ActiveUsersResponse = self
             .call::<(), _>(Method::GET, "/v1/users/active", None)
@@ -66,12 +91,42 @@ impl Client {
     }
 
     /// `GET /v1/audit`: replicated audit events matching `query`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let q = sessync_client::AuditQuery {
+    ///     kind: Some("session_ended".into()),
+    ///     limit: Some(20),
+    ///     ..Default::default()
+    /// };
+    /// for e in client.audit(&q).await? {
+    ///     println!("{} {} {}", e.seq, e.at, e.kind);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, ClientError> {
         let r: AuditResponse = self.call::<(), _>(Method::GET, &query.path(), None).await?;
         Ok(r.events)
     }
 
     /// `GET /metrics`: the Prometheus text exposition.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let text = client.metrics().await?;
+    /// println!("{} lines", text.lines().count());
+    /// # Ok(()) }
+    /// ```
     pub async fn metrics(&self) -> Result<String, ClientError> {
         let a = self.send(Method::GET, "/metrics", None, true).await?;
         if !(200..300).contains(&a.status) {
@@ -83,6 +138,19 @@ impl Client {
     /// `GET /healthz` on the current endpoint only (no failover): whether that node is live.
     ///
     /// `Ok(false)` for any non-2xx answer; [`ClientError::Transport`] if it does not answer.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// if client.healthz().await? {
+    ///     println!("the node is up");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn healthz(&self) -> Result<bool, ClientError> {
         self.probe("/healthz").await
     }
@@ -91,6 +159,19 @@ impl Client {
     /// leader and has caught up.
     ///
     /// `Ok(false)` for any non-2xx answer; [`ClientError::Transport`] if it does not answer.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// if client.readyz().await? {
+    ///     println!("the node has a leader and has caught up");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn readyz(&self) -> Result<bool, ClientError> {
         self.probe("/readyz").await
     }

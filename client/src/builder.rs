@@ -39,6 +39,19 @@ impl ClientBuilder {
     }
 
     /// The per-call deadline: no call, retries and backoff included, lasts longer.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let client = sessync_client::Client::builder(vec!["http://127.0.0.1:7101".into()], "app-key")
+    ///     .timeout(std::time::Duration::from_secs(5))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -48,18 +61,56 @@ impl ClientBuilder {
     /// endpoint (default: no limit but the per-call deadline). A node that accepts connections
     /// but does not answer (hung, paused) then costs one attempt instead of the whole call; the
     /// request is sent elsewhere only when repeating it is harmless.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let client = sessync_client::Client::builder(vec!["http://127.0.0.1:7101".into()], "app-key")
+    ///     .attempt_timeout(std::time::Duration::from_millis(500))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
         self
     }
 
     /// How many passes over the endpoint list a call may make (at least 1).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let client = sessync_client::Client::builder(vec!["http://127.0.0.1:7101".into()], "app-key")
+    ///     .rounds(3)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn rounds(mut self, rounds: u32) -> Self {
         self.rounds = rounds.max(1);
         self
     }
 
     /// Checks the endpoints and builds the client.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let client = sessync_client::Client::builder(vec!["http://127.0.0.1:7101".into()], "app-key").build()?;
+    /// assert_eq!(client.endpoints().len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn build(self) -> Result<Client, ClientError> {
         if self.endpoints.is_empty() {
             return Err(ClientError::InvalidArgument(

@@ -36,6 +36,22 @@ impl Client {
     /// `POST /cluster/init`: starts a new cluster whose voters are `members` (node id to the
     /// URL it advertises). On an initialised cluster: [`ClientError::Conflict`] with code
     /// `already_initialized`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let members = std::collections::BTreeMap::from([
+    ///     (1, "http://127.0.0.1:7101".to_string()),
+    ///     (2, "http://127.0.0.1:7102".to_string()),
+    ///     (3, "http://127.0.0.1:7103".to_string()),
+    /// ]);
+    /// client.with_api_key("admin-key").cluster_init(members).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn cluster_init(
         &self,
         members: BTreeMap<u64, String>,
@@ -46,6 +62,18 @@ impl Client {
 
     /// `GET /cluster/status`: the answering node's view of the Raft cluster. Pin the client
     /// ([`Client::pinned`]) to ask one particular node.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let st = client.with_api_key("admin-key").cluster_status().await?;
+    /// println!("node {} is {}, leader {:?}, term {}", st.node_id, st.role, st.leader, st.term);
+    /// # Ok(()) }
+    /// ```
     pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
         self.call::<(), _>(Method::GET, "/cluster/status", None)
             .await
@@ -53,6 +81,18 @@ impl Client {
 
     /// `POST /cluster/learners`: adds node `node_id`, reachable at `url`, as a learner that
     /// receives the log but does not vote.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let admin = client.with_api_key("admin-key");
+    /// admin.add_learner(4, "http://127.0.0.1:7104").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn add_learner(
         &self,
         node_id: u64,
@@ -68,6 +108,18 @@ impl Client {
 
     /// `POST /cluster/membership`: makes `voters` the set of voters; removed voters stay as
     /// learners if `retain`, else they leave the cluster.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let admin = client.with_api_key("admin-key");
+    /// admin.change_membership(vec![1, 2, 4], false).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn change_membership(
         &self,
         voters: Vec<u64>,
@@ -80,6 +132,17 @@ impl Client {
 
     /// `POST /cluster/snapshot`: asks the answering node to take a snapshot of its state now
     /// (and so compact its log).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// client.with_api_key("admin-key").trigger_snapshot().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn trigger_snapshot(&self) -> Result<ClusterChangeResponse, ClientError> {
         self.call::<(), _>(Method::POST, "/cluster/snapshot", None)
             .await
@@ -87,6 +150,18 @@ impl Client {
 
     /// `GET /cluster/digest`: the answering node's applied index and state digest. Pin the
     /// client to compare replicas.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let d = client.with_api_key("admin-key").state_digest().await?;
+    /// println!("at index {:?}: {}", d.applied, d.digest);
+    /// # Ok(()) }
+    /// ```
     pub async fn state_digest(&self) -> Result<StateDigest, ClientError> {
         self.call::<(), _>(Method::GET, "/cluster/digest", None)
             .await

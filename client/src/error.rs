@@ -112,6 +112,21 @@ struct LooseDetail {
 
 impl ClientError {
     /// Maps an error answer (any non-2xx status) and its body to the matching variant.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let e = sessync_client::ClientError::from_response(
+    ///     404,
+    ///     br#"{"error":{"code":"not_found","message":"no session s_1"}}"#,
+    /// );
+    /// println!("{e}");
+    /// # Ok(()) }
+    /// ```
     pub fn from_response(status: u16, body: &[u8]) -> ClientError {
         let (code, message, field, active_sessions) =
             match serde_json::from_slice::<ErrorBody>(body) {
@@ -159,6 +174,20 @@ impl ClientError {
 
     /// True for [`ClientError::Unavailable`] and [`ClientError::Transport`]: the cluster (or
     /// the network) could not answer now; the same call may succeed later.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// match client.get_session(&id).await {
+    ///     Err(e) if e.is_unavailable() => println!("no quorum right now; retry later"),
+    ///     other => println!("{other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
@@ -167,6 +196,19 @@ impl ClientError {
     }
 
     /// The HTTP status this error came with, if it came from an answer.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// if let Err(e) = client.get_session(&id).await {
+    ///     println!("HTTP status: {:?}", e.status());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn status(&self) -> Option<u16> {
         Some(match self {
             ClientError::NotFound { .. } => 404,
@@ -184,6 +226,19 @@ impl ClientError {
     }
 
     /// The API error code this error stands for, if any.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// if let Err(e) = client.get_session(&id).await {
+    ///     println!("error code: {:?}", e.code());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::NotFound { .. } => Some(ErrorCode::NotFound),

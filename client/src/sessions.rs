@@ -53,6 +53,25 @@ impl Client {
     /// Every create carries an idempotency key — the caller's, or a fresh random one — so the
     /// client can resend it after a broken connection or to another node: the cluster answers
     /// with the session it already made (and the same token), never a second one.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// use sessync_proto::api::CreateSessionRequest;
+    /// let req = CreateSessionRequest {
+    ///     user_id: user.clone(),
+    ///     device: Default::default(),
+    ///     origin: Some("web".into()),
+    ///     idempotency_key: None,
+    /// };
+    /// let created = client.create_session(&req).await?;
+    /// println!("session {} token {}", created.session.session_id, created.token);
+    /// # Ok(()) }
+    /// ```
     pub async fn create_session(
         &self,
         req: &CreateSessionRequest,
@@ -72,12 +91,44 @@ impl Client {
 
     /// `POST /v1/sessions/validate`: whether a token is valid now (`valid: false` with a
     /// `reason` is an answer, not an error).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// use sessync_proto::api::{Consistency, ValidateRequest};
+    /// let req = ValidateRequest {
+    ///     token: "the-token-from-login".into(),
+    ///     touch: true,
+    ///     consistency: Consistency::Linearizable,
+    /// };
+    /// let v = client.validate(&req).await?;
+    /// if !v.valid {
+    ///     println!("log the user out: {:?}", v.reason);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn validate(&self, req: &ValidateRequest) -> Result<ValidateResponse, ClientError> {
         self.call_with(Method::POST, "/v1/sessions/validate", Some(req), true)
             .await
     }
 
     /// `POST /v1/sessions/{id}/touch`: marks the session used now.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let t = client.touch(&id).await?;
+    /// println!("{} s until the idle end", t.seconds_until_idle_end);
+    /// # Ok(()) }
+    /// ```
     pub async fn touch(&self, id: &SessionId) -> Result<TouchResponse, ClientError> {
         let path = format!("{}/touch", session_path(id));
         self.call_with::<(), _>(Method::POST, &path, None, true)
@@ -85,6 +136,18 @@ impl Client {
     }
 
     /// `GET /v1/sessions/{id}`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let s = client.get_session(&id).await?;
+    /// println!("{:?} since {}", s.state, s.created_at);
+    /// # Ok(()) }
+    /// ```
     pub async fn get_session(&self, id: &SessionId) -> Result<SessionView, ClientError> {
         let r: SessionResponse = self
             .call::<(), _>(Method::GET, &session_path(id), None)
@@ -94,6 +157,18 @@ impl Client {
 
     /// `DELETE /v1/sessions/{id}`: ends the session (`logout` with an app key, `admin` with an
     /// admin key). Idempotent: ending an ended session answers it as it is.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let s = client.end_session(&id).await?;
+    /// println!("ended: {:?}", s.end_reason);
+    /// # Ok(()) }
+    /// ```
     pub async fn end_session(&self, id: &SessionId) -> Result<SessionView, ClientError> {
         let r: SessionResponse = self
             .call::<(), _>(Method::DELETE, &session_path(id), None)
@@ -103,6 +178,19 @@ impl Client {
 
     /// `GET /v1/users/{user_id}/sessions?state=active|all`: the user's sessions, newest first;
     /// only the active ones unless `all`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// for s in client.list_sessions(&user, false).await? {
+    ///     println!("{} on {:?}", s.session_id, s.device.name);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn list_sessions(
         &self,
         user_id: &UserId,
@@ -115,6 +203,19 @@ impl Client {
 
     /// `POST /v1/users/{user_id}/verify`: makes one session (default: the newest) the user's
     /// only one; the others end `superseded`. `targets` fan the verify out to peer sites.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// use sessync_proto::api::VerifyRequest;
+    /// let v = client.verify(&user, &VerifyRequest::default()).await?;
+    /// println!("kept {}, ended {}", v.verified, v.ended);
+    /// # Ok(()) }
+    /// ```
     pub async fn verify(
         &self,
         user_id: &UserId,
@@ -126,6 +227,19 @@ impl Client {
 
     /// `POST /v1/users/{user_id}/invalidate`: ends one session or (default) all of the
     /// user's; `targets` fan it out to peer sites.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// use sessync_proto::api::InvalidateRequest;
+    /// let r = client.invalidate(&user, &InvalidateRequest::default()).await?;
+    /// println!("ended {} sessions", r.ended);
+    /// # Ok(()) }
+    /// ```
     pub async fn invalidate(
         &self,
         user_id: &UserId,

@@ -77,28 +77,91 @@ impl Client {
     /// `api_key` as a bearer token, with the default deadline and retry budget.
     ///
     /// An empty `api_key` sends no `Authorization` header.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let client = sessync_client::Client::new(
+    ///     vec!["http://127.0.0.1:7101".into(), "http://127.0.0.1:7102".into()],
+    ///     "app-key",
+    /// )?;
+    /// # Ok(()) }
+    /// ```
     pub fn new(endpoints: Vec<String>, api_key: impl Into<String>) -> Result<Client, ClientError> {
         Client::builder(endpoints, api_key).build()
     }
 
     /// A builder for a client with a non-default deadline or retry budget.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let client = sessync_client::Client::builder(vec!["http://127.0.0.1:7101".into()], "app-key")
+    ///     .rounds(3)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn builder(endpoints: Vec<String>, api_key: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(endpoints, api_key.into())
     }
 
     /// This client with another per-call deadline.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let quick = client.clone().with_timeout(std::time::Duration::from_secs(2));
+    /// let _ = quick.readyz().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.timeout = timeout;
         self
     }
 
     /// This client with a limit on each attempt (see [`ClientBuilder::attempt_timeout`]).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let c = client.clone().with_attempt_timeout(std::time::Duration::from_millis(500));
+    /// let _ = c.healthz().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_attempt_timeout(mut self, timeout: Duration) -> Client {
         self.attempt_timeout = Some(timeout);
         self
     }
 
     /// This client with another API key (empty: no `Authorization` header).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let admin = client.with_api_key("admin-key");
+    /// let _ = admin.cluster_status().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_api_key(&self, api_key: impl Into<String>) -> Client {
         let mut c = self.clone();
         c.api_key = api_key.into().into();
@@ -109,6 +172,18 @@ impl Client {
     ///
     /// # Panics
     /// If `index` is not an index of the endpoint list.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let first = client.pinned(0);
+    /// let _ = first.readyz().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn pinned(&self, index: usize) -> Client {
         assert!(
             index < self.endpoints.len(),
@@ -121,16 +196,49 @@ impl Client {
     }
 
     /// The endpoints, normalized (no trailing slash).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// assert_eq!(client.endpoints(), ["http://127.0.0.1:7101"]);
+    /// # Ok(()) }
+    /// ```
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }
 
     /// The endpoint the next call starts at (the pinned one, for a pinned client).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// println!("talking to {}", client.current_endpoint());
+    /// # Ok(()) }
+    /// ```
     pub fn current_endpoint(&self) -> &str {
         &self.endpoints[self.current_index()]
     }
 
     /// The per-call deadline.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// assert_eq!(client.timeout(), sessync_client::DEFAULT_TIMEOUT);
+    /// # Ok(()) }
+    /// ```
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -146,6 +254,20 @@ impl Client {
     /// `path` starts with `/` and may carry a query. The API key goes as usual and a body is sent
     /// as `Content-Type: application/json`; each of `headers` is set last and replaces any
     /// header of the same name (so `("authorization", "Bearer x")` overrides the key).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
+    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+    /// let (status, _body) = client
+    ///     .request_raw(sessync_client::Method::POST, "/v1/sessions", Some(b"{not json".to_vec()), &[])
+    ///     .await?;
+    /// assert_eq!(status, 400);
+    /// # Ok(()) }
+    /// ```
     pub async fn request_raw(
         &self,
         method: Method,
