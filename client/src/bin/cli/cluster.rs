@@ -172,7 +172,7 @@ pub fn render_status(
         return Ok(out);
     }
     let mut nodes = Table::new([
-        "NODE", "ENDPOINT", "ROLE", "LEADER", "TERM", "LAST LOG", "APPLIED", "SNAPSHOT",
+        "NODE", "ENDPOINT", "ROLE", "LEADER", "TERM", "LAST LOG", "APPLIED", "SNAPSHOT", "HEALTH",
     ]);
     let mut errors = String::new();
     for (endpoint, r) in views {
@@ -186,6 +186,7 @@ pub fn render_status(
                 opt_cell(s.last_log_index),
                 opt_cell(s.last_applied),
                 opt_cell(s.snapshot_index),
+                health(s).to_owned(),
             ]),
             Err(e) => {
                 let role = if e.is_unavailable() {
@@ -193,7 +194,7 @@ pub fn render_status(
                 } else {
                     "error"
                 };
-                nodes.row(["-", endpoint, role, "-", "-", "-", "-", "-"]);
+                nodes.row(["-", endpoint, role, "-", "-", "-", "-", "-", "down"]);
                 errors.push_str(&format!("{endpoint}: {e}\n"));
             }
         }
@@ -209,13 +210,19 @@ pub fn render_status(
             "\nmembers as node {} ({}) sees them:\n",
             view.node_id, view.role
         ));
-        let mut members = Table::new(["NODE", "URL", "VOTER", "MATCHED"]);
+        let mut members = Table::new(["NODE", "URL", "VOTER", "MATCHED", "LAG"]);
         for m in &view.members {
+            // Entries the member is behind the leader's log (known only to the leader).
+            let lag = match (view.last_log_index, m.matched_index) {
+                (Some(last), Some(matched)) => last.saturating_sub(matched).to_string(),
+                _ => "-".to_owned(),
+            };
             members.row([
                 m.node_id.to_string(),
                 m.url.clone(),
                 if m.voter { "yes" } else { "no" }.to_owned(),
                 opt_cell(m.matched_index),
+                lag,
             ]);
         }
         text.push_str(&members.render());
@@ -225,6 +232,20 @@ pub fn render_status(
         text.push_str(&errors);
     }
     Ok(text)
+}
+
+/// A node's health as its own status shows it: `ready` when it knows a leader and its replica
+/// is within 100 entries of its log (what `/readyz` checks), `no leader`, or `catching up`.
+fn health(s: &ClusterStatus) -> &'static str {
+    let behind = s
+        .last_log_index
+        .unwrap_or(0)
+        .saturating_sub(s.last_applied.unwrap_or(0));
+    match (s.leader, behind) {
+        (None, _) => "no leader",
+        (Some(_), b) if b > 100 => "catching up",
+        _ => "ready",
+    }
 }
 
 #[cfg(test)]
@@ -290,15 +311,15 @@ mod tests {
         ];
         let text = render_status(&views, OutputFormat::Table).unwrap();
         let expected = "\
-NODE  ENDPOINT               ROLE         LEADER  TERM  LAST LOG  APPLIED  SNAPSHOT
-2     http://127.0.0.1:7102  follower     1       3     12        11       -
-1     http://127.0.0.1:7101  leader       1       3     12        11       -
--     http://127.0.0.1:7103  unavailable  -       -     -         -        -
+NODE  ENDPOINT               ROLE         LEADER  TERM  LAST LOG  APPLIED  SNAPSHOT  HEALTH
+2     http://127.0.0.1:7102  follower     1       3     12        11       -         ready
+1     http://127.0.0.1:7101  leader       1       3     12        11       -         ready
+-     http://127.0.0.1:7103  unavailable  -       -     -         -        -         down
 
 members as node 1 (leader) sees them:
-NODE  URL                    VOTER  MATCHED
-1     http://127.0.0.1:7101  yes    12
-2     http://127.0.0.1:7102  no     -
+NODE  URL                    VOTER  MATCHED  LAG
+1     http://127.0.0.1:7101  yes    12       0
+2     http://127.0.0.1:7102  no     -        -
 
 http://127.0.0.1:7103: transport: connection refused
 ";
