@@ -12,6 +12,21 @@ use crate::paths::encode_component;
 use crate::transport::Client;
 
 /// The filters of `GET /v1/audit`; every one is optional.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// let q = sessync_client::AuditQuery {
+///     user_id: Some(sessync_proto::UserId::parse_field("alice", "user_id").unwrap()),
+///     limit: Some(50),
+///     ..Default::default()
+/// };
+/// let events = client.with_api_key("admin-key").audit(&q).await?;
+/// println!("{} events", events.len());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditQuery {
     /// Only events about this user.

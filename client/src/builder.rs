@@ -10,13 +10,45 @@ use crate::paths::normalize_endpoint;
 use crate::transport::Client;
 
 /// The per-call deadline when none is set: 10 seconds.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// assert_eq!(client.timeout(), sessync_client::DEFAULT_TIMEOUT);
+/// # Ok(()) }
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Passes over the endpoint list a call makes before it gives up, when none is set. With the
 /// jittered backoff (25 ms doubling to 800 ms) five passes over three nodes last a few seconds:
 /// long enough to ride out a leader election, and still inside the per-call deadline.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// let patient = sessync_client::Client::builder(vec!["http://127.0.0.1:7101".into()], "app-key")
+///     .rounds(2 * sessync_client::DEFAULT_ROUNDS)
+///     .build()?;
+/// # Ok(()) }
+/// ```
 pub const DEFAULT_ROUNDS: u32 = 5;
 
 /// Builds a [`Client`] with a per-call deadline and retry budget other than the defaults.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// let client = sessync_client::Client::builder(vec!["http://127.0.0.1:7101".into()], "app-key")
+///     .timeout(std::time::Duration::from_secs(3))
+///     .rounds(2)
+///     .build()?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
     endpoints: Vec<String>,

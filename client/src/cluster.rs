@@ -14,6 +14,16 @@ use crate::transport::Client;
 
 /// Answer of `GET /cluster/digest`: a SHA-256 over the node's whole replicated state at the
 /// log index it has applied. Replicas at the same index must have the same digest.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// let d: sessync_client::StateDigest = client.with_api_key("admin-key").state_digest().await?;
+/// println!("{:?} {}", d.applied, d.digest);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateDigest {
     /// The log index the state reflects (None before anything was applied).

@@ -15,6 +15,22 @@ const MAX_QUOTED_BODY: usize = 300;
 /// The API's error codes each have their own variant; [`ClientError::Api`] holds any other
 /// status. [`ClientError::Transport`] and [`ClientError::Unavailable`] are the ones a caller may
 /// retry later (see [`ClientError::is_unavailable`]).
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// use sessync_client::ClientError;
+/// let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
+/// match client.get_session(&id).await {
+///     Ok(s) => println!("{:?}", s.state),
+///     Err(ClientError::NotFound { message }) => println!("gone: {message}"),
+///     Err(e) if e.is_unavailable() => println!("retry later: {e}"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
     /// 404 `not_found`: no such session (or path).

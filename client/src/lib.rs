@@ -64,4 +64,4 @@ pub use builder::{ClientBuilder, DEFAULT_ROUNDS, DEFAULT_TIMEOUT};
 pub use cluster::StateDigest;
 pub use error::ClientError;
 pub use reqwest::Method;
-pub use transport::Client;
+pub use transport::{Client, LEADER_HEADER};

@@ -30,6 +30,20 @@ use crate::retry::{endpoint_for_attempt, jittered_backoff};
 /// An async client for the sessync v1 API over one or more node endpoints.
 ///
 /// Cheap to clone; clones share the connection pool and the current endpoint.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// let client = sessync_client::Client::new(
+///     vec!["http://127.0.0.1:7101".into(), "http://127.0.0.1:7102".into(), "http://127.0.0.1:7103".into()],
+///     "app-key",
+/// )?;
+/// let healthy = client.readyz().await?;
+/// println!("ready: {healthy}");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Client {
     pub(crate) endpoints: Arc<[String]>,
@@ -47,6 +61,16 @@ pub struct Client {
 }
 
 /// The header in which every node names the leader's URL.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// let (status, _) = client.request_raw(sessync_client::Method::GET, "/readyz", None, &[]).await?;
+/// println!("{status}; answers name the leader in {}", sessync_client::LEADER_HEADER);
+/// # Ok(()) }
+/// ```
 pub const LEADER_HEADER: &str = "x-sessync-leader";
 
 /// Whether a request only reads (answered by any node, linearizably), so it can go anywhere.
