@@ -7,9 +7,9 @@ use sessync_proto::api::{
 };
 use sessync_proto::{Timestamp, UserId};
 
+use crate::client::Client;
 use crate::error::ClientError;
 use crate::paths::encode_component;
-use crate::transport::Client;
 
 /// The filters of `GET /v1/audit`; every one is optional.
 ///

@@ -5,9 +5,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::Client;
 use crate::error::{describe_reqwest, ClientError};
 use crate::paths::normalize_endpoint;
-use crate::transport::Client;
 
 /// The per-call deadline when none is set: 10 seconds.
 ///

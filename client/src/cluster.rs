@@ -9,8 +9,8 @@ use sessync_proto::api::{
     AddLearnerRequest, ChangeMembershipRequest, ClusterChangeResponse, ClusterStatus, InitRequest,
 };
 
+use crate::client::Client;
 use crate::error::ClientError;
-use crate::transport::Client;
 
 /// Answer of `GET /cluster/digest`: a SHA-256 over the node's whole replicated state at the
 /// log index it has applied. Replicas at the same index must have the same digest.

@@ -52,6 +52,7 @@
 
 mod admin;
 pub mod builder;
+mod client;
 mod cluster;
 pub mod error;
 mod paths;
@@ -61,7 +62,7 @@ pub mod transport;
 
 pub use admin::AuditQuery;
 pub use builder::{ClientBuilder, DEFAULT_ROUNDS, DEFAULT_TIMEOUT};
+pub use client::{Client, LEADER_HEADER};
 pub use cluster::StateDigest;
 pub use error::ClientError;
 pub use reqwest::Method;
-pub use transport::{Client, LEADER_HEADER};

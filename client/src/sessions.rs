@@ -9,9 +9,9 @@ use sessync_proto::api::{
 };
 use sessync_proto::{SessionId, SessionView, UserId};
 
+use crate::client::Client;
 use crate::error::ClientError;
 use crate::paths::encode_component;
-use crate::transport::Client;
 
 /// The path segment for a user id, percent-encoded.
 ///

@@ -13,9 +13,7 @@
 //! and every create (each carries an idempotency key, the caller's or a random one); so the
 //! client never creates a session twice.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;
@@ -23,55 +21,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::builder::ClientBuilder;
+use crate::client::{Client, LEADER_HEADER};
 use crate::error::{describe_reqwest, ClientError};
 use crate::retry::{endpoint_for_attempt, jittered_backoff};
-
-/// An async client for the sessync v1 API over one or more node endpoints.
-///
-/// Cheap to clone; clones share the connection pool and the current endpoint.
-///
-/// # Example
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), sessync_client::ClientError> {
-/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-/// let client = sessync_client::Client::new(
-///     vec!["http://127.0.0.1:7101".into(), "http://127.0.0.1:7102".into(), "http://127.0.0.1:7103".into()],
-///     "app-key",
-/// )?;
-/// let healthy = client.readyz().await?;
-/// println!("ready: {healthy}");
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct Client {
-    pub(crate) endpoints: Arc<[String]>,
-    pub(crate) current: Arc<AtomicUsize>,
-    pub(crate) pinned: Option<usize>,
-    pub(crate) api_key: Arc<str>,
-    pub(crate) http: reqwest::Client,
-    pub(crate) timeout: Duration,
-    pub(crate) attempt_timeout: Option<Duration>,
-    pub(crate) rounds: u32,
-    /// The index of the leader as the nodes last named it (`x-sessync-leader`), or `usize::MAX`.
-    pub(crate) leader: Arc<AtomicUsize>,
-    /// Round-robin counter that spreads reads over the endpoints.
-    pub(crate) reads: Arc<AtomicUsize>,
-}
-
-/// The header in which every node names the leader's URL.
-///
-/// # Example
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), sessync_client::ClientError> {
-/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-/// let (status, _) = client.request_raw(sessync_client::Method::GET, "/readyz", None, &[]).await?;
-/// println!("{status}; answers name the leader in {}", sessync_client::LEADER_HEADER);
-/// # Ok(()) }
-/// ```
-pub const LEADER_HEADER: &str = "x-sessync-leader";
 
 /// Whether a request only reads (answered by any node, linearizably), so it can go anywhere.
 fn is_read(method: &Method, path: &str) -> bool {
@@ -97,181 +49,6 @@ enum Attempt {
 }
 
 impl Client {
-    /// A client over `endpoints` (base URLs such as `http://127.0.0.1:7101`) that sends
-    /// `api_key` as a bearer token, with the default deadline and retry budget.
-    ///
-    /// An empty `api_key` sends no `Authorization` header.
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// let client = sessync_client::Client::new(
-    ///     vec!["http://127.0.0.1:7101".into(), "http://127.0.0.1:7102".into()],
-    ///     "app-key",
-    /// )?;
-    /// # Ok(()) }
-    /// ```
-    pub fn new(endpoints: Vec<String>, api_key: impl Into<String>) -> Result<Client, ClientError> {
-        Client::builder(endpoints, api_key).build()
-    }
-
-    /// A builder for a client with a non-default deadline or retry budget.
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// let client = sessync_client::Client::builder(vec!["http://127.0.0.1:7101".into()], "app-key")
-    ///     .rounds(3)
-    ///     .build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn builder(endpoints: Vec<String>, api_key: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(endpoints, api_key.into())
-    }
-
-    /// This client with another per-call deadline.
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// let quick = client.clone().with_timeout(std::time::Duration::from_secs(2));
-    /// let _ = quick.readyz().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn with_timeout(mut self, timeout: Duration) -> Client {
-        self.timeout = timeout;
-        self
-    }
-
-    /// This client with a limit on each attempt (see [`ClientBuilder::attempt_timeout`]).
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// let c = client.clone().with_attempt_timeout(std::time::Duration::from_millis(500));
-    /// let _ = c.healthz().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Client {
-        self.attempt_timeout = Some(timeout);
-        self
-    }
-
-    /// This client with another API key (empty: no `Authorization` header).
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// let admin = client.with_api_key("admin-key");
-    /// let _ = admin.cluster_status().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn with_api_key(&self, api_key: impl Into<String>) -> Client {
-        let mut c = self.clone();
-        c.api_key = api_key.into().into();
-        c
-    }
-
-    /// A client that talks only to `endpoints[index]`, one attempt per call, no failover.
-    ///
-    /// # Panics
-    /// If `index` is not an index of the endpoint list.
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// let first = client.pinned(0);
-    /// let _ = first.readyz().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn pinned(&self, index: usize) -> Client {
-        assert!(
-            index < self.endpoints.len(),
-            "pinned({index}) but the client has {} endpoints",
-            self.endpoints.len()
-        );
-        let mut c = self.clone();
-        c.pinned = Some(index);
-        c
-    }
-
-    /// The endpoints, normalized (no trailing slash).
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// assert_eq!(client.endpoints(), ["http://127.0.0.1:7101"]);
-    /// # Ok(()) }
-    /// ```
-    pub fn endpoints(&self) -> &[String] {
-        &self.endpoints
-    }
-
-    /// The endpoint the next call starts at (the pinned one, for a pinned client).
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// println!("talking to {}", client.current_endpoint());
-    /// # Ok(()) }
-    /// ```
-    pub fn current_endpoint(&self) -> &str {
-        &self.endpoints[self.current_index()]
-    }
-
-    /// The per-call deadline.
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
-    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-    /// # let user = sessync_proto::UserId::parse_field("alice", "user_id").unwrap();
-    /// # let id = sessync_proto::SessionId::parse_field("s_0123456789abcdef0123456789abcdef", "session_id").unwrap();
-    /// assert_eq!(client.timeout(), sessync_client::DEFAULT_TIMEOUT);
-    /// # Ok(()) }
-    /// ```
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn current_index(&self) -> usize {
-        self.pinned
-            .unwrap_or_else(|| self.current.load(Ordering::Relaxed) % self.endpoints.len())
-    }
-
     /// Sends one request to the current endpoint only (no failover, no retry) and returns the
     /// status and body as they came, without decoding: for tests of malformed requests.
     ///
