@@ -76,18 +76,8 @@ pub async fn promote(
     }
     let mut voters = voters_of(&view);
     voters.insert(node_id);
-    let voters: Vec<u64> = voters.into_iter().collect();
-    let answer = client
-        .change_membership(voters.clone(), false)
-        .await
-        .with_context(|| format!("cluster promote {node_id}"))?;
-    let text = format!(
-        "node {node_id} is a voter; voters {} (log index: {})",
-        list(&voters),
-        opt_cell(answer.log_index)
-    );
-    let value = json!({"command": "promote", "node_id": node_id, "voters": voters});
-    emit(out, format, &text, value, &answer)
+    let done = format!("node {node_id} is a voter");
+    set_voters(client, "promote", node_id, voters, &done, format, out).await
 }
 
 /// `cluster remove-node`: the current voters without `node_id`; it leaves the cluster.
@@ -105,17 +95,32 @@ pub async fn remove_node(
     if voters.is_empty() {
         bail!("node {node_id} is the only voter; it cannot be removed");
     }
+    let done = format!("node {node_id} removed");
+    set_voters(client, "remove-node", node_id, voters, &done, format, out).await
+}
+
+/// Commits `voters` as the new voter set for `command` on `node_id`, and reports
+/// `"{done}; voters …"` (or the JSON line).
+async fn set_voters(
+    client: &Client,
+    command: &str,
+    node_id: u64,
+    voters: BTreeSet<u64>,
+    done: &str,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let voters: Vec<u64> = voters.into_iter().collect();
     let answer = client
         .change_membership(voters.clone(), false)
         .await
-        .with_context(|| format!("cluster remove-node {node_id}"))?;
+        .with_context(|| format!("cluster {command} {node_id}"))?;
     let text = format!(
-        "node {node_id} removed; voters {} (log index: {})",
+        "{done}; voters {} (log index: {})",
         list(&voters),
         opt_cell(answer.log_index)
     );
-    let value = json!({"command": "remove-node", "node_id": node_id, "voters": voters});
+    let value = json!({"command": command, "node_id": node_id, "voters": voters});
     emit(out, format, &text, value, &answer)
 }
 
