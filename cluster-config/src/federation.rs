@@ -19,6 +19,30 @@ pub(crate) fn federation(
     mut t: Table<'_>,
     own_site: Option<&SiteName>,
 ) -> Option<FederationConfig> {
+    let d = FederationConfig::default();
+    let timestamp_window = t.duration("timestamp_window").or(d.timestamp_window);
+    let outbox_limit = t.whole("outbox_limit").or(d.outbox_limit);
+    let retry_initial = t.duration("retry_initial").or(d.retry_initial);
+    let retry_max = t.duration("retry_max").or(d.retry_max);
+    let send_timeout = t.duration("send_timeout").or(d.send_timeout);
+    for (key, v) in [
+        ("timestamp_window", timestamp_window),
+        ("retry_initial", retry_initial),
+        ("retry_max", retry_max),
+        ("send_timeout", send_timeout),
+    ] {
+        if v.is_some_and(|v| v.is_zero()) {
+            t.invalid(key, "must be more than 0");
+        }
+    }
+    if outbox_limit == Some(0) {
+        t.invalid("outbox_limit", "must be more than 0");
+    }
+    if let (Some(first), Some(max)) = (retry_initial, retry_max) {
+        if max < first {
+            t.invalid("retry_max", "must be at least retry_initial");
+        }
+    }
     let tables = t.tables("peers");
     t.finish();
     let mut peers = Vec::with_capacity(tables.len());
@@ -34,7 +58,14 @@ pub(crate) fn federation(
             None => all_ok = false,
         }
     }
-    all_ok.then_some(FederationConfig { peers })
+    all_ok.then_some(FederationConfig {
+        peers,
+        timestamp_window: timestamp_window?,
+        outbox_limit: outbox_limit?,
+        retry_initial: retry_initial?,
+        retry_max: retry_max?,
+        send_timeout: send_timeout?,
+    })
 }
 
 fn peer(

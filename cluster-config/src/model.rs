@@ -54,10 +54,42 @@ pub struct ApiKey {
 }
 
 /// The `[federation]` section.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FederationConfig {
     /// `[[federation.peers]]`: the other sites, with unique names different from ours.
     pub peers: Vec<PeerConfig>,
+    /// A peer's request is refused when its timestamp is further than this from our clock;
+    /// the nonces it carried are remembered at least this long.
+    pub timestamp_window: Duration,
+    /// Most undelivered operations queued for one peer; a verify or invalidate that would go
+    /// past it is refused (nothing changes) until deliveries catch up.
+    pub outbox_limit: u32,
+    /// The first retry after a failed delivery waits about this long; each failure doubles it.
+    pub retry_initial: Duration,
+    /// Retries are never further apart than this.
+    pub retry_max: Duration,
+    /// Deadline of one delivery attempt to a peer.
+    pub send_timeout: Duration,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            peers: Vec::new(),
+            timestamp_window: Duration::from_secs(300),
+            outbox_limit: 10_000,
+            retry_initial: Duration::from_millis(250),
+            retry_max: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl FederationConfig {
+    /// The peer named `site`, if configured.
+    pub fn peer(&self, site: &SiteName) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| &p.name == site)
+    }
 }
 
 /// One peer site.

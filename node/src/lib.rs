@@ -4,6 +4,8 @@
 //! - [`store`]: RocksDB storage of the Raft log and of the applied state, snapshots.
 //! - [`network`]: Raft RPC between nodes, signed with the cluster secret ([`signing`]).
 //! - [`api`]: the HTTP API; [`readindex`] makes reads linearizable on any node.
+//! - [`federation`]: verify and invalidate sent to peer sites (outbox delivery, signed
+//!   requests, receiving, status).
 //! - [`touch`], [`audit`], [`duties`]: background work (touch coalescing, audit delivery,
 //!   the leader's policy and expiry proposals).
 //! - [`node`]: assembles a node from its config and runs it.
@@ -15,6 +17,7 @@
 pub mod api;
 pub mod audit;
 pub mod duties;
+pub mod federation;
 pub mod metrics;
 pub mod network;
 pub mod node;

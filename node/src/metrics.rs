@@ -1,5 +1,6 @@
 //! Prometheus metrics (prometheus-client): request counts and latency per route, Raft state,
-//! sessions by state, touches, forwarding and auth failures. Gauges are read at scrape time.
+//! sessions by state, touches, forwarding, auth failures, and federation (outbox depth,
+//! delivery latency, attempts, rejections per peer). Gauges are read at scrape time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,33 @@ pub struct StateLabels {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerResultLabels {
+    pub peer: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerReasonLabels {
+    pub peer: String,
+    pub reason: String,
+}
+
+fn peer(site: &str) -> PeerLabels {
+    PeerLabels {
+        peer: site.to_owned(),
+    }
+}
+
+fn delivery_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 16))
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
 }
@@ -53,6 +81,11 @@ pub struct Metrics {
     term: Gauge,
     last_log_index: Gauge,
     last_applied: Gauge,
+    outbox_depth: Family<PeerLabels, Gauge>,
+    outbox_full: Family<PeerLabels, Counter>,
+    delivery: Family<PeerLabels, Histogram, fn() -> Histogram>,
+    attempts: Family<PeerResultLabels, Counter>,
+    rejections: Family<PeerReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -140,8 +173,45 @@ impl Metrics {
             "Index of the last applied log entry",
             last_applied.clone(),
         );
+        let outbox_depth = Family::<PeerLabels, Gauge>::default();
+        r.register(
+            "federation_outbox_depth",
+            "Operations committed here and not yet acknowledged, by peer site",
+            outbox_depth.clone(),
+        );
+        let outbox_full = Family::<PeerLabels, Counter>::default();
+        r.register(
+            "federation_outbox_full",
+            "Verify or invalidate calls refused because a peer's outbox was full",
+            outbox_full.clone(),
+        );
+        let delivery = Family::<PeerLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            delivery_histogram as fn() -> Histogram,
+        );
+        r.register(
+            "federation_delivery_seconds",
+            "Time from commit of an operation to the peer's acknowledgement",
+            delivery.clone(),
+        );
+        let attempts = Family::<PeerResultLabels, Counter>::default();
+        r.register(
+            "federation_attempts",
+            "Delivery attempts to peer sites, by result (delivered or failed)",
+            attempts.clone(),
+        );
+        let rejections = Family::<PeerReasonLabels, Counter>::default();
+        r.register(
+            "federation_rejections",
+            "Requests from peer sites refused, by claimed peer and reason",
+            rejections.clone(),
+        );
         Self {
             registry: Arc::new(r),
+            outbox_depth,
+            outbox_full,
+            delivery,
+            attempts,
+            rejections,
             requests,
             latency,
             auth_failures,
@@ -175,6 +245,41 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Counts a verify or invalidate refused because `site`'s outbox was full.
+    pub fn outbox_full(&self, site: &str) {
+        self.outbox_full.get_or_create(&peer(site)).inc();
+    }
+
+    /// Records one delivery attempt to `site`; `delay` (commit to ack) when it was acknowledged.
+    pub fn delivery_attempt(&self, site: &str, delay: Option<Duration>) {
+        let result = if delay.is_some() {
+            "delivered"
+        } else {
+            "failed"
+        };
+        self.attempts
+            .get_or_create(&PeerResultLabels {
+                peer: site.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        if let Some(d) = delay {
+            self.delivery
+                .get_or_create(&peer(site))
+                .observe(d.as_secs_f64());
+        }
+    }
+
+    /// Counts a peer request refused for `reason`.
+    pub fn peer_rejected(&self, site: &str, reason: &str) {
+        self.rejections
+            .get_or_create(&PeerReasonLabels {
+                peer: site.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
     /// The text exposition, with gauges read now.
     pub fn render(&self, app: &App) -> String {
         let m = app.raft().metrics().borrow().clone();
@@ -199,6 +304,12 @@ impl Metrics {
                     state: state.to_owned(),
                 })
                 .set(n);
+        }
+        for site in app.federation().peer_names() {
+            let depth = app.state().read(|s| s.ledger().queued(site));
+            self.outbox_depth
+                .get_or_create(&peer(site.as_str()))
+                .set(depth as i64);
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

@@ -11,7 +11,7 @@ use crate::api::{self, App, AppParts};
 use crate::metrics::Metrics;
 use crate::network::client::Network;
 use crate::raft_types::Raft;
-use crate::{duties, store};
+use crate::{duties, federation, store};
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,7 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
         metrics: Metrics::new(),
     });
     duties::spawn(app.clone());
+    federation::deliver::spawn(app.clone());
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| NodeError::Listen {

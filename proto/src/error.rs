@@ -35,6 +35,8 @@ pub enum ErrorCode {
     AlreadyInitialized,
     LimitReached,
     PayloadTooLarge,
+    /// A peer site's queue of undelivered operations is full: nothing was changed.
+    OutboxFull,
     Unavailable,
     Internal,
 }
@@ -49,7 +51,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict | ErrorCode::AlreadyInitialized | ErrorCode::LimitReached => 409,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::OutboxFull => 503,
             ErrorCode::Internal => 500,
         }
     }
@@ -65,6 +67,7 @@ impl ErrorCode {
             ErrorCode::AlreadyInitialized => "already_initialized",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::OutboxFull => "outbox_full",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

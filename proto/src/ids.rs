@@ -13,11 +13,37 @@ use crate::error::FieldError;
 pub const MAX_USER_ID_BYTES: usize = 256;
 /// Longest session id accepted in a path or body, in bytes.
 pub const MAX_SESSION_ID_BYTES: usize = 64;
+/// Longest operation id accepted, in bytes.
+pub const MAX_OP_ID_BYTES: usize = 64;
 /// Longest site name accepted, in bytes.
 pub const MAX_SITE_NAME_BYTES: usize = 64;
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
+}
+
+/// The rule of made-up handles (session ids, operation ids, nonces): 1 to `max` bytes of ASCII
+/// letters, digits, '_' and '-'.
+pub fn check_handle(raw: &str, field: &str, max: usize) -> Result<String, FieldError> {
+    if raw.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if raw.len() > max {
+        return Err(FieldError::new(
+            field,
+            format!("is {} bytes long; the limit is {max}", raw.len()),
+        ));
+    }
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(FieldError::new(
+            field,
+            "may contain only ASCII letters, digits, '_' and '-'",
+        ));
+    }
+    Ok(raw.to_owned())
 }
 
 /// The app's key for a person: 1–256 bytes of UTF-8 without control characters.
@@ -65,44 +91,47 @@ pub struct SessionId(String);
 impl SessionId {
     /// Builds the id from 16 random bytes chosen by the leader.
     pub fn from_random(bytes: [u8; 16]) -> Self {
-        let mut s = String::with_capacity(34);
-        s.push_str("s_");
-        for b in bytes {
-            s.push_str(&format!("{b:02x}"));
-        }
-        Self(s)
+        Self(format!("s_{}", hex32(bytes)))
     }
 
     /// Checks a session id that arrived in a path or a body.
     pub fn parse_field(raw: &str, field: &str) -> Result<Self, FieldError> {
-        if raw.is_empty() {
-            return Err(FieldError::new(field, "must not be empty"));
-        }
-        if raw.len() > MAX_SESSION_ID_BYTES {
-            return Err(FieldError::new(
-                field,
-                format!(
-                    "is {} bytes long; the limit is {MAX_SESSION_ID_BYTES}",
-                    raw.len()
-                ),
-            ));
-        }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(FieldError::new(
-                field,
-                "may contain only ASCII letters, digits, '_' and '-'",
-            ));
-        }
-        Ok(Self(raw.to_owned()))
+        check_handle(raw, field, MAX_SESSION_ID_BYTES).map(Self)
     }
 
     /// The session id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The id of one federated operation (a verify or invalidate sent to peer sites): the same at
+/// the origin and at every target, so a repeated delivery is recognised and applied only once.
+///
+/// Made by the origin's leader as `op_` followed by 32 lowercase hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OpId(String);
+
+impl OpId {
+    /// Builds the id from 16 random bytes chosen by the leader.
+    pub fn from_random(bytes: [u8; 16]) -> Self {
+        Self(format!("op_{}", hex32(bytes)))
+    }
+
+    /// Checks an operation id that arrived in a body.
+    pub fn parse_field(raw: &str, field: &str) -> Result<Self, FieldError> {
+        check_handle(raw, field, MAX_OP_ID_BYTES).map(Self)
+    }
+
+    /// The operation id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn hex32(bytes: [u8; 16]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The name of a site (one sessync Raft cluster) in the federation: 1–64 bytes of
@@ -166,6 +195,7 @@ macro_rules! string_id {
 string_id!(UserId, "user_id");
 string_id!(SessionId, "session_id");
 string_id!(SiteName, "site");
+string_id!(OpId, "op_id");
 
 #[cfg(test)]
 mod tests {

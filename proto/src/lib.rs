@@ -8,17 +8,19 @@
 //! - [`session`]: a session as the API shows it, its state and end reasons.
 //! - [`policy`]: the replicated session policy (idle timeout, lifetime, limit and what to do at it).
 //! - [`api`]: request and answer bodies of every endpoint.
+//! - [`federation`]: what sites send each other, its signed headers, and the federation status.
 //! - [`error`]: the error body and its codes.
 
 pub mod api;
 pub mod error;
+pub mod federation;
 pub mod ids;
 pub mod policy;
 pub mod session;
 pub mod time;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
-pub use ids::{SessionId, SiteName, UserId};
+pub use ids::{OpId, SessionId, SiteName, UserId};
 pub use policy::{OnLimit, Policy, Role};
 pub use session::{Device, EndReason, SessionState, SessionView};
 pub use time::Timestamp;

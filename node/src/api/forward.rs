@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sessync_proto::api::MAX_BODY_BYTES;
+use sessync_proto::federation::{NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER};
 
 use sessync_proto::Role;
 
@@ -16,6 +17,14 @@ use super::auth::authenticate;
 use super::body::read_limited;
 use super::error::ApiError;
 use super::state::App;
+
+/// The signed headers of a peer site's request, which the leader checks again.
+const PEER_HEADERS: [&str; 4] = [
+    SITE_HEADER,
+    TIMESTAMP_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+];
 
 /// Marks a request a node forwarded, so it is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "x-sessync-forwarded-by";
@@ -78,8 +87,14 @@ pub async fn send(
         .timeout(app.request_timeout() + Duration::from_secs(1))
         .header(FORWARDED_HEADER, app.node_id().to_string())
         .body(body);
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
-        if let Some(v) = headers.get(&name) {
+    for name in [
+        header::AUTHORIZATION.as_str(),
+        header::CONTENT_TYPE.as_str(),
+    ]
+    .into_iter()
+    .chain(PEER_HEADERS)
+    {
+        if let Some(v) = headers.get(name) {
             rb = rb.header(name, v.clone());
         }
     }

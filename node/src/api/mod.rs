@@ -51,6 +51,7 @@ pub fn router(app: App) -> Router {
         .merge(sessions::read_routes())
         .merge(admin::routes())
         .merge(events::routes())
+        .merge(crate::federation::routes())
         .merge(cluster::read_routes())
         .merge(internal)
         .fallback(not_found)

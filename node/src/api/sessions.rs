@@ -7,18 +7,18 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use sessync_proto::api::{
-    Consistency, CreateSessionRequest, CreateSessionResponse, FanoutStatus, InvalidateRequest,
+    Consistency, CreateSessionRequest, CreateSessionResponse, InvalidateRequest,
     InvalidateResponse, SessionResponse, SessionsResponse, TouchResponse, ValidateRequest,
     ValidateResponse, VerifyRequest, VerifyResponse,
 };
-use sessync_proto::{EndReason, Role, SessionId, SessionState, SiteName, Timestamp, UserId};
-use std::collections::BTreeMap;
+use sessync_proto::{EndReason, Role, SessionId, SessionState, Timestamp, UserId};
 
 use super::auth::AppCaller;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::forward;
 use super::state::App;
+use crate::federation::FanoutPlan;
 use crate::session::{Command, Outcome, Session, TokenHash};
 use crate::tokens;
 
@@ -350,14 +350,6 @@ async fn list(
     Ok(Json(SessionsResponse { sessions }))
 }
 
-/// Until federation is configured, every target is reported `unknown_site`, nothing sent.
-fn fanout_report(targets: &[SiteName]) -> BTreeMap<SiteName, FanoutStatus> {
-    targets
-        .iter()
-        .map(|t| (t.clone(), FanoutStatus::UnknownSite))
-        .collect()
-}
-
 async fn verify(
     State(app): State<App>,
     _caller: AppCaller,
@@ -366,19 +358,21 @@ async fn verify(
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let user = user_id(&raw)?;
     req.validate()?;
+    let plan = FanoutPlan::new(&app, &req.targets);
     let cmd = Command::Verify {
         at: app.cluster_now(),
         user_id: user,
         session_id: req.session_id,
+        fanout: plan.fanout.clone(),
     };
     match app.propose(cmd).await? {
         Outcome::Verified { verified, ended } => Ok(Json(VerifyResponse {
             verified,
             ended,
-            fanout: fanout_report(&req.targets),
+            fanout: plan.report(&app).await,
         })),
         Outcome::NotFound { message } => Err(ApiError::not_found(message)),
-        other => Err(unexpected(other)),
+        other => Err(plan.refused(&app, other).unwrap_or_else(unexpected)),
     }
 }
 
@@ -390,17 +384,19 @@ async fn invalidate(
 ) -> Result<Json<InvalidateResponse>, ApiError> {
     let user = user_id(&raw)?;
     req.validate()?;
+    let plan = FanoutPlan::new(&app, &req.targets);
     let cmd = Command::Invalidate {
         at: app.cluster_now(),
         user_id: user,
         session_id: req.session_id,
+        fanout: plan.fanout.clone(),
     };
     match app.propose(cmd).await? {
         Outcome::Invalidated { ended } => Ok(Json(InvalidateResponse {
             ended,
-            fanout: fanout_report(&req.targets),
+            fanout: plan.report(&app).await,
         })),
         Outcome::NotFound { message } => Err(ApiError::not_found(message)),
-        other => Err(unexpected(other)),
+        other => Err(plan.refused(&app, other).unwrap_or_else(unexpected)),
     }
 }

@@ -11,6 +11,7 @@ use sessync_proto::{Policy, Role, SiteName, Timestamp};
 
 use super::error::ApiError;
 use crate::audit::AuditReporter;
+use crate::federation::Federation;
 use crate::metrics::Metrics;
 use crate::raft_types::{NodeId, Raft};
 use crate::session::{Command, Outcome};
@@ -40,6 +41,7 @@ struct Inner {
     metrics: Metrics,
     touches: TouchBatcher,
     audit: AuditReporter,
+    federation: Federation,
     request_timeout: Duration,
     metrics_open: bool,
     file_policy: Policy,
@@ -86,6 +88,7 @@ impl App {
             metrics,
             touches,
             audit,
+            federation: Federation::new(config.site.clone(), config.federation.clone()),
             request_timeout: config.limits.request_timeout,
             metrics_open: config.metrics.open,
             file_policy: config.policy.clone(),
@@ -118,6 +121,9 @@ impl App {
     }
     pub fn audit(&self) -> &AuditReporter {
         &self.0.audit
+    }
+    pub fn federation(&self) -> &Federation {
+        &self.0.federation
     }
     pub fn request_timeout(&self) -> Duration {
         self.0.request_timeout

@@ -5,9 +5,11 @@
 //! for the storage layer to persist.
 
 use serde_json::json;
+use sessync_proto::federation::PeerOpKind;
 use sessync_proto::{EndReason, SessionId, SessionState, Timestamp, UserId};
 
 use super::command::{AuditNote, Command, Mutation, Outcome};
+use super::federated::{self, PeerRequest};
 use super::limit::{admit, Admission};
 use super::record::Session;
 use super::store::SessionStore;
@@ -23,7 +25,7 @@ pub(super) struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn push(&mut self, m: Mutation) {
+    pub fn push(&mut self, m: Mutation) {
         self.store.apply_mutation(&m);
         self.mutations.push(m);
     }
@@ -228,13 +230,57 @@ pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>
         Command::Verify {
             user_id,
             session_id,
+            fanout,
             ..
-        } => verify(&mut tx, user_id, session_id.as_ref()),
+        } => {
+            if let Some(full) = federated::outbox_full(tx.store, fanout.as_ref()) {
+                return (full, tx.mutations);
+            }
+            let out = verify(&mut tx, user_id, session_id.as_ref());
+            if let Outcome::Verified { verified, .. } = &out {
+                let kind = PeerOpKind::Verify;
+                federated::enqueue(&mut tx, fanout.as_ref(), kind, user_id, Some(verified));
+            }
+            out
+        }
         Command::Invalidate {
             user_id,
             session_id,
+            fanout,
             ..
-        } => invalidate(&mut tx, user_id, session_id.as_ref()),
+        } => {
+            if let Some(full) = federated::outbox_full(tx.store, fanout.as_ref()) {
+                return (full, tx.mutations);
+            }
+            let out = invalidate(&mut tx, user_id, session_id.as_ref());
+            if let Outcome::Invalidated { .. } = &out {
+                let (kind, one) = (PeerOpKind::Invalidate, session_id.as_ref());
+                federated::enqueue(&mut tx, fanout.as_ref(), kind, user_id, one);
+            }
+            out
+        }
+        Command::FanoutAcked { acks, .. } => federated::acked(&mut tx, acks),
+        Command::PeerOp {
+            origin,
+            nonce,
+            nonce_until,
+            kind,
+            op_id,
+            user_id,
+            session_id,
+            ..
+        } => federated::peer_op(
+            &mut tx,
+            PeerRequest {
+                origin,
+                nonce,
+                nonce_until: *nonce_until,
+                kind: *kind,
+                op_id,
+                user: user_id,
+                session_id: session_id.as_ref(),
+            },
+        ),
         Command::Expire { .. } => expire(&mut tx),
         Command::RecordAudit { notes, .. } => {
             for n in notes {
@@ -379,5 +425,7 @@ fn expire(tx: &mut Tx<'_>) -> Outcome {
         tx.push(Mutation::DeleteSession(id));
     }
     tx.push(Mutation::TrimAudit(tx.at.minus(policy.audit_retention)));
+    // A received operation is remembered as long as the audit log that shows it.
+    federated::trim(tx, policy.audit_retention);
     Outcome::Expired { ended, removed }
 }

@@ -2,8 +2,10 @@
 //! mutations they make to the stored state.
 
 use serde::{Deserialize, Serialize};
-use sessync_proto::{Device, EndReason, Policy, SessionId, Timestamp, UserId};
+use sessync_proto::federation::PeerOpKind;
+use sessync_proto::{Device, EndReason, OpId, Policy, SessionId, SiteName, Timestamp, UserId};
 
+use super::ledger::{OutboxEntry, ReceivedOp, SeenNonce};
 use super::record::{Session, TokenHash};
 
 /// A change to sessions, as proposed by the leader and replicated through the Raft log.
@@ -42,10 +44,33 @@ pub enum Command {
         at: Timestamp,
         user_id: UserId,
         session_id: Option<SessionId>,
+        /// Peer sites to tell, in the same entry as the local change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fanout: Option<Fanout>,
     },
     /// End one session of the user, or all of them, with `invalidated`.
     Invalidate {
         at: Timestamp,
+        user_id: UserId,
+        session_id: Option<SessionId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fanout: Option<Fanout>,
+    },
+    /// Peer sites acknowledged these queued operations: they leave the outbox.
+    FanoutAcked {
+        at: Timestamp,
+        acks: Vec<(SiteName, OpId)>,
+    },
+    /// A peer site's verify or invalidate, its signature already checked by the node that
+    /// received it. Refused if the nonce was seen; applied once per `(origin, op_id)`.
+    PeerOp {
+        at: Timestamp,
+        origin: SiteName,
+        nonce: String,
+        /// The nonce is remembered until then.
+        nonce_until: Timestamp,
+        kind: PeerOpKind,
+        op_id: OpId,
         user_id: UserId,
         session_id: Option<SessionId>,
     },
@@ -70,9 +95,22 @@ impl Command {
             | Command::Verify { at, .. }
             | Command::Invalidate { at, .. }
             | Command::Expire { at }
-            | Command::RecordAudit { at, .. } => *at,
+            | Command::RecordAudit { at, .. }
+            | Command::FanoutAcked { at, .. }
+            | Command::PeerOp { at, .. } => *at,
         }
     }
+}
+
+/// The peer sites a verify or invalidate goes to, made by the leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fanout {
+    /// One id for the operation at every target.
+    pub op_id: OpId,
+    /// Configured peer sites, without repeats.
+    pub targets: Vec<SiteName>,
+    /// Most entries a target's queue may hold (the leader's `federation.outbox_limit`).
+    pub outbox_limit: u32,
 }
 
 /// An audit event before the state machine numbers it.
@@ -116,6 +154,18 @@ pub enum Outcome {
         ended: u32,
         removed: u32,
     },
+    /// A target's outbox is full: nothing was changed.
+    OutboxFull {
+        site: SiteName,
+        limit: u32,
+    },
+    /// A peer's operation: applied now, or (`applied: false`) already applied before.
+    PeerApplied {
+        applied: bool,
+        ended: u32,
+    },
+    /// A peer's request carried a nonce already seen: refused, nothing changed.
+    NonceReplayed,
     /// The named session or user has nothing to act on.
     NotFound {
         message: String,
@@ -136,4 +186,19 @@ pub enum Mutation {
     Audit(AuditNote),
     /// Remove audit events older than this time.
     TrimAudit(Timestamp),
+    PutOutbox(OutboxEntry),
+    DeleteOutbox {
+        site: SiteName,
+        op_id: OpId,
+    },
+    PutReceived(ReceivedOp),
+    DeleteReceived {
+        origin: SiteName,
+        op_id: OpId,
+    },
+    PutNonce(SeenNonce),
+    DeleteNonce {
+        origin: SiteName,
+        nonce: String,
+    },
 }

@@ -9,12 +9,15 @@
 
 mod apply;
 mod command;
+mod federated;
+mod ledger;
 mod limit;
 mod record;
 mod store;
 
 pub use apply::apply;
-pub use command::{AuditNote, Command, Mutation, Outcome};
+pub use command::{AuditNote, Command, Fanout, Mutation, Outcome};
+pub use ledger::{Ledger, OutboxEntry, ReceivedOp, SeenNonce};
 pub use record::{Session, TokenHash};
 pub use store::SessionStore;
 

@@ -55,11 +55,13 @@ fn to_command(op: &Op, t: Timestamp) -> Command {
             at: t,
             user_id: u(*n),
             session_id: s.map(sid),
+            fanout: None,
         },
         Op::Invalidate(n, s) => Command::Invalidate {
             at: t,
             user_id: u(*n),
             session_id: s.map(sid),
+            fanout: None,
         },
         Op::Expire => Command::Expire { at: t },
     }

@@ -1,13 +1,15 @@
 //! The in-memory session store: every session record plus the indexes reads need.
 //!
-//! Only the records, the policy and the clock are state; the indexes are derived and rebuilt
-//! whenever a record changes, so loading the records from disk restores the whole store.
+//! Only the records (sessions, and the federation [`Ledger`]'s), the policy and the clock are
+//! state; the indexes are derived and rebuilt whenever a record changes, so loading the records
+//! from disk restores the whole store.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sessync_proto::{Policy, SessionId, Timestamp, UserId};
 
 use super::command::Mutation;
+use super::ledger::Ledger;
 use super::record::{Session, TokenHash};
 
 static DEFAULT_POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
@@ -25,6 +27,8 @@ pub struct SessionStore {
     ended: BTreeSet<(Timestamp, SessionId)>,
     policy: Option<Policy>,
     clock: Timestamp,
+    /// Federation: outbox, received operations, seen nonces.
+    ledger: Ledger,
 }
 
 impl SessionStore {
@@ -141,7 +145,13 @@ impl SessionStore {
                 self.reindex_deadlines();
             }
             Mutation::Audit(_) | Mutation::TrimAudit(_) => {}
+            other => self.ledger.apply_mutation(other),
         }
+    }
+
+    /// The federation state.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// Inserts or replaces a record (used by loading and by mutations).

@@ -52,6 +52,7 @@ fn block_new_creates_blocked_and_verify_activates_it() {
         at: at(3),
         user_id: user("a"),
         session_id: Some(sid(2)),
+        fanout: None,
     });
     assert_eq!(
         o,
@@ -104,6 +105,7 @@ fn verify_defaults_to_newest_and_reports_missing() {
         at: at(4),
         user_id: user("a"),
         session_id: None,
+        fanout: None,
     });
     assert_eq!(
         o,
@@ -117,6 +119,7 @@ fn verify_defaults_to_newest_and_reports_missing() {
         at: at(5),
         user_id: user("a"),
         session_id: Some(sid(1)),
+        fanout: None,
     });
     assert!(
         matches!(o, Outcome::NotFound { .. }),
@@ -126,6 +129,7 @@ fn verify_defaults_to_newest_and_reports_missing() {
         at: at(5),
         user_id: user("nobody"),
         session_id: None,
+        fanout: None,
     });
     assert!(matches!(o, Outcome::NotFound { .. }));
 }
@@ -141,6 +145,7 @@ fn invalidate_one_or_all() {
         at: at(5),
         user_id: user("a"),
         session_id: Some(sid(2)),
+        fanout: None,
     });
     assert_eq!(o, Outcome::Invalidated { ended: 1 });
     assert_eq!(
@@ -151,6 +156,7 @@ fn invalidate_one_or_all() {
         at: at(6),
         user_id: user("a"),
         session_id: Some(sid(4)),
+        fanout: None,
     });
     assert!(
         matches!(o, Outcome::NotFound { .. }),
@@ -160,6 +166,7 @@ fn invalidate_one_or_all() {
         at: at(7),
         user_id: user("a"),
         session_id: None,
+        fanout: None,
     });
     assert_eq!(o, Outcome::Invalidated { ended: 2 });
     assert_eq!(sm.active("a"), 0);
@@ -169,6 +176,7 @@ fn invalidate_one_or_all() {
         at: at(8),
         user_id: user("a"),
         session_id: None,
+        fanout: None,
     });
     assert_eq!(o, Outcome::Invalidated { ended: 0 });
 }

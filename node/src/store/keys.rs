@@ -1,5 +1,7 @@
 //! Key layout in the column families.
 
+use sessync_proto::{OpId, SiteName};
+
 /// Big-endian bytes of an index, so RocksDB's order is numeric order.
 pub fn index_key(i: u64) -> [u8; 8] {
     i.to_be_bytes()
@@ -24,3 +26,18 @@ pub const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
 
 /// Keys of the `sm` family that are state (everything but the stored snapshot).
 pub const SM_STATE_KEYS: [&[u8]; 5] = [APPLIED, MEMBERSHIP, POLICY, CLOCK, AUDIT_NEXT];
+
+/// `federation` family: an outbox entry, by target site and operation id.
+pub fn outbox_key(site: &SiteName, op_id: &OpId) -> String {
+    format!("o/{site}/{op_id}")
+}
+
+/// `federation` family: an operation received from a peer, by origin and operation id.
+pub fn received_key(origin: &SiteName, op_id: &OpId) -> String {
+    format!("r/{origin}/{op_id}")
+}
+
+/// `federation` family: a nonce a peer used, by origin and nonce.
+pub fn nonce_key(origin: &SiteName, nonce: &str) -> String {
+    format!("n/{origin}/{nonce}")
+}

@@ -5,6 +5,8 @@
 //! - `raft`: the vote (fsynced), the committed log id and the last purged log id;
 //! - `sessions`: session records by session id;
 //! - `audit`: audit events by sequence number (big-endian u64);
+//! - `federation`: the outbox (`o/<site>/<op_id>`), operations received from peers
+//!   (`r/<origin>/<op_id>`) and the nonces peers used (`n/<origin>/<nonce>`);
 //! - `sm`: the applied log id, membership, policy, clock and audit counter, written in the same
 //!   batch as the session changes of each entry, and the current snapshot.
 
@@ -35,7 +37,7 @@ pub enum OpenError {
     Corrupt { path: String, message: String },
 }
 
-const COLUMN_FAMILIES: [&str; 5] = ["logs", "raft", "sessions", "audit", "sm"];
+const COLUMN_FAMILIES: [&str; 6] = ["logs", "raft", "sessions", "audit", "federation", "sm"];
 
 /// Opens (or creates) the database at `path` and returns its log store and state machine.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {

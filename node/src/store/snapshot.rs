@@ -13,9 +13,10 @@ use sessync_proto::{Policy, Timestamp};
 use super::any_err;
 use super::keys;
 use crate::raft_types::{LogId, NodeId, StorageError, StoredMembership, TypeConfig};
-use crate::session::Session;
+use crate::session::{Mutation, OutboxEntry, ReceivedOp, SeenNonce, Session};
 
-/// The state a snapshot carries: the same records the `sessions`, `audit` and `sm` families hold.
+/// The state a snapshot carries: the same records the `sessions`, `audit`, `federation` and
+/// `sm` families hold.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SnapshotPayload {
     pub policy: Option<Policy>,
@@ -23,6 +24,22 @@ pub struct SnapshotPayload {
     pub audit_next: u64,
     pub sessions: Vec<Session>,
     pub audit: Vec<AuditEvent>,
+    #[serde(default)]
+    pub outbox: Vec<OutboxEntry>,
+    #[serde(default)]
+    pub received: Vec<ReceivedOp>,
+    #[serde(default)]
+    pub nonces: Vec<SeenNonce>,
+}
+
+impl SnapshotPayload {
+    /// The federation records as mutations, for folding into a store.
+    pub fn federation_mutations(&self) -> impl Iterator<Item = Mutation> + '_ {
+        let o = self.outbox.iter().cloned().map(Mutation::PutOutbox);
+        let r = self.received.iter().cloned().map(Mutation::PutReceived);
+        let n = self.nonces.iter().cloned().map(Mutation::PutNonce);
+        o.chain(r).chain(n)
+    }
 }
 
 type RocksSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
@@ -95,6 +112,16 @@ impl SnapshotBuilder {
         for item in snap.iterator_cf(super::state_machine::cf(db, "audit"), IteratorMode::Start) {
             let (_, v) = item.map_err(read)?;
             p.audit.push(serde_json::from_slice(&v).map_err(decode)?);
+        }
+        let fed = super::state_machine::cf(db, "federation");
+        for item in snap.iterator_cf(fed, IteratorMode::Start) {
+            let (k, v) = item.map_err(read)?;
+            match k.first() {
+                Some(b'o') => p.outbox.push(serde_json::from_slice(&v).map_err(decode)?),
+                Some(b'r') => p.received.push(serde_json::from_slice(&v).map_err(decode)?),
+                Some(b'n') => p.nonces.push(serde_json::from_slice(&v).map_err(decode)?),
+                _ => {}
+            }
         }
         Ok(p)
     }

@@ -97,6 +97,16 @@ impl StateMachineStore {
             let (_, v) = item.map_err(|e| StorageIOError::read_state_machine(any_err(e)))?;
             store.put(decode(&v)?);
         }
+        for item in db.iterator_cf(cf(&db, "federation"), IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| StorageIOError::read_state_machine(any_err(e)))?;
+            let m = match k.first() {
+                Some(b'o') => Mutation::PutOutbox(decode(&v)?),
+                Some(b'r') => Mutation::PutReceived(decode(&v)?),
+                Some(b'n') => Mutation::PutNonce(decode(&v)?),
+                _ => continue,
+            };
+            store.apply_mutation(&m);
+        }
         let (changes, _) = broadcast::channel(1024);
         Ok(Self {
             db,
@@ -143,6 +153,27 @@ impl StateMachineStore {
                     };
                     batch.put_cf(cf(&db, "audit"), index_key(ev.seq), encode(&ev)?);
                     self.audit_next += 1;
+                }
+                Mutation::PutOutbox(e) => {
+                    let k = keys::outbox_key(&e.site, &e.op_id);
+                    batch.put_cf(cf(&db, "federation"), k, encode(e)?);
+                }
+                Mutation::DeleteOutbox { site, op_id } => {
+                    batch.delete_cf(cf(&db, "federation"), keys::outbox_key(site, op_id));
+                }
+                Mutation::PutReceived(r) => {
+                    let k = keys::received_key(&r.origin, &r.op_id);
+                    batch.put_cf(cf(&db, "federation"), k, encode(r)?);
+                }
+                Mutation::DeleteReceived { origin, op_id } => {
+                    batch.delete_cf(cf(&db, "federation"), keys::received_key(origin, op_id));
+                }
+                Mutation::PutNonce(n) => {
+                    let k = keys::nonce_key(&n.origin, &n.nonce);
+                    batch.put_cf(cf(&db, "federation"), k, encode(n)?);
+                }
+                Mutation::DeleteNonce { origin, nonce } => {
+                    batch.delete_cf(cf(&db, "federation"), keys::nonce_key(origin, nonce));
                 }
                 Mutation::TrimAudit(cutoff) => {
                     // Events are stamped with cluster time, which never runs backwards in the
@@ -220,9 +251,12 @@ impl StateMachineStore {
         batch.delete_range_cf(cf(&db, "sessions"), b"".as_slice(), [0xffu8].as_slice());
         batch.delete_range_cf(cf(&db, "audit"), index_key(0), index_key(u64::MAX));
         batch.delete_cf(cf(&db, "audit"), index_key(u64::MAX));
+        batch.delete_range_cf(cf(&db, "federation"), b"".as_slice(), [0xffu8].as_slice());
         for s in &payload.sessions {
             batch.put_cf(cf(&db, "sessions"), s.id.as_str(), encode(s)?);
         }
+        let fed = payload.federation_mutations().collect::<Vec<_>>();
+        self.persist(&mut batch, &fed)?;
         for ev in &payload.audit {
             batch.put_cf(cf(&db, "audit"), index_key(ev.seq), encode(ev)?);
         }
@@ -242,6 +276,9 @@ impl StateMachineStore {
         snapshot::save_current(&db, meta, data)?;
 
         let mut store = SessionStore::new();
+        for m in &fed {
+            store.apply_mutation(m);
+        }
         store.restore_meta(payload.clock, payload.policy);
         for s in payload.sessions {
             store.put(s);
@@ -346,7 +383,7 @@ impl StateReader {
         let read =
             |e: rocksdb::Error| StorageError::from(StorageIOError::read_state_machine(any_err(e)));
         let mut h = Sha256::new();
-        for name in ["sessions", "audit"] {
+        for name in ["sessions", "audit", "federation"] {
             for item in snap.iterator_cf(
                 cf(&self.db, name),
                 IteratorMode::From(b"", Direction::Forward),

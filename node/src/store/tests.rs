@@ -81,11 +81,13 @@ fn sample_log() -> Vec<Entry> {
         at: Timestamp(t0 + 41_000),
         user_id: UserId::parse_field("user-1", "user_id").unwrap(),
         session_id: None,
+        fanout: None,
     });
     push(Command::Invalidate {
         at: Timestamp(t0 + 42_000),
         user_id: UserId::parse_field("user-2", "user_id").unwrap(),
         session_id: None,
+        fanout: None,
     });
     push(Command::Expire {
         at: Timestamp(t0 + 3_600_000),

@@ -1,0 +1,331 @@
+//! The leader's delivery of queued operations to peer sites.
+//!
+//! One task per configured peer runs on every node and works only while its node leads. It
+//! sends the peer's oldest queued entries, up to [`MAX_IN_FLIGHT`] at once while the peer
+//! answers, and a single probe at a time once an attempt failed, so a peer that is down costs
+//! one request per backoff interval, not one per queued entry. Backoff doubles from
+//! `federation.retry_initial` up to `retry_max`, with jitter. An entry leaves the outbox only
+//! when the peer acknowledged it and a `FanoutAcked` entry committed; a new leader starts from
+//! the replicated outbox, so at worst a peer sees an operation twice and ignores the repeat.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::header::CONTENT_TYPE;
+use serde_json::json;
+use sessync_config::PeerConfig;
+use sessync_proto::federation::PeerOpRequest;
+use sessync_proto::{ErrorBody, OpId, Timestamp};
+use tokio::task::JoinSet;
+
+use super::{sign, PeerHealth};
+use crate::api::App;
+use crate::session::{Command, OutboxEntry};
+
+/// Most deliveries to one peer under way at once.
+pub const MAX_IN_FLIGHT: usize = 16;
+/// How often an idle task looks at leadership and the outbox without being woken.
+const RESCAN: Duration = Duration::from_millis(500);
+
+/// Starts one delivery task per configured peer.
+pub fn spawn(app: App) {
+    for peer in app.federation().config().peers.clone() {
+        tokio::spawn(run(app.clone(), peer));
+    }
+}
+
+/// Exponential backoff with "equal jitter": each wait is between half and all of the
+/// doubled delay, so peers retried by many sites do not all hear from them at once.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let exp = self.failures.min(20);
+        self.failures += 1;
+        let d = self.initial.saturating_mul(1 << exp).min(self.max);
+        d.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    }
+}
+
+/// The outcome of one attempt at one entry.
+struct Attempt {
+    entry: OutboxEntry,
+    /// `Err((answered, error))`: `answered` if some node of the peer answered at all.
+    result: Result<(), (bool, String)>,
+}
+
+/// The delivery state of one peer while this node leads.
+struct Courier {
+    app: App,
+    peer: Arc<PeerConfig>,
+    inflight: JoinSet<Attempt>,
+    /// Entries being sent, or acknowledged and waiting for their `FanoutAcked` to commit.
+    sending: HashSet<OpId>,
+    acked: Vec<OpId>,
+    attempts: HashMap<OpId, u32>,
+    backoff: Backoff,
+    health: PeerHealth,
+    /// The peer node that answered last: tried first next time.
+    url_at: Arc<AtomicUsize>,
+}
+
+async fn run(app: App, peer: PeerConfig) {
+    let mut kicks = app.federation().kicks();
+    let mut courier: Option<Courier> = None;
+    loop {
+        if !app.is_leader() {
+            if let Some(mut c) = courier.take() {
+                c.inflight.abort_all();
+                app.federation()
+                    .set_health(&c.peer.name, PeerHealth::default());
+            }
+            tokio::time::sleep(RESCAN).await;
+            continue;
+        }
+        let c = courier.get_or_insert_with(|| Courier::new(app.clone(), peer.clone()));
+        c.commit_acks().await;
+        c.start_sends();
+        let now = Instant::now();
+        let wake = c
+            .health
+            .next_attempt
+            .filter(|t| *t > now)
+            .unwrap_or(now + RESCAN);
+        tokio::select! {
+            Some(done) = c.inflight.join_next(), if !c.inflight.is_empty() => {
+                if let Ok(attempt) = done {
+                    c.finish(attempt);
+                }
+            }
+            changed = kicks.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep(RESCAN).await;
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+}
+
+impl Courier {
+    fn new(app: App, peer: PeerConfig) -> Self {
+        let cfg = app.federation().config();
+        let backoff = Backoff {
+            initial: cfg.retry_initial,
+            max: cfg.retry_max,
+            failures: 0,
+        };
+        Courier {
+            app,
+            peer: Arc::new(peer),
+            inflight: JoinSet::new(),
+            sending: HashSet::new(),
+            acked: Vec::new(),
+            attempts: HashMap::new(),
+            backoff,
+            health: PeerHealth::default(),
+            url_at: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Sends the oldest entries not under way, if the backoff allows.
+    fn start_sends(&mut self) {
+        let now = Instant::now();
+        if self.health.next_attempt.is_some_and(|t| t > now) {
+            return;
+        }
+        let cap = if self.health.consecutive_failures == 0 {
+            MAX_IN_FLIGHT
+        } else {
+            1
+        };
+        let room = cap.saturating_sub(self.inflight.len());
+        if room == 0 {
+            return;
+        }
+        let site = &self.peer.name;
+        let batch: Vec<OutboxEntry> = self.app.state().read(|s| {
+            s.ledger()
+                .queue(site)
+                .filter(|e| !self.sending.contains(&e.op_id))
+                .take(room)
+                .cloned()
+                .collect()
+        });
+        for e in batch {
+            self.sending.insert(e.op_id.clone());
+            *self.attempts.entry(e.op_id.clone()).or_default() += 1;
+            let (app, peer, url_at) = (self.app.clone(), self.peer.clone(), self.url_at.clone());
+            self.inflight.spawn(send(app, peer, url_at, e));
+        }
+    }
+
+    /// Records how an attempt went.
+    fn finish(&mut self, a: Attempt) {
+        let site = self.peer.name.as_str();
+        let op_id = a.entry.op_id.clone();
+        match a.result {
+            Ok(()) => {
+                let delay = Timestamp::now().since(a.entry.queued_at);
+                self.app.metrics().delivery_attempt(site, Some(delay));
+                self.acked.push(op_id);
+                self.backoff.failures = 0;
+                self.health.reachable = Some(true);
+                self.health.consecutive_failures = 0;
+                self.health.next_attempt = None;
+                self.health.last_delivered_at = Some(Timestamp::now());
+            }
+            Err((answered, error)) => {
+                self.app.metrics().delivery_attempt(site, None);
+                self.sending.remove(&op_id);
+                let now = Instant::now();
+                // Failures of attempts started together count as one step of backoff.
+                if self.health.next_attempt.is_none_or(|t| t <= now) {
+                    self.health.next_attempt = Some(now + self.backoff.next());
+                }
+                let retry_in = self
+                    .health
+                    .next_attempt
+                    .map_or(0, |t| t.saturating_duration_since(now).as_millis() as u64);
+                self.health.reachable = Some(answered);
+                self.health.consecutive_failures += 1;
+                self.health.last_error = Some(error.clone());
+                tracing::warn!(peer = site, op_id = %op_id, %error, retry_in_ms = retry_in, "fan-out delivery failed");
+                self.app.audit().report(
+                    "fanout_retry",
+                    Some(a.entry.user_id.clone()),
+                    json!({
+                        "site": site,
+                        "op_id": op_id,
+                        "op": a.entry.kind,
+                        "attempt": self.attempts.get(&op_id).copied().unwrap_or(1),
+                        "error": error,
+                        "retry_in_ms": retry_in,
+                    }),
+                );
+            }
+        }
+        self.app
+            .federation()
+            .set_health(&self.peer.name, self.health.clone());
+    }
+
+    /// Commits the acknowledgements gathered so far in one `FanoutAcked` entry. If that fails
+    /// (leadership moved), the entries are sent again later and the peer ignores the repeat.
+    async fn commit_acks(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let acks: Vec<_> = std::mem::take(&mut self.acked)
+            .into_iter()
+            .map(|op| (self.peer.name.clone(), op))
+            .collect();
+        let cmd = Command::FanoutAcked {
+            at: self.app.cluster_now(),
+            acks: acks.clone(),
+        };
+        if let Err(e) = self.app.propose(cmd).await {
+            tracing::warn!(peer = %self.peer.name, error = %e.body.error.message, "could not commit fan-out acknowledgements");
+        }
+        for (_, op) in &acks {
+            self.sending.remove(op);
+        }
+        let site = &self.peer.name;
+        let queued: HashSet<OpId> = self
+            .app
+            .state()
+            .read(|s| s.ledger().queue(site).map(|e| e.op_id.clone()).collect());
+        self.attempts.retain(|op, _| queued.contains(op));
+    }
+}
+
+/// One attempt: the entry, signed, to the peer's nodes in turn (starting with the one that
+/// answered last) until one acknowledges it or gives an answer that is the site's own.
+async fn send(
+    app: App,
+    peer: Arc<PeerConfig>,
+    url_at: Arc<AtomicUsize>,
+    e: OutboxEntry,
+) -> Attempt {
+    let fed = app.federation();
+    let body = serde_json::to_vec(&PeerOpRequest {
+        op_id: e.op_id.clone(),
+        origin_site: fed.site().clone(),
+        user_id: e.user_id.clone(),
+        session_id: e.session_id.clone(),
+    })
+    .expect("a peer request serialises");
+    let path = e.kind.path();
+    let n = peer.urls.len();
+    let start = url_at.load(Ordering::Relaxed);
+    let mut answered = false;
+    let mut error = String::from("the peer has no URLs");
+    for i in 0..n {
+        let idx = (start + i) % n;
+        let url = &peer.urls[idx];
+        let nonce = hex::encode(rand::random::<[u8; 16]>());
+        let ts = Timestamp::now().millis();
+        let mut rb = app
+            .http()
+            .post(format!("{url}{path}"))
+            .timeout(fed.config().send_timeout)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        for (k, v) in sign::headers(
+            fed.site(),
+            peer.send_secret.expose(),
+            path,
+            &body,
+            ts,
+            &nonce,
+        ) {
+            rb = rb.header(k, v);
+        }
+        match rb.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                url_at.store(idx, Ordering::Relaxed);
+                return Attempt {
+                    entry: e,
+                    result: Ok(()),
+                };
+            }
+            Ok(resp) => {
+                answered = true;
+                let status = resp.status();
+                let text = resp.bytes().await.unwrap_or_default();
+                let message = serde_json::from_slice::<ErrorBody>(&text)
+                    .map(|b| b.error.message)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&text).chars().take(200).collect());
+                error = format!("{url} answered {}: {message}", status.as_u16());
+                // 503: that node has no leader right now; another node may. Anything else is
+                // the site's answer.
+                if status.as_u16() != 503 {
+                    break;
+                }
+            }
+            Err(err) => {
+                error = format!("{url}: {}", describe(&err));
+            }
+        }
+    }
+    Attempt {
+        entry: e,
+        result: Err((answered, error)),
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "no answer before send_timeout".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        e.to_string()
+    }
+}

@@ -1,0 +1,154 @@
+//! What sites send each other: a verify or invalidate for one user, signed with the secret the
+//! two sites share; and the federation status an operator reads.
+//!
+//! The wire protocol (see docs/federation.md): `POST /v1/federation/{verify,invalidate}` with a
+//! [`PeerOpRequest`] body and four headers ([`SITE_HEADER`], [`TIMESTAMP_HEADER`],
+//! [`NONCE_HEADER`], [`SIGNATURE_HEADER`]). The receiver answers 200 with a [`PeerOpResponse`]
+//! once the operation is committed at its site (or was already), which is the sender's ack.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+use crate::ids::{check_handle, OpId, SessionId, SiteName, UserId};
+use crate::time::Timestamp;
+
+/// The sending site's name.
+pub const SITE_HEADER: &str = "x-sessync-site";
+/// When the request was signed: Unix time in milliseconds, decimal.
+pub const TIMESTAMP_HEADER: &str = "x-sessync-timestamp";
+/// A value never used before by the sender: 1–64 of ASCII letters, digits, '_' and '-'.
+pub const NONCE_HEADER: &str = "x-sessync-nonce";
+/// Lowercase hex HMAC-SHA256 of the signed string (see docs/federation.md).
+pub const SIGNATURE_HEADER: &str = "x-sessync-signature";
+/// Longest nonce accepted, in bytes.
+pub const MAX_NONCE_BYTES: usize = 64;
+
+/// The two operations a site sends its peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerOpKind {
+    /// A session of the user was verified at the origin: every session here ends `superseded`.
+    Verify,
+    /// End the named session here, or all of the user's sessions, with `invalidated`.
+    Invalidate,
+}
+
+impl PeerOpKind {
+    /// The endpoint a peer receives this operation at.
+    pub fn path(self) -> &'static str {
+        match self {
+            PeerOpKind::Verify => "/v1/federation/verify",
+            PeerOpKind::Invalidate => "/v1/federation/invalidate",
+        }
+    }
+
+    /// `verify` or `invalidate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerOpKind::Verify => "verify",
+            PeerOpKind::Invalidate => "invalidate",
+        }
+    }
+}
+
+impl fmt::Display for PeerOpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Body of `POST /v1/federation/verify` and `/v1/federation/invalidate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerOpRequest {
+    /// The same for every delivery of one operation: a repeat is applied once.
+    pub op_id: OpId,
+    /// The sending site; must equal the [`SITE_HEADER`].
+    pub origin_site: SiteName,
+    pub user_id: UserId,
+    /// Verify: the session verified at the origin (informational). Invalidate: the one session
+    /// to end, or none for all of the user's sessions.
+    #[serde(default)]
+    pub session_id: Option<SessionId>,
+}
+
+/// The receiver's answer: the sender's acknowledgement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerOpResponse {
+    pub op_id: OpId,
+    /// False when this `op_id` had already been applied (a repeated delivery): nothing changed.
+    pub applied: bool,
+    /// Sessions this delivery ended here.
+    pub ended: u32,
+}
+
+/// Checks a nonce header value.
+pub fn check_nonce(raw: &str) -> Result<(), FieldError> {
+    check_handle(raw, NONCE_HEADER, MAX_NONCE_BYTES).map(|_| ())
+}
+
+/// GET /v1/federation/status: how delivery to each peer stands, as the leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationStatus {
+    /// This site.
+    pub site: SiteName,
+    /// The node that answered (the leader, which does the delivering).
+    pub node_id: u64,
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One peer in [`FederationStatus`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub site: SiteName,
+    pub urls: Vec<String>,
+    /// `true` after a delivery attempt that got an answer, `false` after one that did not;
+    /// `null` before any attempt since this node became leader.
+    pub reachable: Option<bool>,
+    /// Operations committed here and not yet acknowledged by the peer.
+    pub queued: u64,
+    /// Most operations that may be queued for this peer.
+    pub outbox_limit: u32,
+    /// When the oldest queued operation was committed.
+    pub oldest_queued_at: Option<Timestamp>,
+    /// When the peer last acknowledged a delivery (since this node became leader).
+    pub last_delivered_at: Option<Timestamp>,
+    /// The last failed attempt's error.
+    pub last_error: Option<String>,
+    /// Attempts that failed in a row.
+    pub consecutive_failures: u32,
+    /// Milliseconds until the next attempt, when one is waiting for its backoff.
+    pub next_attempt_in_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip_and_unknown_fields() {
+        let r: PeerOpRequest = serde_json::from_str(
+            r#"{"op_id":"op_1","origin_site":"site-a","user_id":"alice","session_id":null}"#,
+        )
+        .unwrap();
+        assert_eq!(r.session_id, None);
+        assert!(serde_json::from_str::<PeerOpRequest>(
+            r#"{"op_id":"op_1","origin_site":"site-a","user_id":"alice","extra":1}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<PeerOpRequest>(
+            r#"{"op_id":"op 1","origin_site":"site-a","user_id":"alice"}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn nonces() {
+        assert!(check_nonce("abc_DEF-123").is_ok());
+        assert!(check_nonce("").is_err());
+        assert!(check_nonce("a b").is_err());
+        assert!(check_nonce(&"x".repeat(MAX_NONCE_BYTES + 1)).is_err());
+    }
+}
