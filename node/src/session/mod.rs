@@ -22,6 +22,8 @@ pub use record::{Session, TokenHash};
 pub use store::SessionStore;
 
 #[cfg(test)]
+mod federation_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod testkit;

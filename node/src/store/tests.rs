@@ -39,7 +39,8 @@ fn entry(index: u64, cmd: Command) -> Entry {
     }
 }
 
-/// A log: membership, policy, 30 logins of 3 users, ends, a verify, an invalidate, expiry.
+/// A log: membership, policy, 30 logins of 3 users, ends, a verify, invalidates fanned out to a
+/// peer (one acknowledged), a peer's verify, expiry.
 fn sample_log() -> Vec<Entry> {
     let t0 = 1_800_000_000_000;
     let mut out = vec![Entry {
@@ -83,11 +84,41 @@ fn sample_log() -> Vec<Entry> {
         session_id: None,
         fanout: None,
     });
+    let site_b = sessync_proto::SiteName::parse_field("site-b", "site").unwrap();
+    let op = |n: u8| sessync_proto::OpId::from_random([n; 16]);
     push(Command::Invalidate {
         at: Timestamp(t0 + 42_000),
         user_id: UserId::parse_field("user-2", "user_id").unwrap(),
         session_id: None,
-        fanout: None,
+        fanout: Some(crate::session::Fanout {
+            op_id: op(1),
+            targets: vec![site_b.clone()],
+            outbox_limit: 100,
+        }),
+    });
+    push(Command::Invalidate {
+        at: Timestamp(t0 + 42_500),
+        user_id: UserId::parse_field("user-0", "user_id").unwrap(),
+        session_id: None,
+        fanout: Some(crate::session::Fanout {
+            op_id: op(2),
+            targets: vec![site_b.clone()],
+            outbox_limit: 100,
+        }),
+    });
+    push(Command::FanoutAcked {
+        at: Timestamp(t0 + 43_000),
+        acks: vec![(site_b.clone(), op(1))],
+    });
+    push(Command::PeerOp {
+        at: Timestamp(t0 + 44_000),
+        origin: site_b,
+        nonce: "nonce-1".to_owned(),
+        nonce_until: Timestamp(t0 + 10_000_000),
+        kind: sessync_proto::federation::PeerOpKind::Verify,
+        op_id: op(3),
+        user_id: UserId::parse_field("user-1", "user_id").unwrap(),
+        session_id: None,
     });
     push(Command::Expire {
         at: Timestamp(t0 + 3_600_000),
@@ -149,6 +180,19 @@ fn state_survives_reopen() {
     });
 }
 
+/// The federation records of [`sample_log`] are in memory, not only on disk.
+fn assert_federation_loaded(sm: &StateMachineStore) {
+    let site_b = sessync_proto::SiteName::parse_field("site-b", "site").unwrap();
+    sm.reader().read(|s| {
+        let l = s.ledger();
+        assert_eq!(l.queued(&site_b), 1, "one entry left in the outbox");
+        assert!(l.nonce_seen(&site_b, "nonce-1"));
+        assert!(l
+            .received(&site_b, &sessync_proto::OpId::from_random([3; 16]))
+            .is_some());
+    });
+}
+
 #[test]
 fn snapshot_installs_identical_state() {
     rt().block_on(async {
@@ -176,10 +220,12 @@ fn snapshot_installs_identical_state() {
             .unwrap()
             .expect("snapshot stored");
         assert_eq!(current.meta, snap.meta);
+        assert_federation_loaded(&b);
         // And the install survives a restart.
         drop(b);
         let (_, b) = open(db.path()).unwrap();
         assert_eq!(b.reader().digest().unwrap(), digest_at_capture);
+        assert_federation_loaded(&b);
     });
 }
 
