@@ -76,7 +76,17 @@ impl TestCluster {
             secrets,
             nodes: BTreeMap::new(),
         };
-        let ports = process::free_ports(cluster.opts.nodes, &BTreeSet::new())?;
+        let ports = if cluster.opts.ports.is_empty() {
+            process::free_ports(cluster.opts.nodes, &BTreeSet::new())?
+        } else if cluster.opts.ports.len() == cluster.opts.nodes {
+            cluster.opts.ports.clone()
+        } else {
+            bail!(
+                "ClusterOptions::ports lists {} ports for {} nodes",
+                cluster.opts.ports.len(),
+                cluster.opts.nodes
+            );
+        };
         for (i, port) in ports.into_iter().enumerate() {
             cluster.create_node(i as u64 + 1, port)?;
         }

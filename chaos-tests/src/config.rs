@@ -30,6 +30,11 @@ pub struct ClusterOptions {
     /// (`[raft]`, `[limits]`, ...) is merged key by key, and arrays of tables (`[[api_keys]]`,
     /// `[[federation.peers]]`) are appended.
     pub extra_toml: String,
+    /// TOML merged like `extra_toml`, after it: the federation peers [`crate::Sites`] writes.
+    pub peers_toml: String,
+    /// The nodes' ports (ids 1..=n in order); empty (default): free loopback ports are picked.
+    /// [`crate::Sites`] picks them before either site starts, so each can name the other's.
+    pub ports: Vec<u16>,
     /// Initialise the cluster with every node as a voter once all are up. Default true.
     pub init: bool,
     /// The node program to run; default `$SESSYNC_NODE_BIN`, else `sessync-node` next to the
@@ -45,6 +50,8 @@ impl Default for ClusterOptions {
             policy_toml: String::new(),
             raft_toml: String::new(),
             extra_toml: String::new(),
+            peers_toml: String::new(),
+            ports: Vec::new(),
             init: true,
             node_bin: None,
         }
@@ -165,6 +172,10 @@ pub(crate) fn render(
     merge(
         &mut doc,
         parse("ClusterOptions::extra_toml", &opts.extra_toml)?,
+    );
+    merge(
+        &mut doc,
+        parse("ClusterOptions::peers_toml", &opts.peers_toml)?,
     );
     merge(&mut doc, parse("the node's own TOML", node.node_toml)?);
     toml::to_string(&doc).context("cannot write the node config as TOML")

@@ -28,7 +28,8 @@
 //! Modules: `cluster` ([`TestCluster`]: start and the life of its nodes), `access` (URLs, keys,
 //! clients, files), `checks` (leader, convergence, identical state, crashes), `config`
 //! (options and each node's TOML), `process` (binary, ports, one node process and its log),
-//! `secrets` (API keys and the cluster secret), `views` (judging `/cluster/status` and
+//! `secrets` (API keys and the cluster secret), `sites` ([`Sites`]: two federated clusters,
+//! and the peer signing recipe), `proxy` ([`SlowProxy`]: a slow link), `views` (judging `/cluster/status` and
 //! `/cluster/digest` answers) and `wait` (bounded polling).
 
 #![warn(missing_docs)]
@@ -38,11 +39,15 @@ mod checks;
 mod cluster;
 mod config;
 mod process;
+mod proxy;
 mod secrets;
+mod sites;
 mod views;
 mod wait;
 
 pub use cluster::{TestCluster, KEEP_DIR_ENV, LEADER_TIMEOUT, START_TIMEOUT};
 pub use config::ClusterOptions;
 pub use process::{node_binary, NODE_BIN_ENV, NODE_LOG_ENV};
+pub use proxy::SlowProxy;
+pub use sites::{now_ms, sign_peer_request, Sites, SitesOptions, SITE_A, SITE_B};
 pub use wait::POLL_INTERVAL;

@@ -1,10 +1,11 @@
-//! The admin endpoints (role `admin`): config, active users, audit, metrics; and the open
-//! liveness and readiness probes.
+//! The admin endpoints (role `admin`): config, active users, audit, metrics, federation
+//! status; and the open liveness and readiness probes.
 
 use reqwest::Method;
 use sessync_proto::api::{
     ActiveUser, ActiveUsersResponse, AuditEvent, AuditResponse, ConfigResponse,
 };
+use sessync_proto::federation::FederationStatus;
 use sessync_proto::{Timestamp, UserId};
 
 use crate::client::Client;
@@ -127,6 +128,24 @@ impl Client {
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, ClientError> {
         let r: AuditResponse = self.call::<(), _>(Method::GET, &query.path(), None).await?;
         Ok(r.events)
+    }
+
+    /// `GET /v1/federation/status`: each peer site's queue of undelivered operations and
+    /// whether the leader reaches it.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "admin-key")?;
+    /// for p in client.federation_status().await?.peers {
+    ///     println!("{}: {} queued, reachable {:?}", p.site, p.queued, p.reachable);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn federation_status(&self) -> Result<FederationStatus, ClientError> {
+        self.call::<(), _>(Method::GET, "/v1/federation/status", None)
+            .await
     }
 
     /// `GET /metrics`: the Prometheus text exposition.

@@ -51,7 +51,8 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict | ErrorCode::AlreadyInitialized | ErrorCode::LimitReached => 409,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::Unavailable | ErrorCode::OutboxFull => 503,
+            ErrorCode::OutboxFull => 429,
+            ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
     }

@@ -42,6 +42,7 @@ const FEATURES: &[&str] = &[
     "audit",
     "metrics",
     "idempotent_create",
+    "federation",
 ];
 
 async fn config(State(app): State<App>, _caller: AdminCaller) -> Json<ConfigResponse> {

@@ -2,8 +2,9 @@
 //!
 //! One task per configured peer runs on every node and works only while its node leads. It
 //! sends the peer's oldest queued entries, up to [`MAX_IN_FLIGHT`] at once while the peer
-//! answers, and a single probe at a time once an attempt failed, so a peer that is down costs
-//! one request per backoff interval, not one per queued entry. Backoff doubles from
+//! answers, and a single probe at a time while no node of it answers, so a peer that is down
+//! costs one request per backoff interval, not one per queued entry. An entry the peer refuses
+//! (a 4xx) backs off on its own and never holds up the others. Backoff doubles from
 //! `federation.retry_initial` up to `retry_max`, with jitter. An entry leaves the outbox only
 //! when the peer acknowledged it and a `FanoutAcked` entry committed; a new leader starts from
 //! the replicated outbox, so at worst a peer sees an operation twice and ignores the repeat.
@@ -38,6 +39,7 @@ pub fn spawn(app: App) {
 
 /// Exponential backoff with "equal jitter": each wait is between half and all of the
 /// doubled delay, so peers retried by many sites do not all hear from them at once.
+#[derive(Clone, Copy)]
 struct Backoff {
     initial: Duration,
     max: Duration,
@@ -56,8 +58,17 @@ impl Backoff {
 /// The outcome of one attempt at one entry.
 struct Attempt {
     entry: OutboxEntry,
-    /// `Err((answered, error))`: `answered` if some node of the peer answered at all.
-    result: Result<(), (bool, String)>,
+    result: Result<(), Failure>,
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// No node of the peer took it (no connection, no answer in time, or 5xx/503 from all):
+    /// the whole peer backs off and is probed with one request at a time.
+    Unreachable(String),
+    /// The peer answered and refused this entry (a 4xx): only this entry backs off, so one
+    /// refused entry never holds up the others.
+    Refused(String),
 }
 
 /// The delivery state of one peer while this node leads.
@@ -69,6 +80,8 @@ struct Courier {
     sending: HashSet<OpId>,
     acked: Vec<OpId>,
     attempts: HashMap<OpId, u32>,
+    /// Entries the peer refused, and when each may be tried again.
+    entry_next: HashMap<OpId, Instant>,
     backoff: Backoff,
     health: PeerHealth,
     /// The peer node that answered last: tried first next time.
@@ -128,6 +141,7 @@ impl Courier {
             sending: HashSet::new(),
             acked: Vec::new(),
             attempts: HashMap::new(),
+            entry_next: HashMap::new(),
             backoff,
             health: PeerHealth::default(),
             url_at: Arc::new(AtomicUsize::new(0)),
@@ -140,10 +154,10 @@ impl Courier {
         if self.health.next_attempt.is_some_and(|t| t > now) {
             return;
         }
-        let cap = if self.health.consecutive_failures == 0 {
-            MAX_IN_FLIGHT
-        } else {
+        let cap = if self.health.reachable == Some(false) {
             1
+        } else {
+            MAX_IN_FLIGHT
         };
         let room = cap.saturating_sub(self.inflight.len());
         if room == 0 {
@@ -154,6 +168,7 @@ impl Courier {
             s.ledger()
                 .queue(site)
                 .filter(|e| !self.sending.contains(&e.op_id))
+                .filter(|e| self.entry_next.get(&e.op_id).is_none_or(|t| *t <= now))
                 .take(room)
                 .cloned()
                 .collect()
@@ -181,19 +196,32 @@ impl Courier {
                 self.health.next_attempt = None;
                 self.health.last_delivered_at = Some(Timestamp::now());
             }
-            Err((answered, error)) => {
+            Err(failure) => {
                 self.app.metrics().delivery_attempt(site, None);
                 self.sending.remove(&op_id);
                 let now = Instant::now();
-                // Failures of attempts started together count as one step of backoff.
-                if self.health.next_attempt.is_none_or(|t| t <= now) {
-                    self.health.next_attempt = Some(now + self.backoff.next());
-                }
-                let retry_in = self
-                    .health
-                    .next_attempt
-                    .map_or(0, |t| t.saturating_duration_since(now).as_millis() as u64);
-                self.health.reachable = Some(answered);
+                let attempt = self.attempts.get(&op_id).copied().unwrap_or(1);
+                let (error, retry_at) = match failure {
+                    Failure::Unreachable(error) => {
+                        // Failures of attempts started together count as one step of backoff.
+                        if self.health.next_attempt.is_none_or(|t| t <= now) {
+                            self.health.next_attempt = Some(now + self.backoff.next());
+                        }
+                        self.health.reachable = Some(false);
+                        (error, self.health.next_attempt.unwrap_or(now))
+                    }
+                    Failure::Refused(error) => {
+                        let mut own = Backoff {
+                            failures: attempt.saturating_sub(1),
+                            ..self.backoff
+                        };
+                        let at = now + own.next();
+                        self.entry_next.insert(op_id.clone(), at);
+                        self.health.reachable = Some(true);
+                        (error, at)
+                    }
+                };
+                let retry_in = retry_at.saturating_duration_since(now).as_millis() as u64;
                 self.health.consecutive_failures += 1;
                 self.health.last_error = Some(error.clone());
                 tracing::warn!(peer = site, op_id = %op_id, %error, retry_in_ms = retry_in, "fan-out delivery failed");
@@ -204,7 +232,7 @@ impl Courier {
                         "site": site,
                         "op_id": op_id,
                         "op": a.entry.kind,
-                        "attempt": self.attempts.get(&op_id).copied().unwrap_or(1),
+                        "attempt": attempt,
                         "error": error,
                         "retry_in_ms": retry_in,
                     }),
@@ -242,6 +270,7 @@ impl Courier {
             .state()
             .read(|s| s.ledger().queue(site).map(|e| e.op_id.clone()).collect());
         self.attempts.retain(|op, _| queued.contains(op));
+        self.entry_next.retain(|op, _| queued.contains(op));
     }
 }
 
@@ -264,7 +293,7 @@ async fn send(
     let path = e.kind.path();
     let n = peer.urls.len();
     let start = url_at.load(Ordering::Relaxed);
-    let mut answered = false;
+    let mut refused = None;
     let mut error = String::from("the peer has no URLs");
     for i in 0..n {
         let idx = (start + i) % n;
@@ -296,17 +325,23 @@ async fn send(
                 };
             }
             Ok(resp) => {
-                answered = true;
                 let status = resp.status();
                 let text = resp.bytes().await.unwrap_or_default();
                 let message = serde_json::from_slice::<ErrorBody>(&text)
                     .map(|b| b.error.message)
                     .unwrap_or_else(|_| String::from_utf8_lossy(&text).chars().take(200).collect());
                 error = format!("{url} answered {}: {message}", status.as_u16());
-                // 503: that node has no leader right now; another node may. Anything else is
-                // the site's answer.
-                if status.as_u16() != 503 {
-                    break;
+                // A 400 is about the request itself: every node would say the same. Anything
+                // else (no leader there, a node with a bad clock, a proxy's 502) may be that
+                // node's alone: try the next.
+                if status.as_u16() == 400 {
+                    return Attempt {
+                        entry: e,
+                        result: Err(Failure::Refused(error)),
+                    };
+                }
+                if status.is_client_error() {
+                    refused = Some(error.clone());
                 }
             }
             Err(err) => {
@@ -314,9 +349,14 @@ async fn send(
             }
         }
     }
+    // Some node refused it (and none took it): the site answers; else nobody did.
+    let failure = match refused {
+        Some(r) => Failure::Refused(r),
+        None => Failure::Unreachable(error),
+    };
     Attempt {
         entry: e,
-        result: Err((answered, error)),
+        result: Err(failure),
     }
 }
 

@@ -36,9 +36,12 @@ async fn invalidate(State(app): State<App>, headers: HeaderMap, body: Bytes) -> 
     receive(app, PeerOpKind::Invalidate, headers, body).await
 }
 
-/// Counts and audits a refusal, and answers 401.
+/// Counts and audits a refusal, and answers 401. The metric's `peer` label is a configured
+/// site or `unknown`, never a name a stranger chose.
 fn refuse(app: &App, origin: &str, reason: &str, message: String, path: &str) -> Response {
-    app.metrics().peer_rejected(origin, reason);
+    let configured = app.federation().peer_names().any(|p| p.as_str() == origin);
+    app.metrics()
+        .peer_rejected(if configured { origin } else { "unknown" }, reason);
     tracing::warn!(origin, reason, path, "refused a request from a peer site");
     app.audit().report(
         "fanout_rejected",

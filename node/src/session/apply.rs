@@ -287,7 +287,14 @@ pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>
                 // Stamped with cluster time, so the audit log stays ordered by time and a node
                 // with a skewed clock cannot hold up its trimming.
                 let mut n = n.clone();
-                n.detail = json!({ "reported_at": n.at, "event": n.detail });
+                // The node's own time stays beside the event's fields, as `reported_at`.
+                n.detail = match n.detail {
+                    serde_json::Value::Object(mut m) => {
+                        m.insert("reported_at".to_owned(), json!(n.at));
+                        serde_json::Value::Object(m)
+                    }
+                    other => json!({ "reported_at": n.at, "event": other }),
+                };
                 n.at = tx.at;
                 tx.push(Mutation::Audit(n));
             }

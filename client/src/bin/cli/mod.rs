@@ -5,6 +5,7 @@
 mod audit;
 mod cluster;
 mod config;
+mod federation;
 mod keys;
 mod membership;
 mod output;
@@ -77,6 +78,9 @@ pub enum Command {
     /// The replicated audit log (an admin key).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Peer sites: delivery queues and reachability (an admin key).
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
     /// Node config files, checked offline.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -121,6 +125,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions(cmd) => sessions::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Users(cmd) => users::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Audit(cmd) => audit::run(&cli.global.client()?, cmd, format, &mut out).await,
+        Command::Federation(cmd) => {
+            federation::run(&cli.global.client()?, cmd, format, &mut out).await
+        }
     }
 }
 

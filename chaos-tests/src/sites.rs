@@ -1,0 +1,145 @@
+//! [`Sites`]: two real clusters, `site-a` and `site-b`, configured as each other's federation
+//! peers, for the fan-out tests; and [`sign_peer_request`], the signing recipe of
+//! docs/federation.md written again here, independently of the node's code, so the tests also
+//! check that the documented recipe is the one the nodes accept.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::time::Duration;
+
+use anyhow::Context;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+use crate::cluster::TestCluster;
+use crate::config::ClusterOptions;
+use crate::process;
+use crate::proxy::SlowProxy;
+
+/// The name [`Sites`] gives the first site.
+pub const SITE_A: &str = "site-a";
+/// The name [`Sites`] gives the second site.
+pub const SITE_B: &str = "site-b";
+
+/// What to start: each site's cluster (its `site` is overridden), and optionally a slow link.
+#[derive(Clone, Debug, Default)]
+pub struct SitesOptions {
+    /// Site A's cluster.
+    pub a: ClusterOptions,
+    /// Site B's cluster.
+    pub b: ClusterOptions,
+    /// When set, A reaches B's nodes only through proxies that hold every chunk of a request
+    /// this long before passing it on: a slow peer.
+    pub slow_link: Option<Duration>,
+}
+
+/// Two federated sites of real node processes.
+pub struct Sites {
+    /// Site A (`site-a`).
+    pub a: TestCluster,
+    /// Site B (`site-b`).
+    pub b: TestCluster,
+    /// The secret A signs with for B (B's receive secret for A).
+    pub a_to_b: String,
+    /// The secret B signs with for A.
+    pub b_to_a: String,
+    _proxies: Vec<SlowProxy>,
+    _dir: TempDir,
+}
+
+fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn peer_toml(
+    name: &str,
+    urls: &[String],
+    send: &std::path::Path,
+    recv: &std::path::Path,
+) -> String {
+    let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    format!(
+        "[[federation.peers]]\nname = {name:?}\nurls = [{}]\nsend_secret_file = {:?}\nreceive_secret_file = {:?}\n",
+        urls.join(", "),
+        send.display().to_string(),
+        recv.display().to_string(),
+    )
+}
+
+impl Sites {
+    /// Picks every node's port, writes the two shared secrets, starts both sites (each
+    /// initialised) and returns once both have a leader.
+    pub async fn start(mut o: SitesOptions) -> anyhow::Result<Sites> {
+        let dir = tempfile::Builder::new()
+            .prefix("sessync-sites-")
+            .tempdir()
+            .context("cannot create the sites' directory")?;
+        let ports = process::free_ports(o.a.nodes + o.b.nodes, &BTreeSet::new())?;
+        let (pa, pb) = ports.split_at(o.a.nodes);
+        let url = |p: &u16| format!("http://127.0.0.1:{p}");
+        let a_urls: Vec<String> = pa.iter().map(url).collect();
+        let b_urls: Vec<String> = pb.iter().map(url).collect();
+        let mut proxies = Vec::new();
+        let b_seen_by_a = match o.slow_link {
+            None => b_urls.clone(),
+            Some(delay) => {
+                let mut v = Vec::new();
+                for p in pb {
+                    let proxy = SlowProxy::start(*p, delay).await?;
+                    v.push(proxy.url());
+                    proxies.push(proxy);
+                }
+                v
+            }
+        };
+        let (a_to_b, b_to_a) = (random_secret(), random_secret());
+        let (fa, fb) = (dir.path().join("a-to-b"), dir.path().join("b-to-a"));
+        fs::write(&fa, format!("{a_to_b}\n"))?;
+        fs::write(&fb, format!("{b_to_a}\n"))?;
+        o.a.site = SITE_A.into();
+        o.a.ports = pa.to_vec();
+        o.a.peers_toml = peer_toml(SITE_B, &b_seen_by_a, &fa, &fb);
+        o.b.site = SITE_B.into();
+        o.b.ports = pb.to_vec();
+        o.b.peers_toml = peer_toml(SITE_A, &a_urls, &fb, &fa);
+        let a = TestCluster::start(o.a).await.context("starting site A")?;
+        let b = TestCluster::start(o.b).await.context("starting site B")?;
+        Ok(Sites {
+            a,
+            b,
+            a_to_b,
+            b_to_a,
+            _proxies: proxies,
+            _dir: dir,
+        })
+    }
+}
+
+/// The signature of a request between sites, as docs/federation.md gives the recipe:
+/// lowercase hex HMAC-SHA256, keyed by the secret, of
+/// `v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`.
+pub fn sign_peer_request(
+    secret: &str,
+    path: &str,
+    body: &[u8],
+    timestamp_ms: u64,
+    nonce: &str,
+) -> String {
+    let text = format!(
+        "v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{}",
+        hex::encode(Sha256::digest(body))
+    );
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.trim_end().as_bytes()).expect("any key length");
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// This machine's clock in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

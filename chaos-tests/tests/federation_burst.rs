@@ -1,0 +1,116 @@
+//! A burst of 1,000 fan-outs to a slow peer (every request to it held 300 ms) leaves site A's
+//! session API answering: every call of a concurrent validate/login loop succeeds. Latencies
+//! are printed as ratios to a baseline measured just before, never asserted.
+
+mod fed;
+
+use std::time::{Duration, Instant};
+
+use fed::{login, poll, site, user};
+use futures::StreamExt;
+use sessync_chaos_tests::{ClusterOptions, Sites, SitesOptions};
+use sessync_proto::api::{Consistency, FanoutStatus, InvalidateRequest, ValidateRequest};
+
+const BURST: usize = 1000;
+const CONCURRENCY: usize = 32;
+const PROBES: usize = 200;
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_to_a_slow_peer_keeps_the_session_api_answering() -> anyhow::Result<()> {
+    let sites = Sites::start(SitesOptions {
+        a: ClusterOptions {
+            nodes: 3,
+            policy_toml: "max_concurrent_sessions = 0".into(),
+            ..Default::default()
+        },
+        b: ClusterOptions {
+            nodes: 1,
+            ..Default::default()
+        },
+        slow_link: Some(Duration::from_millis(300)),
+    })
+    .await?;
+    let a = sites.a.app_client();
+    let token = login(&a, "probe").await?.token;
+    let validate = ValidateRequest {
+        token,
+        touch: false,
+        consistency: Consistency::Linearizable,
+    };
+    // The probe: validate (and now and then a login), one after another, bounded in count.
+    let probe = |a: sessync_client::Client, v: ValidateRequest| async move {
+        let mut took = Vec::with_capacity(PROBES);
+        for i in 0..PROBES {
+            let t = Instant::now();
+            if i % 10 == 9 {
+                login(&a, &format!("probe-{i}")).await?;
+            } else {
+                let r = a.validate(&v).await?;
+                anyhow::ensure!(r.valid, "probe {i}: the session is not valid: {r:?}");
+            }
+            took.push(t.elapsed());
+        }
+        anyhow::Ok(took)
+    };
+    let baseline = probe(a.clone(), validate.clone()).await?;
+
+    let burst = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let results: Vec<_> = futures::stream::iter(0..BURST)
+                .map(|i| {
+                    let a = a.clone();
+                    async move {
+                        let req = InvalidateRequest {
+                            session_id: None,
+                            targets: vec![site("site-b")],
+                        };
+                        a.invalidate(&user(&format!("burst-{i}")), &req).await
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            (results, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = probe(a.clone(), validate.clone()).await?;
+    let (results, burst_took) = burst.await?;
+    let mut queued = 0;
+    for r in results {
+        match r?.fanout[&site("site-b")] {
+            FanoutStatus::Queued => queued += 1,
+            FanoutStatus::Delivered => {}
+            other => anyhow::bail!("unexpected fan-out status {other:?}"),
+        }
+    }
+
+    let admin = sites.a.admin_client();
+    let drained_from = Instant::now();
+    poll("A's outbox to drain", Duration::from_secs(240), || async {
+        Ok((admin.federation_status().await?.peers[0].queued == 0).then_some(()))
+    })
+    .await?;
+    let ratio = |p| {
+        percentile(during.clone(), p).as_secs_f64() / percentile(baseline.clone(), p).as_secs_f64()
+    };
+    println!(
+        "burst of {BURST} fan-outs in {:.1} s ({queued} answered queued); outbox drained {:.1} s later; \
+         probe latency during/baseline: p50 x{:.2}, p99 x{:.2} (baseline p50 {:?}, p99 {:?})",
+        burst_took.as_secs_f64(),
+        drained_from.elapsed().as_secs_f64(),
+        ratio(0.5),
+        ratio(0.99),
+        percentile(baseline.clone(), 0.5),
+        percentile(baseline, 0.99),
+    );
+    sites.a.check_no_crashes()?;
+    sites.b.check_no_crashes()
+}
