@@ -194,6 +194,29 @@ mod tests {
         h
     }
 
+    /// The worked example of docs/federation.md gives this signature; a peer written in another
+    /// language checks its code against it.
+    #[test]
+    fn the_documented_worked_example_holds() {
+        let ex: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/federation-example.json")).unwrap();
+        let s = |k: &str| ex[k].as_str().unwrap().to_owned();
+        let body = s("body");
+        let signed = Signed {
+            method: "POST",
+            path: &s("path"),
+            timestamp_ms: ex["timestamp_ms"].as_u64().unwrap(),
+            nonce: &s("nonce"),
+            body: body.as_bytes(),
+        };
+        assert_eq!(signed.sign(s("secret").as_bytes()), s("signature"));
+        use sha2::Digest;
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(body.as_bytes())),
+            s("body_sha256")
+        );
+    }
+
     const OLD: &str = "old-secret-0123456789abcdef012345";
     const NEW: &str = "new-secret-0123456789abcdef012345";
 

@@ -38,7 +38,7 @@ pub fn local(app: &App) -> FederationStatus {
     let fed = app.federation();
     let leads = app.is_leader();
     let now = std::time::Instant::now();
-    let peers = fed
+    let mut peers: Vec<PeerStatus> = fed
         .config()
         .peers
         .iter()
@@ -72,6 +72,41 @@ pub fn local(app: &App) -> FederationStatus {
             }
         })
         .collect();
+    // Entries queued for a site that is no longer configured stay in the outbox (and count
+    // nowhere else): show them, so an operator sees them.
+    let orphans: Vec<(
+        sessync_proto::SiteName,
+        u64,
+        Option<sessync_proto::Timestamp>,
+    )> = app.state().read(|s| {
+        let mut v: Vec<_> = Vec::new();
+        for e in s.ledger().outbox() {
+            if fed.peer(&e.site).is_some() {
+                continue;
+            }
+            match v.last_mut() {
+                Some((site, n, _)) if *site == e.site => *n += 1,
+                _ => v.push((e.site.clone(), 1, Some(e.queued_at))),
+            }
+        }
+        v
+    });
+    for (site, queued, oldest) in orphans {
+        peers.push(PeerStatus {
+            site,
+            urls: Vec::new(),
+            reachable: None,
+            queued,
+            outbox_limit: fed.config().outbox_limit,
+            oldest_queued_at: oldest,
+            last_delivered_at: None,
+            last_error: Some(
+                "not in [[federation.peers]]: these entries are not delivered".to_owned(),
+            ),
+            consecutive_failures: 0,
+            next_attempt_in_ms: None,
+        });
+    }
     FederationStatus {
         site: fed.site().clone(),
         node_id: app.node_id(),
