@@ -74,11 +74,6 @@ impl UserId {
         }
         Ok(Self(raw.to_owned()))
     }
-
-    /// The user id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// The public handle of a session: safe to show and log, unlike its token.
@@ -97,11 +92,6 @@ impl SessionId {
     /// Checks a session id that arrived in a path or a body.
     pub fn parse_field(raw: &str, field: &str) -> Result<Self, FieldError> {
         check_handle(raw, field, MAX_SESSION_ID_BYTES).map(Self)
-    }
-
-    /// The session id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -122,11 +112,6 @@ impl OpId {
     /// Checks an operation id that arrived in a body.
     pub fn parse_field(raw: &str, field: &str) -> Result<Self, FieldError> {
         check_handle(raw, field, MAX_OP_ID_BYTES).map(Self)
-    }
-
-    /// The operation id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -160,17 +145,19 @@ impl SiteName {
         }
         Ok(Self(raw.to_owned()))
     }
-
-    /// The site name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-/// The conversions every identifier shares: from a `String` through its check (so serde
-/// validates), back to a `String`, and `Display` as the plain text.
+/// What every identifier shares: `as_str`, the conversion from a `String` through its check
+/// (so serde validates), back to a `String`, and `Display` as the plain text.
 macro_rules! string_id {
     ($ty:ident, $field:literal) => {
+        impl $ty {
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl TryFrom<String> for $ty {
             type Error = FieldError;
             fn try_from(s: String) -> Result<Self, FieldError> {
