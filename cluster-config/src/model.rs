@@ -79,7 +79,7 @@ impl Default for FederationConfig {
             timestamp_window: Duration::from_secs(300),
             outbox_limit: 10_000,
             retry_initial: Duration::from_millis(250),
-            retry_max: Duration::from_secs(30),
+            retry_max: Duration::from_secs(5),
             send_timeout: Duration::from_secs(5),
         }
     }
