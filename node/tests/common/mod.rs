@@ -12,6 +12,12 @@ use tempfile::TempDir;
 
 pub const APP_KEY: &str = "test-app-key-0123456789";
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+/// The configured peer site: its nodes are at a closed port, so deliveries to it stay queued.
+pub const PEER: &str = "site-p";
+/// What `site-p` signs its requests to this node with.
+pub const PEER_SECRET: &str = "the-peer-signs-with-this-0123456789";
+/// Most entries queued for `site-p`.
+pub const PEER_OUTBOX_LIMIT: u32 = 3;
 
 pub struct TestNode {
     pub url: String,
@@ -36,7 +42,14 @@ impl TestNode {
             "an-http-test-cluster-secret-0123456789",
         )
         .unwrap();
+        std::fs::write(dir.path().join("peer-recv"), PEER_SECRET).unwrap();
+        std::fs::write(
+            dir.path().join("peer-send"),
+            "we-sign-with-this-0123456789ab",
+        )
+        .unwrap();
         let port = free_port();
+        let closed = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let toml = format!(
             r#"
@@ -59,6 +72,15 @@ role = "app"
 name = "admin"
 sha256 = "{admin}"
 role = "admin"
+
+[federation]
+outbox_limit = {PEER_OUTBOX_LIMIT}
+
+[[federation.peers]]
+name = "{PEER}"
+urls = ["http://127.0.0.1:{closed}"]
+send_secret_file = "peer-send"
+receive_secret_file = "peer-recv"
 
 [raft]
 heartbeat_interval = "50ms"
@@ -148,6 +170,30 @@ election_timeout_max = "300ms"
         let text = resp.text().await.unwrap_or_default();
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, value)
+    }
+
+    /// Posts `body` to `path` with the given peer headers (name, value); status and JSON body.
+    pub async fn peer_post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut rb = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, v);
+        }
+        let resp = rb.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Opens a GET whose body is read as it arrives (for the event stream).
