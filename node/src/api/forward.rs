@@ -34,13 +34,6 @@ pub async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Resp
     if app.is_leader() {
         return next.run(req).await;
     }
-    if req.headers().contains_key(FORWARDED_HEADER) {
-        return ApiError::unavailable("this node is no longer the leader; retry").into_response();
-    }
-    let Some((leader_id, url)) = app.leader() else {
-        return ApiError::unavailable("no leader is elected right now (no quorum?); retry")
-            .into_response();
-    };
     let (parts, body) = req.into_parts();
     // Only callers with a valid key are worth a hop; the leader checks the role.
     if let Err(e) = authenticate(&parts, &app, Role::App) {
@@ -55,17 +48,28 @@ pub async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Resp
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    relay(&app, parts.method, path, &parts.headers, bytes.to_vec()).await
+}
+
+/// Sends a request this node cannot serve to the leader, as it came, and gives back the
+/// leader's answer; 503 if there is no leader, it cannot be reached, or the request was
+/// already forwarded once (leadership moved meanwhile).
+pub async fn relay(
+    app: &App,
+    method: axum::http::Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+) -> Response {
+    if headers.contains_key(FORWARDED_HEADER) {
+        return ApiError::unavailable("this node is no longer the leader; retry").into_response();
+    }
+    let Some((leader_id, url)) = app.leader() else {
+        return ApiError::unavailable("no leader is elected right now (no quorum?); retry")
+            .into_response();
+    };
     app.metrics().forwarded.inc();
-    match send(
-        &app,
-        parts.method,
-        &url,
-        path,
-        &parts.headers,
-        bytes.to_vec(),
-    )
-    .await
-    {
+    match send(app, method, &url, path, headers, body).await {
         Ok(r) => r,
         Err(e) => ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
             .into_response(),

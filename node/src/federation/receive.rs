@@ -17,7 +17,7 @@ use sessync_proto::federation::{PeerOpKind, PeerOpRequest, PeerOpResponse};
 use sessync_proto::Timestamp;
 
 use super::sign::{self, Rejection};
-use crate::api::forward::{self, FORWARDED_HEADER};
+use crate::api::forward;
 use crate::api::{ApiError, App};
 use crate::session::{Command, Outcome};
 
@@ -84,7 +84,7 @@ async fn receive(app: App, kind: PeerOpKind, headers: HeaderMap, body: Bytes) ->
         .into_response();
     }
     if !app.is_leader() {
-        return to_leader(&app, path, &headers, body).await;
+        return forward::relay(&app, Method::POST, path, &headers, body.to_vec()).await;
     }
     // Remembered until its timestamp is out of the window on any node whose clock is within
     // the window of ours, so a replay is refused either way.
@@ -116,22 +116,5 @@ async fn receive(app: App, kind: PeerOpKind, headers: HeaderMap, body: Bytes) ->
         }
         Ok(other) => ApiError::internal(format!("unexpected outcome {other:?}")).into_response(),
         Err(e) => e.into_response(),
-    }
-}
-
-/// Sends a checked request on to the leader, as it came.
-async fn to_leader(app: &App, path: &str, headers: &HeaderMap, body: Bytes) -> Response {
-    if headers.contains_key(FORWARDED_HEADER) {
-        return ApiError::unavailable("this node is no longer the leader; retry").into_response();
-    }
-    let Some((leader, url)) = app.leader() else {
-        return ApiError::unavailable("no leader is elected at this site right now; retry")
-            .into_response();
-    };
-    app.metrics().forwarded.inc();
-    match forward::send(app, Method::POST, &url, path, headers, body.to_vec()).await {
-        Ok(r) => r,
-        Err(e) => ApiError::unavailable(format!("cannot reach the leader (node {leader}): {e}"))
-            .into_response(),
     }
 }

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use sessync_proto::federation::{FederationStatus, PeerStatus};
 
 use crate::api::auth::AdminCaller;
-use crate::api::forward::{self, FORWARDED_HEADER};
+use crate::api::forward;
 use crate::api::App;
 
 /// Where the status is served.
@@ -20,16 +20,13 @@ pub fn routes() -> Router<App> {
 }
 
 async fn status(State(app): State<App>, _admin: AdminCaller, headers: HeaderMap) -> Response {
-    if !app.is_leader() && !headers.contains_key(FORWARDED_HEADER) {
-        if let Some((_, url)) = app.leader() {
-            let sent = forward::send(&app, Method::GET, &url, STATUS_PATH, &headers, Vec::new());
-            if let Ok(r) = sent.await {
-                if r.status().is_success() {
-                    return r;
-                }
-            }
+    if !app.is_leader() {
+        let r = forward::relay(&app, Method::GET, STATUS_PATH, &headers, Vec::new()).await;
+        if r.status().is_success() {
+            return r;
         }
     }
+    // No leader to ask: what this replica knows (the queues, no reachability).
     Json(local(&app)).into_response()
 }
 
