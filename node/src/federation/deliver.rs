@@ -115,6 +115,12 @@ async fn run(app: App, peer: PeerConfig) {
                 if let Ok(attempt) = done {
                     c.finish(attempt);
                 }
+                // Whatever else has finished meanwhile, so its acks share one entry.
+                while let Some(done) = c.inflight.try_join_next() {
+                    if let Ok(attempt) = done {
+                        c.finish(attempt);
+                    }
+                }
             }
             changed = kicks.changed() => {
                 if changed.is_err() {
