@@ -232,33 +232,27 @@ pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>
             session_id,
             fanout,
             ..
-        } => {
-            if let Some(full) = federated::outbox_full(tx.store, fanout.as_ref()) {
-                return (full, tx.mutations);
-            }
-            let out = verify(&mut tx, user_id, session_id.as_ref());
-            if let Outcome::Verified { verified, .. } = &out {
-                let kind = PeerOpKind::Verify;
-                federated::enqueue(&mut tx, fanout.as_ref(), kind, user_id, Some(verified));
-            }
-            out
-        }
+        } => federated::local_then_fanout(
+            &mut tx,
+            fanout.as_ref(),
+            PeerOpKind::Verify,
+            user_id,
+            session_id.as_ref(),
+            |tx| verify(tx, user_id, session_id.as_ref()),
+        ),
         Command::Invalidate {
             user_id,
             session_id,
             fanout,
             ..
-        } => {
-            if let Some(full) = federated::outbox_full(tx.store, fanout.as_ref()) {
-                return (full, tx.mutations);
-            }
-            let out = invalidate(&mut tx, user_id, session_id.as_ref());
-            if let Outcome::Invalidated { .. } = &out {
-                let (kind, one) = (PeerOpKind::Invalidate, session_id.as_ref());
-                federated::enqueue(&mut tx, fanout.as_ref(), kind, user_id, one);
-            }
-            out
-        }
+        } => federated::local_then_fanout(
+            &mut tx,
+            fanout.as_ref(),
+            PeerOpKind::Invalidate,
+            user_id,
+            session_id.as_ref(),
+            |tx| invalidate(tx, user_id, session_id.as_ref()),
+        ),
         Command::FanoutAcked { acks, .. } => federated::acked(&mut tx, acks),
         Command::PeerOp {
             origin,

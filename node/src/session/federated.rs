@@ -11,9 +11,34 @@ use super::command::{Fanout, Mutation, Outcome};
 use super::ledger::{OutboxEntry, ReceivedOp, SeenNonce};
 use super::store::SessionStore;
 
+/// Runs the local part of a verify or invalidate (`local`) with its fan-out: the whole command
+/// is refused if a target's outbox is full, and entries are queued only if the local part
+/// succeeded. A verify tells peers the session it kept; an invalidate, the one it ended (or
+/// none: all).
+pub(super) fn local_then_fanout(
+    tx: &mut Tx<'_>,
+    fanout: Option<&Fanout>,
+    kind: PeerOpKind,
+    user: &UserId,
+    session_id: Option<&SessionId>,
+    local: impl FnOnce(&mut Tx<'_>) -> Outcome,
+) -> Outcome {
+    if let Some(full) = outbox_full(tx.store, fanout) {
+        return full;
+    }
+    let out = local(tx);
+    let named = match &out {
+        Outcome::Verified { verified, .. } => Some(verified.clone()),
+        Outcome::Invalidated { .. } => session_id.cloned(),
+        _ => return out,
+    };
+    enqueue(tx, fanout, kind, user, named.as_ref());
+    out
+}
+
 /// `Some(OutboxFull)` if any target's queue is at its limit: the whole command is refused
 /// before it changes anything, so a caller never gets a local change without its fan-out.
-pub(super) fn outbox_full(store: &SessionStore, fanout: Option<&Fanout>) -> Option<Outcome> {
+fn outbox_full(store: &SessionStore, fanout: Option<&Fanout>) -> Option<Outcome> {
     let f = fanout?;
     f.targets.iter().find_map(|site| {
         (store.ledger().queued(site) >= f.outbox_limit as usize).then(|| Outcome::OutboxFull {
@@ -24,7 +49,7 @@ pub(super) fn outbox_full(store: &SessionStore, fanout: Option<&Fanout>) -> Opti
 }
 
 /// Queues the operation for each target, with a `fanout_queued` audit event each.
-pub(super) fn enqueue(
+fn enqueue(
     tx: &mut Tx<'_>,
     fanout: Option<&Fanout>,
     kind: PeerOpKind,
