@@ -32,7 +32,7 @@ esac
 
 scripts/setup.sh
 echo "building (release; the first build compiles RocksDB and takes a while)..." >&2
-cargo build --release -q -p sessync-node -p sessync-client
+cargo build --release -q -p sessync-node -p sessync-ctl
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target/release/sessync-node"
 

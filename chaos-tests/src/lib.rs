@@ -32,6 +32,8 @@
 //! and the peer signing recipe), `proxy` ([`SlowProxy`]: a slow link), `views` (judging `/cluster/status` and
 //! `/cluster/digest` answers) and `wait` (bounded polling).
 
+// A test reads best as one scenario, however long.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 #![warn(missing_docs)]
 
 mod access;

@@ -103,7 +103,7 @@ pub(crate) struct Node {
 
 impl Node {
     /// A node whose files will live in `dir`; nothing is created or started yet.
-    pub fn new(id: u64, port: u16, dir: PathBuf) -> Self {
+    pub(crate) fn new(id: u64, port: u16, dir: PathBuf) -> Self {
         Self {
             id,
             port,
@@ -116,19 +116,19 @@ impl Node {
     }
 
     /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 
-    pub fn config_path(&self) -> PathBuf {
+    pub(crate) fn config_path(&self) -> PathBuf {
         self.dir.join("config.toml")
     }
 
-    pub fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.dir.join("node.log")
     }
 
@@ -137,12 +137,12 @@ impl Node {
     }
 
     /// Whether the process runs and is not paused: it should answer.
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         !self.paused && self.is_running()
     }
 
     /// Whether the process exists and has not exited (paused counts as running).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         match self.child().as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
@@ -150,7 +150,7 @@ impl Node {
     }
 
     /// How the process ended, if it exited on its own (a kill by the harness forgets it).
-    pub fn exited(&self) -> Option<ExitStatus> {
+    pub(crate) fn exited(&self) -> Option<ExitStatus> {
         self.child()
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
@@ -158,7 +158,7 @@ impl Node {
 
     /// Starts the process with its config file. Returns the log's length before the start, so
     /// the caller can read what this start wrote.
-    pub fn spawn(&mut self, bin: &Path) -> anyhow::Result<u64> {
+    pub(crate) fn spawn(&mut self, bin: &Path) -> anyhow::Result<u64> {
         self.kill();
         self.starts += 1;
         let log_path = self.log_path();
@@ -198,7 +198,7 @@ impl Node {
     }
 
     /// What the log holds from byte `offset` on.
-    pub fn log_since(&self, offset: u64) -> String {
+    pub(crate) fn log_since(&self, offset: u64) -> String {
         let mut text = String::new();
         if let Ok(mut f) = File::open(self.log_path()) {
             if f.seek(SeekFrom::Start(offset)).is_ok() {
@@ -211,7 +211,7 @@ impl Node {
     }
 
     /// SIGKILL and reap, if running; a no-op otherwise.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child().take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -220,7 +220,7 @@ impl Node {
     }
 
     /// Sends SIGSTOP (`pause`) or SIGCONT (`resume`) to the running process.
-    pub fn signal_stop(&mut self, stop: bool) -> anyhow::Result<()> {
+    pub(crate) fn signal_stop(&mut self, stop: bool) -> anyhow::Result<()> {
         let pid = match self.child().as_ref() {
             Some(c) => c.id(),
             None => bail!("node {} is not running", self.id),
@@ -239,7 +239,7 @@ impl Node {
     }
 
     /// Deletes the data dir (the process must not be running).
-    pub fn remove_data(&self) -> std::io::Result<()> {
+    pub(crate) fn remove_data(&self) -> std::io::Result<()> {
         match fs::remove_dir_all(self.data_dir()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),

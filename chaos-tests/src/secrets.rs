@@ -30,7 +30,7 @@ pub(crate) fn sha256_hex(key: &str) -> String {
 
 impl Secrets {
     /// Fresh random secrets.
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self {
             app_key: format!("app-{}", random_hex(24)),
             admin_key: format!("admin-{}", random_hex(24)),

@@ -42,19 +42,6 @@ pub struct Client {
     pub(crate) reads: Arc<AtomicUsize>,
 }
 
-/// The header in which every node names the leader's URL.
-///
-/// # Example
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), sessync_client::ClientError> {
-/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
-/// let (status, _) = client.request_raw(sessync_client::Method::GET, "/readyz", None, &[]).await?;
-/// println!("{status}; answers name the leader in {}", sessync_client::LEADER_HEADER);
-/// # Ok(()) }
-/// ```
-pub const LEADER_HEADER: &str = "x-sessync-leader";
-
 impl Client {
     /// A client over `endpoints` (base URLs such as `http://127.0.0.1:7101`) that sends
     /// `api_key` as a bearer token, with the default deadline and retry budget.

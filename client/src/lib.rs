@@ -48,6 +48,8 @@
 //! and retry settings), [`error`], and the endpoint groups `sessions` (role app), `admin` (role
 //! admin and the open probes) and `cluster` (Raft management), which add methods to [`Client`].
 
+// A test reads best as one scenario, however long.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 #![warn(missing_docs)]
 
 mod admin;
@@ -62,7 +64,19 @@ pub mod transport;
 
 pub use admin::AuditQuery;
 pub use builder::{ClientBuilder, DEFAULT_ROUNDS, DEFAULT_TIMEOUT};
-pub use client::{Client, LEADER_HEADER};
+pub use client::Client;
 pub use cluster::StateDigest;
 pub use error::ClientError;
 pub use reqwest::Method;
+/// The header in which every node names the leader's URL.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sessync_client::ClientError> {
+/// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+/// let (status, _) = client.request_raw(sessync_client::Method::GET, "/readyz", None, &[]).await?;
+/// println!("{status}; answers name the leader in {}", sessync_client::LEADER_HEADER);
+/// # Ok(()) }
+/// ```
+pub use sessync_proto::wire::LEADER_HEADER;

@@ -21,9 +21,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::client::{Client, LEADER_HEADER};
+use crate::client::Client;
 use crate::error::{describe_reqwest, ClientError};
 use crate::retry::{endpoint_for_attempt, jittered_backoff};
+use sessync_proto::wire::LEADER_HEADER;
 
 /// Whether a request only reads (answered by any node, linearizably), so it can go anywhere.
 fn is_read(method: &Method, path: &str) -> bool {

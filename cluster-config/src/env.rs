@@ -70,7 +70,7 @@ pub(crate) struct Overrides {
 
 impl Overrides {
     /// Reads the process environment through figment's `Env` provider.
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         let env = Env::raw().filter_map(|var| key_for_var(var.as_str()).map(Into::into));
         let mut values = BTreeMap::new();
         for (key, value) in env.iter() {
@@ -86,7 +86,7 @@ impl Overrides {
     }
 
     /// Takes the overrides from an explicit list of `(name, value)` pairs; later pairs win.
-    pub fn from_pairs(env: &[(String, String)]) -> Self {
+    pub(crate) fn from_pairs(env: &[(String, String)]) -> Self {
         let mut values = BTreeMap::new();
         let mut cluster_secret = None;
         for (var, value) in env {
@@ -103,12 +103,12 @@ impl Overrides {
     }
 
     /// The variable that set `key`, if one did.
-    pub fn var_for(&self, key: &str) -> Option<&str> {
+    pub(crate) fn var_for(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(|(var, _)| var.as_str())
     }
 
     /// The value of `SESSYNC_CLUSTER_SECRET`, if set.
-    pub fn cluster_secret(&self) -> Option<&str> {
+    pub(crate) fn cluster_secret(&self) -> Option<&str> {
         self.cluster_secret.as_deref()
     }
 }

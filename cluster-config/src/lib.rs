@@ -14,6 +14,9 @@
 //!
 //! `sessync.example.toml` next to this crate documents every key.
 
+// A test reads best as one scenario, however long.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
+
 mod api_keys;
 mod convert;
 pub mod env;

@@ -21,7 +21,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(env: Overrides, base_dir: PathBuf) -> Self {
+    pub(crate) fn new(env: Overrides, base_dir: PathBuf) -> Self {
         Ctx {
             env,
             base_dir,
@@ -29,12 +29,12 @@ impl Ctx {
         }
     }
 
-    pub fn report(&self, e: ConfigError) {
+    pub(crate) fn report(&self, e: ConfigError) {
         self.problems.borrow_mut().push(e);
     }
 
     /// Reports a bad value of `key`, saying which variable set it if one did.
-    pub fn invalid(&self, key: &str, message: impl Into<String>) {
+    pub(crate) fn invalid(&self, key: &str, message: impl Into<String>) {
         let mut message = message.into();
         if let Some(var) = self.env.var_for(key) {
             message.push_str(&format!(" (set by {var})"));
@@ -42,13 +42,13 @@ impl Ctx {
         self.report(ConfigError::invalid(key, message));
     }
 
-    pub fn has_problems(&self) -> bool {
+    pub(crate) fn has_problems(&self) -> bool {
         !self.problems.borrow().is_empty()
     }
 
     /// The problems, those with the file as a whole first, then unknown keys, then the rest in
     /// the order the keys were read.
-    pub fn into_problems(self) -> Vec<ConfigError> {
+    pub(crate) fn into_problems(self) -> Vec<ConfigError> {
         let mut problems = self.problems.into_inner();
         problems.sort_by_key(ConfigError::rank);
         problems
@@ -66,7 +66,7 @@ pub(crate) enum Read<T> {
 
 impl<T> Read<T> {
     /// The value, or `default` when absent; `None` when bad.
-    pub fn or(self, default: T) -> Option<T> {
+    pub(crate) fn or(self, default: T) -> Option<T> {
         match self {
             Read::Missing => Some(default),
             Read::Bad => None,
@@ -75,7 +75,7 @@ impl<T> Read<T> {
     }
 
     /// The value; reports `name` as required when absent.
-    pub fn require(self, table: &Table<'_>, name: &str) -> Option<T> {
+    pub(crate) fn require(self, table: &Table<'_>, name: &str) -> Option<T> {
         match self {
             Read::Missing => {
                 table.invalid(name, "is required");
@@ -86,7 +86,7 @@ impl<T> Read<T> {
         }
     }
 
-    pub fn is_missing(&self) -> bool {
+    pub(crate) fn is_missing(&self) -> bool {
         matches!(self, Read::Missing)
     }
 }
@@ -100,7 +100,7 @@ pub(crate) struct Table<'c> {
 }
 
 impl<'c> Table<'c> {
-    pub fn root(entries: Dict, ctx: &'c Ctx) -> Self {
+    pub(crate) fn root(entries: Dict, ctx: &'c Ctx) -> Self {
         Self::child(String::new(), entries, ctx)
     }
 
@@ -113,17 +113,17 @@ impl<'c> Table<'c> {
         }
     }
 
-    pub fn ctx(&self) -> &'c Ctx {
+    pub(crate) fn ctx(&self) -> &'c Ctx {
         self.ctx
     }
 
     /// This table's own dotted name (`api_keys[1]`), empty for the top level.
-    pub fn here(&self) -> &str {
+    pub(crate) fn here(&self) -> &str {
         &self.path
     }
 
     /// The dotted name of `name` in this table.
-    pub fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         if self.path.is_empty() {
             name.to_owned()
         } else {
@@ -132,12 +132,12 @@ impl<'c> Table<'c> {
     }
 
     /// Reports a problem with `name` of this table.
-    pub fn invalid(&self, name: &str, message: impl Into<String>) {
+    pub(crate) fn invalid(&self, name: &str, message: impl Into<String>) {
         self.ctx.invalid(&self.key(name), message);
     }
 
     /// Applies a check or conversion to a value read earlier; a failure is reported on `name`.
-    pub fn validate<T, U>(
+    pub(crate) fn validate<T, U>(
         &self,
         name: &str,
         value: Option<T>,
@@ -183,16 +183,16 @@ impl<'c> Table<'c> {
         }
     }
 
-    pub fn string(&mut self, name: &'static str) -> Read<String> {
+    pub(crate) fn string(&mut self, name: &'static str) -> Read<String> {
         self.read(name, to_string)
     }
 
     /// A non-negative whole number that fits `T`.
-    pub fn whole<T: TryFrom<u128>>(&mut self, name: &'static str) -> Read<T> {
+    pub(crate) fn whole<T: TryFrom<u128>>(&mut self, name: &'static str) -> Read<T> {
         self.read(name, to_whole)
     }
 
-    pub fn flag(&mut self, name: &'static str) -> Read<bool> {
+    pub(crate) fn flag(&mut self, name: &'static str) -> Read<bool> {
         self.read(name, |v| match v {
             Value::Bool(_, b) => Ok(*b),
             Value::String(_, s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
@@ -201,12 +201,12 @@ impl<'c> Table<'c> {
         })
     }
 
-    pub fn duration(&mut self, name: &'static str) -> Read<Duration> {
+    pub(crate) fn duration(&mut self, name: &'static str) -> Read<Duration> {
         self.read(name, to_duration)
     }
 
     /// One of the named `choices`.
-    pub fn choice<T: Copy>(&mut self, name: &'static str, choices: &[(&str, T)]) -> Read<T> {
+    pub(crate) fn choice<T: Copy>(&mut self, name: &'static str, choices: &[(&str, T)]) -> Read<T> {
         self.read(name, |v| {
             let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
             let wanted = names.join(", ");
@@ -222,7 +222,7 @@ impl<'c> Table<'c> {
     }
 
     /// A list of strings; a bad item is reported as `name[i]`.
-    pub fn strings(&mut self, name: &'static str) -> Read<Vec<String>> {
+    pub(crate) fn strings(&mut self, name: &'static str) -> Read<Vec<String>> {
         let items = match self.take(name) {
             None => return Read::Missing,
             Some(Value::Array(_, items)) => items,
@@ -254,7 +254,7 @@ impl<'c> Table<'c> {
 
     /// A file path. From the file it is resolved against the config file's directory; from the
     /// environment it is used as given (relative to the working directory).
-    pub fn file(&mut self, name: &'static str) -> Read<PathBuf> {
+    pub(crate) fn file(&mut self, name: &'static str) -> Read<PathBuf> {
         let key = self.key(name);
         match self.string(name) {
             Read::Got(s) => match self.resolve(&key, &s) {
@@ -270,7 +270,7 @@ impl<'c> Table<'c> {
     }
 
     /// A list of file paths, each resolved against the config file's directory.
-    pub fn files(&mut self, name: &'static str) -> Read<Vec<PathBuf>> {
+    pub(crate) fn files(&mut self, name: &'static str) -> Read<Vec<PathBuf>> {
         let list = match self.strings(name) {
             Read::Got(list) => list,
             Read::Missing => return Read::Missing,
@@ -304,7 +304,7 @@ impl<'c> Table<'c> {
     }
 
     /// A sub-table such as `[policy]`; an empty one when absent (so every default applies).
-    pub fn table(&mut self, name: &'static str) -> Table<'c> {
+    pub(crate) fn table(&mut self, name: &'static str) -> Table<'c> {
         let key = self.key(name);
         let entries = match self.take(name) {
             None => Dict::new(),
@@ -321,7 +321,7 @@ impl<'c> Table<'c> {
     }
 
     /// An array of tables such as `[[api_keys]]`; items are named `name[i]`.
-    pub fn tables(&mut self, name: &'static str) -> Vec<Table<'c>> {
+    pub(crate) fn tables(&mut self, name: &'static str) -> Vec<Table<'c>> {
         let key = self.key(name);
         let items = match self.take(name) {
             None => return Vec::new(),
@@ -352,7 +352,7 @@ impl<'c> Table<'c> {
     }
 
     /// Reports every key of this table that was not read as unknown.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         for name in self.entries.keys() {
             let suggestion = closest(name, &self.known).map(|k| self.key(k));
             self.ctx.report(ConfigError::UnknownKey {

@@ -9,64 +9,64 @@
 use std::time::{Duration, Instant};
 
 use sessync_proto::Policy;
+use tokio_util::sync::CancellationToken;
 
-use crate::api::App;
-use crate::session::Command;
+use crate::runtime::Runtime;
+use crate::session::{Command, Expire, SetPolicy};
 
 /// How often the duties run.
 const TICK: Duration = Duration::from_millis(250);
 /// An `Expire` at least this often, even when nothing is due.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Starts the duties task.
-pub fn spawn(app: App) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_sweep = Instant::now();
-        let mut warned_for: Option<Policy> = None;
-        loop {
-            tick.tick().await;
-            let replicated = app.state().read(|s| s.replicated_policy().cloned());
-            warn_on_policy_drift(&app, replicated.as_ref(), &mut warned_for);
-            if !app.is_leader() {
-                continue;
-            }
-            if replicated.as_ref() != Some(app.file_policy()) {
-                let cmd = Command::SetPolicy {
-                    at: app.cluster_now(),
-                    policy: app.file_policy().clone(),
-                };
-                match app.propose(cmd).await {
-                    Ok(_) => tracing::info!("wrote this node's [policy] into the replicated state"),
-                    Err(e) => {
-                        tracing::warn!(error = ?e.body.error.message, "could not replicate the policy")
-                    }
-                }
-                continue;
-            }
-            let now = app.cluster_now();
-            let due = app.state().read(|s| {
-                let p = s.policy();
-                s.next_deadline().is_some_and(|t| t <= now)
-                    || s.oldest_ended().is_some_and(|t| t.plus(p.retention) <= now)
+/// Runs the duties until `stop`.
+pub(crate) async fn run(rt: Runtime, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = Instant::now();
+    let mut warned_for: Option<Policy> = None;
+    while stop.run_until_cancelled(tick.tick()).await.is_some() {
+        let replicated = rt.state().read(|s| s.replicated_policy().cloned());
+        warn_on_policy_drift(&rt, replicated.as_ref(), &mut warned_for);
+        if !rt.is_leader() {
+            continue;
+        }
+        if replicated.as_ref() != Some(rt.file_policy()) {
+            let cmd = Command::SetPolicy(SetPolicy {
+                at: rt.cluster_now(),
+                policy: rt.file_policy().clone(),
             });
-            if due || last_sweep.elapsed() >= SWEEP_EVERY {
-                last_sweep = Instant::now();
-                if let Err(e) = app.propose(Command::Expire { at: now }).await {
-                    tracing::warn!(error = ?e.body.error.message, "could not propose an expiry sweep");
-                }
+            match rt.propose(cmd).await {
+                Ok(_) => tracing::info!("wrote this node's [policy] into the replicated state"),
+                Err(e) => tracing::warn!(error = %e, "could not replicate the policy"),
+            }
+            continue;
+        }
+        let now = rt.cluster_now();
+        let due = rt.state().read(|s| {
+            let p = s.policy();
+            s.next_deadline().is_some_and(|t| t <= now)
+                || s.oldest_ended().is_some_and(|t| t.plus(p.retention) <= now)
+        });
+        if due || last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            if let Err(e) = rt.propose(Command::Expire(Expire { at: now })).await {
+                tracing::warn!(error = %e, "could not propose an expiry sweep");
             }
         }
-    });
+    }
 }
 
-fn warn_on_policy_drift(app: &App, replicated: Option<&Policy>, warned_for: &mut Option<Policy>) {
+fn warn_on_policy_drift(
+    rt: &Runtime,
+    replicated: Option<&Policy>,
+    warned_for: &mut Option<Policy>,
+) {
     let Some(r) = replicated else { return };
-    if r == app.file_policy() || warned_for.as_ref() == Some(r) {
+    if r == rt.file_policy() || warned_for.as_ref() == Some(r) {
         return;
     }
-    for key in app.file_policy().differing_keys(r) {
+    for key in rt.file_policy().differing_keys(r) {
         tracing::warn!(
             key = %format!("policy.{key}"),
             "this node's config file disagrees with the replicated policy; the replicated value applies"

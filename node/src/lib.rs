@@ -1,30 +1,41 @@
 //! A sessync node: one member of a site's Raft cluster.
 //!
-//! - [`session`]: the pure, deterministic session state machine (commands, limits, expiry).
-//! - [`store`]: RocksDB storage of the Raft log and of the applied state, snapshots.
-//! - [`network`]: Raft RPC between nodes, signed with the cluster secret ([`signing`]).
-//! - [`api`]: the HTTP API; [`readindex`] makes reads linearizable on any node.
-//! - [`federation`]: verify and invalidate sent to peer sites (outbox delivery, signed
-//!   requests, receiving, status).
-//! - [`touch`], [`audit`], [`duties`]: background work (touch coalescing, audit delivery,
-//!   the leader's policy and expiry proposals).
-//! - [`node`]: assembles a node from its config and runs it.
+//! The crate's one entry point is [`run`]; everything else is private to the node. Its layers,
+//! top to bottom (each imports only those below it):
+//!
+//! - [`node`]: the lifecycle: assembles a node from its config, starts every task, stops them.
+//! - `api`: the HTTP API (axum): v1 endpoints, cluster management, node-to-node routes.
+//! - services on the runtime: `touch` (touch coalescing), `audit` (node-local events into the
+//!   replicated log), `duties` (the leader's policy and expiry proposals), `federation` (verify
+//!   and invalidate sent to peer sites: plan, delivery, signatures, status), `metrics`.
+//! - `runtime`: the Raft handle, the one propose path, read index, leader lookup, cluster time.
+//! - `network` (Raft RPC sent to other nodes), `store` (RocksDB: log, state machine,
+//!   snapshots, the typed layout), `signing`, `tokens`.
+//! - `session`: the pure, deterministic session state machine (commands, limits, expiry).
 
+// A test reads best as one scenario, however long.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 // openraft's storage traits fix the error type (`StorageError`, ~220 bytes) and axum's
 // `Response` is the natural early-return of handlers; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
-pub mod api;
-pub mod audit;
-pub mod duties;
-pub mod federation;
-pub mod metrics;
-pub mod network;
-pub mod node;
-pub mod raft_types;
-pub mod readindex;
-pub mod session;
-pub mod signing;
-pub mod store;
-pub mod tokens;
-pub mod touch;
+mod api;
+mod audit;
+mod duties;
+mod federation;
+mod metrics;
+mod network;
+mod node;
+mod raft_types;
+mod runtime;
+mod session;
+mod signing;
+mod store;
+mod tokens;
+mod touch;
+
+#[cfg(test)]
+mod architecture_tests;
+
+pub use node::{run, NodeError, DRAIN};
+pub use store::OpenError;

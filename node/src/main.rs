@@ -1,10 +1,12 @@
-//! `sessync-node --config FILE`: starts one sessync node.
+//! `sessync-node --config FILE`: starts one sessync node, listening where the config says, and
+//! stops it cleanly on SIGINT or SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use sessync_config::{LogFormat, NodeConfig};
+use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// One node of a sessync site: the replicated session store behind the v1 HTTP API.
@@ -40,12 +42,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sessync_node::node::run(config)) {
+    let result = runtime.block_on(async {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        sessync_node::run(config, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("sessync-node: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }

@@ -1,17 +1,37 @@
-//! Assembling and running a node: open the store, start Raft, serve HTTP, run the duties, and
-//! shut down cleanly on SIGINT or SIGTERM.
+//! A node's lifecycle: open the store, start Raft, start every background task in one place,
+//! serve HTTP on the listener it is given until `shutdown`, then stop in order.
+//!
+//! Like mini-redis's `server::run`, [`run`] takes the listener and the shutdown signal, so a test
+//! binds port 0, starts a node in-process, and stops it by completing the signal. Stopping:
+//! the HTTP server drains (at most [`DRAIN`]), Raft shuts down, every background task, already
+//! told to stop, is awaited (at most [`DRAIN`] more), and last the database closes (openraft's
+//! storage tasks let go of it a moment after Raft has stopped). When `run` returns, nothing of
+//! the node is left running and its database is closed.
 
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::SnapshotPolicy;
 use sessync_config::NodeConfig;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, App, AppParts};
+use crate::audit::AuditReporter;
+use crate::federation::deliver::{self, Delivery};
+use crate::federation::Federation;
 use crate::metrics::Metrics;
 use crate::network::client::Network;
 use crate::raft_types::Raft;
-use crate::{duties, federation, store};
+use crate::runtime::Runtime;
+use crate::touch::TouchBatcher;
+use crate::{duties, store};
+
+/// How long open connections may take to finish once the node is told to stop, and again how
+/// long background tasks may take after Raft has stopped.
+pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +42,6 @@ pub enum NodeError {
     RaftConfig(#[from] openraft::ConfigError),
     #[error("raft could not start: {0}")]
     Raft(#[from] openraft::error::Fatal<u64>),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
     #[error("cannot create the data directory {path}: {source}")]
@@ -39,7 +53,7 @@ pub enum NodeError {
 }
 
 fn raft_config(c: &NodeConfig) -> Result<openraft::Config, openraft::ConfigError> {
-    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let ms = |d: Duration| d.as_millis() as u64;
     openraft::Config {
         cluster_name: c.site.to_string(),
         heartbeat_interval: ms(c.raft.heartbeat_interval),
@@ -54,14 +68,19 @@ fn raft_config(c: &NodeConfig) -> Result<openraft::Config, openraft::ConfigError
     .validate()
 }
 
-/// Runs a node until it is told to stop.
-pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
+/// Runs a node on `listener` until `shutdown` completes, then stops it cleanly.
+pub async fn run(
+    config: NodeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), NodeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
     let (log_store, sm) = store::open(&config.data_dir)?;
     let reader = sm.reader();
+    let db = reader.close_watch();
     let network = Network::new(config.cluster_secret.expose().to_vec());
     let raft = Raft::new(
         config.node_id,
@@ -71,50 +90,97 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
         sm,
     )
     .await?;
-    let listen = config.listen;
-    let app = App::new(AppParts {
-        config,
-        raft: raft.clone(),
-        state: reader,
-        metrics: Metrics::new(),
-    });
-    duties::spawn(app.clone());
-    federation::deliver::spawn(app.clone());
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: listen.to_string(),
-            source,
-        })?;
-    tracing::info!(node_id = app.node_id(), site = %app.site(), %listen, "sessync node listening");
-    axum::serve(listener, api::router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(NodeError::Serve)?;
+    let stop = CancellationToken::new();
+    let (app, mut tasks) = start(&config, raft.clone(), reader, &stop);
+    let addr = listener.local_addr().map_err(NodeError::Serve)?;
+    tracing::info!(node_id = config.node_id, site = %config.site, %addr, "sessync node listening");
+
+    let served = serve(listener, app, shutdown, &stop).await;
+    stop.cancel();
     tracing::info!("shutting down raft");
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
-    Ok(())
+    if tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = tasks.len(),
+            "background tasks did not stop in time; aborting them"
+        );
+        tasks.shutdown().await;
+    }
+    drop(raft);
+    if !db.closed(DRAIN).await {
+        tracing::warn!("the database is still open after the node stopped");
+    }
+    tracing::info!("stopped");
+    served.map_err(NodeError::Serve)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+/// Serves HTTP until `shutdown` (or a failure), then drains open connections for at most
+/// [`DRAIN`]. Every handle the router held is dropped when this returns.
+async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send,
+    stop: &CancellationToken,
+) -> std::io::Result<()> {
+    let serve = axum::serve(listener, api::router(app))
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(serve);
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        r = &mut serve => r,
+        () = shutdown => {
+            tracing::info!("stopping: draining open connections");
+            stop.cancel();
+            tokio::time::timeout(DRAIN, &mut serve).await.unwrap_or_else(|_| {
+                tracing::warn!(after = ?DRAIN, "connections still open; closing them");
+                Ok(())
+            })
+        }
     }
+}
+
+/// Builds the runtime and services and starts every background task, each told to stop by
+/// `stop`: the touch batcher, the audit reporter, the leader's duties, and one delivery task
+/// per peer site.
+fn start(
+    config: &NodeConfig,
+    raft: Raft,
+    reader: store::StateReader,
+    stop: &CancellationToken,
+) -> (App, JoinSet<()>) {
+    let mut tasks = JoinSet::new();
+    let rt = Runtime::new(config, raft, reader);
+    let metrics = Metrics::new();
+    let (touches, task) = TouchBatcher::new(rt.clone(), metrics.clone(), stop.clone());
+    tasks.spawn(task);
+    let (audit, task) = AuditReporter::new(rt.clone(), metrics.clone(), stop.clone());
+    tasks.spawn(task);
+    tasks.spawn(duties::run(rt.clone(), stop.clone()));
+    let federation = Federation::new(config.site.clone(), config.federation.clone());
+    let delivery = Delivery {
+        rt: rt.clone(),
+        fed: federation.clone(),
+        metrics: metrics.clone(),
+        audit: audit.clone(),
+    };
+    for peer in &config.federation.peers {
+        tasks.spawn(deliver::run(delivery.clone(), peer.clone(), stop.clone()));
+    }
+    let app = App::new(
+        config,
+        AppParts {
+            rt,
+            metrics,
+            touches,
+            audit,
+            federation,
+            stop: stop.clone(),
+        },
+    );
+    (app, tasks)
 }

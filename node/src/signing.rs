@@ -1,5 +1,5 @@
-//! HMAC-SHA256 request signing, shared by node-to-node Raft traffic (the cluster secret) and,
-//! later, by federation between sites (per-peer secrets).
+//! HMAC-SHA256 request signing, shared by node-to-node traffic (the cluster secret, in
+//! `x-sessync-cluster-auth`) and by federation between sites (per-peer secrets).
 //!
 //! The signed string is `v1\n{METHOD}\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`.
 //! Verification recomputes the MAC and compares in constant time.
@@ -9,16 +9,13 @@ use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The header carrying the cluster proof on Raft RPCs: `t=<ms>,sig=<hex>`.
-pub const CLUSTER_AUTH_HEADER: &str = "x-sessync-cluster-auth";
-
 /// What a signature covers.
-pub struct Signed<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub timestamp_ms: u64,
-    pub nonce: &'a str,
-    pub body: &'a [u8],
+pub(crate) struct Signed<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) nonce: &'a str,
+    pub(crate) body: &'a [u8],
 }
 
 impl Signed<'_> {
@@ -40,13 +37,13 @@ impl Signed<'_> {
     }
 
     /// The signature as lowercase hex.
-    pub fn sign(&self, secret: &[u8]) -> String {
+    pub(crate) fn sign(&self, secret: &[u8]) -> String {
         hex::encode(self.mac(secret).finalize().into_bytes())
     }
 
     /// Whether `signature_hex` is this request's signature under `secret`, compared in constant
     /// time.
-    pub fn verify(&self, secret: &[u8], signature_hex: &str) -> bool {
+    pub(crate) fn verify(&self, secret: &[u8], signature_hex: &str) -> bool {
         let Ok(sig) = hex::decode(signature_hex) else {
             return false;
         };
@@ -55,7 +52,7 @@ impl Signed<'_> {
 }
 
 /// Builds the cluster proof header value for a Raft RPC.
-pub fn cluster_proof(secret: &[u8], path: &str, now_ms: u64, body: &[u8]) -> String {
+pub(crate) fn cluster_proof(secret: &[u8], path: &str, now_ms: u64, body: &[u8]) -> String {
     let sig = Signed {
         method: "POST",
         path,
@@ -83,12 +80,12 @@ fn parse_proof(header: &str) -> Option<(u64, &str)> {
 
 /// Whether a proof header is well formed and fresh: the cheap check made before a body is
 /// read, so strangers cannot make a node buffer large bodies.
-pub fn proof_header_is_fresh(header: &str, now_ms: u64, window_ms: u64) -> bool {
+pub(crate) fn proof_header_is_fresh(header: &str, now_ms: u64, window_ms: u64) -> bool {
     parse_proof(header).is_some_and(|(t, sig)| t.abs_diff(now_ms) <= window_ms && sig.len() == 64)
 }
 
 /// Checks a cluster proof header value; `window_ms` bounds the clock difference accepted.
-pub fn check_cluster_proof(
+pub(crate) fn check_cluster_proof(
     secret: &[u8],
     path: &str,
     header: &str,

@@ -14,13 +14,13 @@ use subtle::ConstantTimeEq;
 use crate::session::TokenHash;
 
 /// A fresh token: 32 random bytes, base64url without padding (43 characters).
-pub fn random() -> String {
+pub(crate) fn random() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The token of an idempotent create: HMAC-SHA256(cluster secret, user, key), base64url.
-pub fn idempotent(secret: &[u8], user: &UserId, key: &str) -> String {
+pub(crate) fn idempotent(secret: &[u8], user: &UserId, key: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(b"sessync-token-v1\0");
     mac.update(user.as_str().as_bytes());
@@ -30,7 +30,7 @@ pub fn idempotent(secret: &[u8], user: &UserId, key: &str) -> String {
 }
 
 /// Compares two token hashes in constant time.
-pub fn hashes_equal(a: &TokenHash, b: &TokenHash) -> bool {
+pub(crate) fn hashes_equal(a: &TokenHash, b: &TokenHash) -> bool {
     a.0.ct_eq(&b.0).into()
 }
 

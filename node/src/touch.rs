@@ -4,71 +4,69 @@
 //! still extends a session that was valid when it was touched.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::future::Future;
 
 use sessync_proto::{SessionId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
-use crate::api::ApiError;
 use crate::metrics::Metrics;
-use crate::raft_types::Raft;
-use crate::session::Command;
-use crate::store::StateReader;
+use crate::runtime::{Runtime, RuntimeError};
+use crate::session::{Command, Touch};
 
 /// Most sessions one `Touch` entry carries.
 const MAX_BATCH: usize = 1000;
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// How a queued touch ended: a clone of the batch's result for each waiter.
+type Waiter = oneshot::Sender<Result<(), RuntimeError>>;
 
 /// Queues touches for replication; cheap to clone.
 #[derive(Clone)]
-pub struct TouchBatcher {
+pub(crate) struct TouchBatcher {
     tx: mpsc::Sender<(SessionId, Timestamp, Waiter)>,
-    deadline: Duration,
+    rt: Runtime,
 }
 
 impl TouchBatcher {
-    /// Starts the batching task; `deadline` bounds each touch from queueing to commit.
-    pub fn spawn(raft: Raft, state: StateReader, metrics: Metrics, deadline: Duration) -> Self {
+    /// The batcher and the task that proposes its batches (to be run until `stop`).
+    pub(crate) fn new(
+        rt: Runtime,
+        metrics: Metrics,
+        stop: CancellationToken,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (tx, rx) = mpsc::channel(16 * MAX_BATCH);
-        tokio::spawn(run(rx, raft, state, metrics, deadline));
-        Self { tx, deadline }
+        let task = run(rx, rt.clone(), metrics, stop);
+        (Self { tx, rt }, task)
     }
 
-    /// Replicates a touch of `id` accepted at cluster time `at`, returning once it is applied.
-    pub async fn touch(&self, id: SessionId, at: Timestamp) -> Result<(), ApiError> {
+    /// Replicates a touch of `id` accepted at cluster time `at`, returning once it is applied;
+    /// bounded by the request deadline from queueing to commit.
+    pub(crate) async fn touch(&self, id: SessionId, at: Timestamp) -> Result<(), RuntimeError> {
+        let waited = self.rt.request_timeout();
         let (done, wait) = oneshot::channel();
         let queued = async {
             self.tx
                 .send((id, at, done))
                 .await
-                .map_err(|_| ApiError::unavailable("the node is shutting down"))?;
-            match wait.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(ApiError::unavailable(format!(
-                    "the touch was not replicated: {e}"
-                ))),
-                Err(_) => Err(ApiError::unavailable("the node is shutting down")),
-            }
+                .map_err(|_| RuntimeError::ShuttingDown)?;
+            wait.await.unwrap_or(Err(RuntimeError::ShuttingDown))
         };
-        tokio::time::timeout(self.deadline, queued)
+        tokio::time::timeout(waited, queued)
             .await
-            .unwrap_or_else(|_| {
-                Err(ApiError::unavailable(
-                    "no quorum: the touch was not replicated in time",
-                ))
-            })
+            .unwrap_or(Err(RuntimeError::NoQuorum {
+                what: "the touch was not replicated",
+                waited,
+            }))
     }
 }
 
 async fn run(
     mut rx: mpsc::Receiver<(SessionId, Timestamp, Waiter)>,
-    raft: Raft,
-    state: StateReader,
+    rt: Runtime,
     metrics: Metrics,
-    deadline: Duration,
+    stop: CancellationToken,
 ) {
-    while let Some((id, at, w)) = rx.recv().await {
+    while let Some(Some((id, at, w))) = stop.run_until_cancelled(rx.recv()).await {
         let mut touches = BTreeMap::from([(id, at)]);
         let mut waiters = vec![w];
         while touches.len() < MAX_BATCH {
@@ -82,18 +80,17 @@ async fn run(
             }
         }
         let n = touches.len();
-        let cmd = Command::Touch {
-            at: Timestamp::now().max(state.read(|s| s.clock())),
+        let cmd = Command::Touch(Touch {
+            at: rt.cluster_now(),
             touches: touches.into_iter().collect(),
-        };
-        let res = match tokio::time::timeout(deadline, raft.client_write(cmd)).await {
-            Ok(Ok(_)) => {
+        });
+        let res = match rt.propose(cmd).await {
+            Ok(_) => {
                 metrics.touch_batches.inc();
                 metrics.touches_replicated.inc_by(n as u64);
                 Ok(())
             }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("no quorum in time".to_owned()),
+            Err(e) => Err(e),
         };
         for w in waiters {
             let _ = w.send(res.clone());

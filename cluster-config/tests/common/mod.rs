@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 /// A cluster secret long enough to be accepted.
-pub const CLUSTER_SECRET: &str = "cluster-secret-0123456789abcdef";
+pub(crate) const CLUSTER_SECRET: &str = "cluster-secret-0123456789abcdef";
 
 /// A temporary directory holding `secrets/cluster`, `secrets/to-site-b`,
 /// `secrets/from-site-b` and `secrets/from-site-b.next`.
-pub fn config_dir() -> TempDir {
+pub(crate) fn config_dir() -> TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).expect("secrets dir");
@@ -28,14 +28,14 @@ pub fn config_dir() -> TempDir {
 }
 
 /// Writes `text` as `name` in `dir`, returning its path.
-pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write config");
     path
 }
 
 /// An environment list from string pairs.
-pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -43,7 +43,7 @@ pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// The smallest valid config.
-pub const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 node_id = 1
 site = "site-a"
 listen = "127.0.0.1:7101"
@@ -53,6 +53,6 @@ cluster_secret_file = "secrets/cluster"
 "#;
 
 /// `MINIMAL` with `extra` appended.
-pub fn minimal_with(extra: &str) -> String {
+pub(crate) fn minimal_with(extra: &str) -> String {
     format!("{MINIMAL}\n{extra}\n")
 }

@@ -17,9 +17,9 @@ use super::state::App;
 use crate::store::AuditQuery;
 
 /// Most audit events one call returns.
-pub const MAX_AUDIT_LIMIT: usize = 1000;
+const MAX_AUDIT_LIMIT: usize = 1000;
 
-pub fn routes() -> Router<App> {
+pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/v1/config", get(config))
         .route("/v1/users/active", get(active_users))
@@ -47,9 +47,9 @@ const FEATURES: &[&str] = &[
 
 async fn config(State(app): State<App>, _caller: AdminCaller) -> Json<ConfigResponse> {
     Json(ConfigResponse {
-        policy: app.state().read(|s| s.replicated_policy().cloned()),
+        policy: app.rt().state().read(|s| s.replicated_policy().cloned()),
         features: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
-        site: app.site().clone(),
+        site: app.rt().site().clone(),
     })
 }
 
@@ -57,8 +57,8 @@ async fn active_users(
     State(app): State<App>,
     _caller: AdminCaller,
 ) -> Result<Json<ActiveUsersResponse>, ApiError> {
-    let now = app.linearize().await?;
-    let users = app.state().read(|s| {
+    let now = app.rt().linearize().await?;
+    let users = app.rt().state().read(|s| {
         let p = s.policy();
         let mut by_user: BTreeMap<UserId, (u32, Timestamp)> = BTreeMap::new();
         for sess in s.all() {
@@ -138,8 +138,9 @@ async fn audit(
         since,
         limit,
     };
-    app.linearize().await?;
+    app.rt().linearize().await?;
     let events = app
+        .rt()
         .state()
         .audit(&q)
         .map_err(|e| ApiError::internal(format!("cannot read the audit log: {e}")))?;
@@ -153,7 +154,9 @@ async fn metrics(State(app): State<App>, req: axum::extract::Request) -> Respons
             return e.into_response();
         }
     }
-    let body = app.metrics().render(&app);
+    let body = app
+        .metrics()
+        .render(app.rt(), app.federation().peer_names());
     (
         [(
             header::CONTENT_TYPE,
@@ -172,7 +175,7 @@ async fn healthz() -> Json<serde_json::Value> {
 const READY_MAX_LAG: u64 = 100;
 
 async fn readyz(State(app): State<App>) -> Response {
-    let m = app.raft().metrics().borrow().clone();
+    let m = app.rt().raft().metrics().borrow().clone();
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
     let last = m.last_log_index.unwrap_or(0);
     let ready = m.current_leader.is_some() && last.saturating_sub(applied) <= READY_MAX_LAG;

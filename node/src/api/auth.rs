@@ -11,21 +11,20 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::state::App;
 
-/// Who is calling: the configured key's name and its role.
+/// Who is calling: the configured key's role.
 #[derive(Clone, Debug)]
-pub struct Caller {
-    pub key_name: String,
-    pub role: Role,
+pub(crate) struct Caller {
+    pub(crate) role: Role,
 }
 
 /// A caller allowed to use session endpoints (role app or admin).
-pub struct AppCaller(pub Caller);
+pub(crate) struct AppCaller(pub(crate) Caller);
 
 /// A caller allowed to use everything (role admin).
-pub struct AdminCaller(pub Caller);
+pub(crate) struct AdminCaller;
 
 /// Checks the request's key for an endpoint that needs `needed`.
-pub fn authenticate(parts: &Parts, app: &App, needed: Role) -> Result<Caller, ApiError> {
+pub(crate) fn authenticate(parts: &Parts, app: &App, needed: Role) -> Result<Caller, ApiError> {
     // Bounded: the path is the caller's and goes into the replicated audit log.
     let path: String = parts.uri.path().chars().take(256).collect();
     let fail = |reason: &str, key_name: Option<&str>| {
@@ -33,7 +32,7 @@ pub fn authenticate(parts: &Parts, app: &App, needed: Role) -> Result<Caller, Ap
         app.audit().report(
             "auth_failure",
             None,
-            json!({ "reason": reason, "path": path, "key": key_name, "node": app.node_id() }),
+            json!({ "reason": reason, "path": path, "key": key_name, "node": app.rt().node_id() }),
         );
     };
     let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
@@ -67,10 +66,7 @@ pub fn authenticate(parts: &Parts, app: &App, needed: Role) -> Result<Caller, Ap
             role_name(needed)
         )));
     }
-    Ok(Caller {
-        key_name: name.clone(),
-        role: *role,
-    })
+    Ok(Caller { role: *role })
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -92,6 +88,6 @@ impl FromRequestParts<App> for AdminCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        authenticate(parts, app, Role::Admin).map(AdminCaller)
+        authenticate(parts, app, Role::Admin).map(|_| AdminCaller)
     }
 }

@@ -24,14 +24,14 @@ use crate::raft_types::NodeId;
 const LEARNER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Membership changes: run on the leader.
-pub fn write_routes() -> Router<App> {
+pub(crate) fn write_routes() -> Router<App> {
     Router::new()
         .route("/cluster/learners", post(add_learner))
         .route("/cluster/membership", post(change_membership))
 }
 
 /// Init (on any one node), status, snapshot and digest of this node.
-pub fn read_routes() -> Router<App> {
+pub(crate) fn read_routes() -> Router<App> {
     Router::new()
         .route("/cluster/init", post(init))
         .route("/cluster/status", get(status))
@@ -70,13 +70,13 @@ async fn init(
             .ok_or_else(|| ApiError::bad_request(&field, "the key must be a node id > 0"))?;
         members.insert(node_id, BasicNode::new(check_url(&field, url)?));
     }
-    if !members.contains_key(&app.node_id()) {
+    if !members.contains_key(&app.rt().node_id()) {
         return Err(ApiError::bad_request(
             "members",
-            format!("must include this node (id {})", app.node_id()),
+            format!("must include this node (id {})", app.rt().node_id()),
         ));
     }
-    match app.raft().initialize(members).await {
+    match app.rt().raft().initialize(members).await {
         Ok(()) => Ok(Json(ClusterChangeResponse {
             ok: true,
             log_index: None,
@@ -99,6 +99,7 @@ async fn add_learner(
     }
     let url = check_url("url", &req.url)?;
     let fut = app
+        .rt()
         .raft()
         .add_learner(req.node_id, BasicNode::new(url), true);
     match tokio::time::timeout(LEARNER_TIMEOUT, fut).await {
@@ -125,8 +126,8 @@ async fn change_membership(
         ));
     }
     let voters: BTreeSet<NodeId> = req.voters.iter().copied().collect();
-    let fut = app.raft().change_membership(voters, req.retain);
-    match tokio::time::timeout(app.request_timeout() * 4, fut).await {
+    let fut = app.rt().raft().change_membership(voters, req.retain);
+    match tokio::time::timeout(app.rt().request_timeout() * 4, fut).await {
         Err(_) => Err(ApiError::unavailable(
             "the membership change was not committed in time",
         )),
@@ -139,7 +140,7 @@ async fn change_membership(
 }
 
 async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterStatus> {
-    let m = app.raft().metrics().borrow().clone();
+    let m = app.rt().raft().metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let matched = m.replication.clone().unwrap_or_default();
@@ -160,12 +161,12 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
         ServerState::Shutdown => "shutdown",
     };
     Json(ClusterStatus {
-        node_id: app.node_id(),
-        site: app.site().clone(),
+        node_id: app.rt().node_id(),
+        site: app.rt().site().clone(),
         role: role.to_owned(),
         initialized: !voters.is_empty(),
         leader: m.current_leader,
-        leader_url: app.leader().map(|(_, u)| u),
+        leader_url: app.rt().leader().map(|(_, u)| u),
         term: m.current_term,
         last_log_index: m.last_log_index,
         last_applied: m.last_applied.map(|l| l.index),
@@ -178,7 +179,8 @@ async fn snapshot(
     State(app): State<App>,
     _caller: AdminCaller,
 ) -> Result<Json<ClusterChangeResponse>, ApiError> {
-    app.raft()
+    app.rt()
+        .raft()
         .trigger()
         .snapshot()
         .await
@@ -194,6 +196,7 @@ async fn digest(
     _caller: AdminCaller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (applied, digest) = app
+        .rt()
         .state()
         .digest()
         .map_err(|e| ApiError::internal(format!("cannot read the state: {e}")))?;

@@ -5,54 +5,56 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sessync_proto::{ErrorBody, ErrorCode, FieldError, SessionView};
 
+use crate::runtime::RuntimeError;
+
 /// An error answer of the HTTP API.
 #[derive(Debug)]
-pub struct ApiError {
-    pub body: ErrorBody,
+pub(crate) struct ApiError {
+    pub(crate) body: ErrorBody,
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             body: ErrorBody::new(code, message),
         }
     }
 
-    pub fn field(e: &FieldError) -> Self {
+    pub(crate) fn field(e: &FieldError) -> Self {
         Self {
             body: ErrorBody::bad_field(e),
         }
     }
 
-    pub fn bad_request(field: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(field: &str, reason: impl Into<String>) -> Self {
         Self::field(&FieldError::new(field, reason))
     }
 
-    pub fn unauthorized(message: impl Into<String>) -> Self {
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthorized, message)
     }
 
-    pub fn forbidden(message: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
     }
 
-    pub fn conflict(message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Conflict, message)
     }
 
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unavailable, message)
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
     }
 
-    pub fn too_large(limit: usize) -> Self {
+    pub(crate) fn too_large(limit: usize) -> Self {
         Self::new(
             ErrorCode::PayloadTooLarge,
             format!("the request body is larger than the limit of {limit} bytes"),
@@ -60,7 +62,7 @@ impl ApiError {
     }
 
     /// 409 `limit_reached` with the user's active sessions.
-    pub fn limit_reached(limit: u32, active: Vec<SessionView>) -> Self {
+    pub(crate) fn limit_reached(limit: u32, active: Vec<SessionView>) -> Self {
         let mut e = Self::new(
             ErrorCode::LimitReached,
             format!(
@@ -84,5 +86,19 @@ impl IntoResponse for ApiError {
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         Self::field(&e)
+    }
+}
+
+/// Every runtime failure is the caller's cue to retry (another node, or in a moment): 503.
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::NoLeader
+            | RuntimeError::NoQuorum { .. }
+            | RuntimeError::LeadershipMoved { .. }
+            | RuntimeError::LeaderUnreachable { .. }
+            | RuntimeError::Raft(_)
+            | RuntimeError::ShuttingDown => Self::unavailable(e.to_string()),
+        }
     }
 }

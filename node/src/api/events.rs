@@ -1,7 +1,8 @@
 //! `GET /v1/events` (role admin): Server-Sent Events, one per session state change as this node
 //! applies it, so an app can log a user out at once. Touches are not state changes and are not
 //! sent. `?user_id=` narrows the stream to one user. A subscriber too slow to keep up gets a
-//! `lagged` event saying how many changes it missed, and the stream goes on.
+//! `lagged` event saying how many changes it missed, and the stream goes on. Every stream ends
+//! when the node stops, so a shutdown never waits on a subscriber.
 
 use std::convert::Infallible;
 
@@ -21,7 +22,7 @@ use super::auth::AdminCaller;
 use super::error::ApiError;
 use super::state::App;
 
-pub fn routes() -> Router<App> {
+pub(crate) fn routes() -> Router<App> {
     Router::new().route("/v1/events", get(events))
 }
 
@@ -40,8 +41,10 @@ async fn events(
         .as_deref()
         .map(|u| UserId::parse_field(u, "user_id"))
         .transpose()?;
-    let reader = app.state().clone();
-    let stream = BroadcastStream::new(reader.subscribe()).filter_map(move |item| match item {
+    let reader = app.rt().state().clone();
+    let stop = app.stop().clone().cancelled_owned();
+    let changes = futures::StreamExt::take_until(BroadcastStream::new(reader.subscribe()), stop);
+    let stream = changes.filter_map(move |item| match item {
         Ok(change) => {
             if user.as_ref().is_some_and(|u| *u != change.session.user_id) {
                 return None;

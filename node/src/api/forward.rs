@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sessync_proto::api::MAX_BODY_BYTES;
 use sessync_proto::federation::{NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER};
-
+use sessync_proto::wire::FORWARDED_HEADER;
 use sessync_proto::Role;
 
 use super::auth::authenticate;
@@ -26,12 +26,9 @@ const PEER_HEADERS: [&str; 4] = [
     SIGNATURE_HEADER,
 ];
 
-/// Marks a request a node forwarded, so it is never forwarded twice.
-pub const FORWARDED_HEADER: &str = "x-sessync-forwarded-by";
-
 /// Middleware on leader-only routes: run here if this node leads, else forward to the leader.
-pub async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Response {
-    if app.is_leader() {
+pub(crate) async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Response {
+    if app.rt().is_leader() {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
@@ -54,7 +51,7 @@ pub async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Resp
 /// Sends a request this node cannot serve to the leader, as it came, and gives back the
 /// leader's answer; 503 if there is no leader, it cannot be reached, or the request was
 /// already forwarded once (leadership moved meanwhile).
-pub async fn relay(
+pub(crate) async fn relay(
     app: &App,
     method: axum::http::Method,
     path: &str,
@@ -64,7 +61,7 @@ pub async fn relay(
     if headers.contains_key(FORWARDED_HEADER) {
         return ApiError::unavailable("this node is no longer the leader; retry").into_response();
     }
-    let Some((leader_id, url)) = app.leader() else {
+    let Some((leader_id, url)) = app.rt().leader() else {
         return ApiError::unavailable("no leader is elected right now (no quorum?); retry")
             .into_response();
     };
@@ -77,7 +74,7 @@ pub async fn relay(
 }
 
 /// Sends a request to `base` + `path` with the caller's key and the forwarded mark.
-pub async fn send(
+async fn send(
     app: &App,
     method: axum::http::Method,
     base: &str,
@@ -85,11 +82,12 @@ pub async fn send(
     headers: &HeaderMap,
     body: Vec<u8>,
 ) -> Result<Response, reqwest::Error> {
-    let mut rb = app
+    let rt = app.rt();
+    let mut rb = rt
         .http()
         .request(method, format!("{base}{path}"))
-        .timeout(app.request_timeout() + Duration::from_secs(1))
-        .header(FORWARDED_HEADER, app.node_id().to_string())
+        .timeout(rt.request_timeout() + Duration::from_secs(1))
+        .header(FORWARDED_HEADER, rt.node_id().to_string())
         .body(body);
     for name in [
         header::AUTHORIZATION.as_str(),

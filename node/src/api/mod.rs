@@ -1,20 +1,27 @@
 //! The HTTP API of a node (axum): the v1 session and admin endpoints, cluster management, and
 //! the Raft RPC routes, all on one listener.
 //!
-//! A request's path: [`auth`] checks the API key and role; writes pass [`forward`], which sends
-//! them to the leader if this node is not it; the handler in [`sessions`], [`admin`] or
-//! [`cluster`] stamps a [`crate::session::Command`] with cluster time and leader-made ids and
-//! proposes it through Raft ([`App::propose`]); reads first make this node's replica current
-//! ([`App::linearize`]) and then read the shared [`crate::store::StateReader`].
+//! A request's path: `auth` checks the API key and role; writes pass `forward`, which sends
+//! them to the leader if this node is not it; the handler in `sessions`, `admin`, `cluster` or
+//! `federation` stamps a [`crate::session::Command`] with cluster time and leader-made ids and
+//! proposes it through the runtime ([`crate::runtime::Runtime::propose`]); reads first make this
+//! node's replica current ([`crate::runtime::Runtime::linearize`]) and then read the shared
+//! [`crate::store::StateReader`]. `internal` serves the node-to-node routes (Raft RPC, read
+//! index, audit hand-over) behind the cluster proof.
+//!
+//! This is the top layer of the node: it calls the runtime and the services below it, and
+//! nothing below imports it (checked by `architecture_tests`).
 
-pub mod admin;
-pub mod auth;
-pub mod body;
-pub mod cluster;
-pub mod error;
-pub mod events;
-pub mod forward;
-pub mod sessions;
+mod admin;
+mod auth;
+mod body;
+mod cluster;
+mod error;
+mod events;
+mod federation;
+mod forward;
+mod internal;
+mod sessions;
 mod state;
 
 use axum::extract::MatchedPath;
@@ -23,14 +30,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-pub use error::ApiError;
+use sessync_proto::wire::LEADER_HEADER;
 
-/// The header in which every answer names the leader's advertised URL, when one is known.
-pub const LEADER_HEADER: &str = "x-sessync-leader";
-pub use state::{App, AppParts};
+use error::ApiError;
+pub(crate) use state::{App, AppParts};
 
 /// Every route of a node.
-pub fn router(app: App) -> Router {
+pub(crate) fn router(app: App) -> Router {
     let leader_only = Router::new()
         .merge(sessions::write_routes())
         .merge(cluster::write_routes())
@@ -38,22 +44,14 @@ pub fn router(app: App) -> Router {
             app.clone(),
             forward::to_leader,
         ));
-    let internal = Router::new()
-        .merge(crate::network::server::routes())
-        .merge(crate::readindex::routes())
-        .merge(crate::audit::routes())
-        .route_layer(middleware::from_fn_with_state(
-            app.clone(),
-            crate::network::server::require_fresh_proof,
-        ));
     Router::new()
         .merge(leader_only)
         .merge(sessions::read_routes())
         .merge(admin::routes())
         .merge(events::routes())
-        .merge(crate::federation::routes())
+        .merge(federation::routes())
         .merge(cluster::read_routes())
-        .merge(internal)
+        .merge(internal::routes(app.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app)
@@ -78,6 +76,7 @@ async fn count_requests(
     let mut resp = json_errors(next.run(req).await.into_response()).await;
     // Clients learn where to send writes from any answer.
     if let Some(url) = app
+        .rt()
         .leader()
         .and_then(|(_, url)| axum::http::HeaderValue::from_str(&url).ok())
     {

@@ -6,24 +6,32 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use std::collections::BTreeMap;
+
 use sessync_proto::api::{
-    Consistency, CreateSessionRequest, CreateSessionResponse, InvalidateRequest,
+    Consistency, CreateSessionRequest, CreateSessionResponse, FanoutStatus, InvalidateRequest,
     InvalidateResponse, SessionResponse, SessionsResponse, TouchResponse, ValidateRequest,
     ValidateResponse, VerifyRequest, VerifyResponse,
 };
-use sessync_proto::{EndReason, Role, SessionId, SessionState, Timestamp, UserId};
+use sessync_proto::federation::PeerOpKind;
+use sessync_proto::{EndReason, Role, SessionId, SessionState, SiteName, Timestamp, UserId};
 
 use super::auth::AppCaller;
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::federation::outbox_full;
 use super::forward;
 use super::state::App;
 use crate::federation::FanoutPlan;
-use crate::session::{Command, Outcome, Session, TokenHash};
+use crate::session::{Command, Create, End, Outcome, Session, TokenHash, UserOp};
 use crate::tokens;
 
+/// Where validate is served (a follower relays a validate that needs a touch here, on the
+/// leader).
+const VALIDATE_PATH: &str = "/v1/sessions/validate";
+
 /// Routes that change state: they run on the leader (followers forward them).
-pub fn write_routes() -> Router<App> {
+pub(crate) fn write_routes() -> Router<App> {
     Router::new()
         .route("/v1/sessions", post(create))
         .route("/v1/sessions/{session_id}/touch", post(touch))
@@ -33,9 +41,9 @@ pub fn write_routes() -> Router<App> {
 }
 
 /// Routes any node answers from its replica (made linearizable by read index).
-pub fn read_routes() -> Router<App> {
+pub(crate) fn read_routes() -> Router<App> {
     Router::new()
-        .route("/v1/sessions/validate", post(validate))
+        .route(VALIDATE_PATH, post(validate))
         .route("/v1/sessions/{session_id}", get(get_session))
         .route("/v1/users/{user_id}/sessions", get(list))
 }
@@ -50,7 +58,8 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
 
 /// Reads a session and the policy it is judged by.
 fn lookup(app: &App, id: &SessionId) -> Result<(Session, sessync_proto::Policy), ApiError> {
-    app.state()
+    app.rt()
+        .state()
         .read(|s| s.get(id).map(|x| (x.clone(), s.policy().clone())))
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))
 }
@@ -61,21 +70,22 @@ async fn create(
     JsonBody(req): JsonBody<CreateSessionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
+    let rt = app.rt();
     let token = match &req.idempotency_key {
-        Some(k) => tokens::idempotent(app.cluster_secret(), &req.user_id, k),
+        Some(k) => tokens::idempotent(rt.cluster_secret(), &req.user_id, k),
         None => tokens::random(),
     };
-    let cmd = Command::Create {
-        at: app.cluster_now(),
+    let cmd = Command::Create(Create {
+        at: rt.cluster_now(),
         session_id: SessionId::from_random(rand::random()),
         token_hash: TokenHash::of(&token),
         user_id: req.user_id.clone(),
         device: req.device,
         origin: req.origin,
         idempotency_key: req.idempotency_key,
-    };
-    let policy = || app.state().read(|s| s.policy().clone());
-    match app.propose(cmd).await? {
+    });
+    let policy = || rt.state().read(|s| s.policy().clone());
+    match rt.propose(cmd).await? {
         Outcome::Created { session, replayed } => {
             let status = if replayed {
                 StatusCode::OK
@@ -115,7 +125,7 @@ fn invalid(reason: &str) -> ValidateResponse {
 /// Cluster time for a local read: this node's clock pushed forward by the skew bound, so a slow
 /// clock never reports valid what cluster time has already ended.
 fn local_now(app: &App) -> Timestamp {
-    app.state().read(|s| {
+    app.rt().state().read(|s| {
         Timestamp::now()
             .plus(s.policy().max_clock_skew)
             .max(s.clock())
@@ -127,38 +137,33 @@ async fn validate(
     _caller: AppCaller,
     headers: HeaderMap,
     JsonBody(req): JsonBody<ValidateRequest>,
-) -> Result<Json<ValidateResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     req.validate()?;
     let now = match req.consistency {
-        Consistency::Linearizable => app.linearize().await?,
+        Consistency::Linearizable => app.rt().linearize().await?,
         Consistency::Local => local_now(&app),
     };
     let hash = TokenHash::of(&req.token);
-    let found = app.state().read(|s| {
+    let found = app.rt().state().read(|s| {
         s.by_token(&hash)
             .filter(|x| tokens::hashes_equal(&x.token_hash, &hash))
             .map(|x| (x.as_of(now, s.policy()), s.policy().clone()))
     });
     let Some((mut sess, policy)) = found else {
-        return Ok(Json(invalid("unknown")));
+        return Ok(Json(invalid("unknown")).into_response());
     };
     if sess.state == SessionState::Active
         && req.touch
         && now.since(sess.last_seen_at) >= policy.touch_interval
     {
-        if !app.is_leader() {
-            if headers.contains_key(forward::FORWARDED_HEADER) {
-                // Sent here as to the leader, but leadership has moved on: never bounce it back.
-                return Err(ApiError::unavailable(
-                    "this node is no longer the leader; retry",
-                ));
-            }
+        if !app.rt().is_leader() {
             // The leader replicates the touch and judges the session after it.
-            return validate_on_leader(&app, &req, &headers).await;
+            let body = serde_json::to_vec(&req).map_err(|e| ApiError::internal(e.to_string()))?;
+            return Ok(forward::relay(&app, Method::POST, VALIDATE_PATH, &headers, body).await);
         }
         sess = touch_and_judge(&app, &sess.id, now).await?;
     }
-    Ok(Json(judged(&sess, now, &policy)))
+    Ok(Json(judged(&sess, now, &policy)).into_response())
 }
 
 /// The validate answer for a session as judged at `now`.
@@ -179,49 +184,6 @@ fn judged(sess: &Session, now: Timestamp, policy: &sessync_proto::Policy) -> Val
     }
 }
 
-/// Sends a validate that needs a replicated touch to the leader and passes its answer back.
-async fn validate_on_leader(
-    app: &App,
-    req: &ValidateRequest,
-    headers: &HeaderMap,
-) -> Result<Json<ValidateResponse>, ApiError> {
-    let Some((leader_id, url)) = app.leader() else {
-        return Err(ApiError::unavailable(
-            "no leader is elected right now; retry",
-        ));
-    };
-    let body = serde_json::to_vec(req).map_err(|e| ApiError::internal(e.to_string()))?;
-    let resp = forward::send(
-        app,
-        Method::POST,
-        &url,
-        "/v1/sessions/validate",
-        headers,
-        body,
-    )
-    .await
-    .map_err(|e| {
-        ApiError::unavailable(format!("cannot reach the leader (node {leader_id}): {e}"))
-    })?;
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("bad answer from the leader: {e}")))?;
-    if !status.is_success() {
-        return Err(
-            match serde_json::from_slice::<sessync_proto::ErrorBody>(&bytes) {
-                Ok(body) => ApiError { body },
-                Err(_) => {
-                    ApiError::unavailable(format!("the leader answered {status} to a validate"))
-                }
-            },
-        );
-    }
-    serde_json::from_slice(&bytes)
-        .map(Json)
-        .map_err(|e| ApiError::unavailable(format!("bad validate answer from the leader: {e}")))
-}
-
 /// On the leader: replicates a touch of an active session accepted at cluster time `now`
 /// (batched with others) unless a recent one stands, then judges the session again.
 async fn touch_and_judge(app: &App, id: &SessionId, now: Timestamp) -> Result<Session, ApiError> {
@@ -237,7 +199,7 @@ async fn touch_and_judge(app: &App, id: &SessionId, now: Timestamp) -> Result<Se
 
 /// On the leader: the touch endpoint's work.
 async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError> {
-    let now = app.cluster_now();
+    let now = app.rt().cluster_now();
     let sess = touch_and_judge(app, id, now).await?;
     match sess.state {
         SessionState::Ended => {
@@ -253,7 +215,7 @@ async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError
         }
         SessionState::Active => {}
     }
-    let policy = app.state().read(|s| s.policy().clone());
+    let policy = app.rt().state().read(|s| s.policy().clone());
     let (idle, life) = sess.seconds_left(now, &policy);
     Ok(TouchResponse {
         session: sess.view(&policy),
@@ -277,7 +239,7 @@ async fn get_session(
     Path(raw): Path<String>,
 ) -> Result<Json<SessionResponse>, ApiError> {
     let id = session_id(&raw)?;
-    let now = app.linearize().await?;
+    let now = app.rt().linearize().await?;
     let (sess, policy) = lookup(&app, &id)?;
     Ok(Json(SessionResponse {
         session: sess.as_of(now, &policy).view(&policy),
@@ -294,14 +256,14 @@ async fn end(
         Role::App => EndReason::Logout,
         Role::Admin => EndReason::Admin,
     };
-    let cmd = Command::End {
-        at: app.cluster_now(),
+    let cmd = Command::End(End {
+        at: app.rt().cluster_now(),
         session_id: id,
         reason,
-    };
-    match app.propose(cmd).await? {
+    });
+    match app.rt().propose(cmd).await? {
         Outcome::Ended { session } => {
-            let policy = app.state().read(|s| s.policy().clone());
+            let policy = app.rt().state().read(|s| s.policy().clone());
             Ok(Json(SessionResponse {
                 session: session.view(&policy),
             }))
@@ -336,8 +298,8 @@ async fn list(
             ))
         }
     };
-    let now = app.linearize().await?;
-    let sessions = app.state().read(|s| {
+    let now = app.rt().linearize().await?;
+    let sessions = app.rt().state().read(|s| {
         let p = s.policy();
         let mut v: Vec<Session> = s
             .user_sessions(&user)
@@ -358,21 +320,15 @@ async fn verify(
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let user = user_id(&raw)?;
     req.validate()?;
-    let plan = FanoutPlan::new(&app, &req.targets);
-    let cmd = Command::Verify {
-        at: app.cluster_now(),
-        user_id: user,
-        session_id: req.session_id,
-        fanout: plan.fanout.clone(),
-    };
-    match app.propose(cmd).await? {
+    let (outcome, fanout) =
+        user_op(&app, PeerOpKind::Verify, user, req.session_id, &req.targets).await?;
+    match outcome {
         Outcome::Verified { verified, ended } => Ok(Json(VerifyResponse {
             verified,
             ended,
-            fanout: plan.report(&app).await,
+            fanout,
         })),
-        Outcome::NotFound { message } => Err(ApiError::not_found(message)),
-        other => Err(plan.refused(&app, other).unwrap_or_else(unexpected)),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -384,19 +340,41 @@ async fn invalidate(
 ) -> Result<Json<InvalidateResponse>, ApiError> {
     let user = user_id(&raw)?;
     req.validate()?;
-    let plan = FanoutPlan::new(&app, &req.targets);
-    let cmd = Command::Invalidate {
-        at: app.cluster_now(),
-        user_id: user,
-        session_id: req.session_id,
+    let (outcome, fanout) = user_op(
+        &app,
+        PeerOpKind::Invalidate,
+        user,
+        req.session_id,
+        &req.targets,
+    )
+    .await?;
+    match outcome {
+        Outcome::Invalidated { ended } => Ok(Json(InvalidateResponse { ended, fanout })),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The one path of verify and invalidate: the fan-out planned, the command proposed, the
+/// refusals answered, and how each target fared.
+async fn user_op(
+    app: &App,
+    kind: PeerOpKind,
+    user_id: UserId,
+    session_id: Option<SessionId>,
+    targets: &[SiteName],
+) -> Result<(Outcome, BTreeMap<SiteName, FanoutStatus>), ApiError> {
+    let plan = FanoutPlan::new(app.federation(), targets);
+    let op = UserOp {
+        at: app.rt().cluster_now(),
+        user_id,
+        session_id,
         fanout: plan.fanout.clone(),
     };
-    match app.propose(cmd).await? {
-        Outcome::Invalidated { ended } => Ok(Json(InvalidateResponse {
-            ended,
-            fanout: plan.report(&app).await,
-        })),
+    match app.rt().propose(Command::user_op(kind, op)).await? {
         Outcome::NotFound { message } => Err(ApiError::not_found(message)),
-        other => Err(plan.refused(&app, other).unwrap_or_else(unexpected)),
+        o @ (Outcome::Verified { .. } | Outcome::Invalidated { .. }) => {
+            Ok((o, plan.report(app.rt(), app.federation()).await))
+        }
+        other => Err(outbox_full(app, other).unwrap_or_else(unexpected)),
     }
 }

@@ -20,20 +20,46 @@ use sessync_config::PeerConfig;
 use sessync_proto::federation::PeerOpRequest;
 use sessync_proto::{ErrorBody, OpId, Timestamp};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use super::{sign, PeerHealth};
-use crate::api::App;
-use crate::session::{Command, OutboxEntry};
+use super::{sign, Federation, PeerHealth};
+use crate::audit::AuditReporter;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::session::{Command, FanoutAcked, OutboxEntry};
 
 /// Most deliveries to one peer under way at once.
-pub const MAX_IN_FLIGHT: usize = 16;
+pub(crate) const MAX_IN_FLIGHT: usize = 16;
 /// How often an idle task looks at leadership and the outbox without being woken.
 const RESCAN: Duration = Duration::from_millis(500);
 
-/// Starts one delivery task per configured peer.
-pub fn spawn(app: App) {
-    for peer in app.federation().config().peers.clone() {
-        tokio::spawn(run(app.clone(), peer));
+/// What delivery needs of the node; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Delivery {
+    pub(crate) rt: Runtime,
+    pub(crate) fed: Federation,
+    pub(crate) metrics: Metrics,
+    pub(crate) audit: AuditReporter,
+}
+
+impl Delivery {
+    fn federation(&self) -> &Federation {
+        &self.fed
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    fn audit(&self) -> &AuditReporter {
+        &self.audit
+    }
+    fn state(&self) -> &crate::store::StateReader {
+        self.rt.state()
+    }
+    fn is_leader(&self) -> bool {
+        self.rt.is_leader()
+    }
+    fn http(&self) -> &reqwest::Client {
+        self.rt.http()
     }
 }
 
@@ -73,7 +99,7 @@ enum Failure {
 
 /// The delivery state of one peer while this node leads.
 struct Courier {
-    app: App,
+    ctx: Delivery,
     peer: Arc<PeerConfig>,
     inflight: JoinSet<Attempt>,
     /// Entries being sent, or acknowledged and waiting for their `FanoutAcked` to commit.
@@ -88,20 +114,21 @@ struct Courier {
     url_at: Arc<AtomicUsize>,
 }
 
-async fn run(app: App, peer: PeerConfig) {
-    let mut kicks = app.federation().kicks();
+/// Delivers `peer`'s queue whenever this node leads, until `stop`.
+pub(crate) async fn run(ctx: Delivery, peer: PeerConfig, stop: CancellationToken) {
+    let mut kicks = ctx.federation().kicks();
     let mut courier: Option<Courier> = None;
-    loop {
-        if !app.is_leader() {
+    while !stop.is_cancelled() {
+        if !ctx.is_leader() {
             if let Some(mut c) = courier.take() {
                 c.inflight.abort_all();
-                app.federation()
+                ctx.federation()
                     .set_health(&c.peer.name, PeerHealth::default());
             }
-            tokio::time::sleep(RESCAN).await;
+            stop.run_until_cancelled(tokio::time::sleep(RESCAN)).await;
             continue;
         }
-        let c = courier.get_or_insert_with(|| Courier::new(app.clone(), peer.clone()));
+        let c = courier.get_or_insert_with(|| Courier::new(ctx.clone(), peer.clone()));
         c.commit_acks().await;
         c.start_sends();
         let now = Instant::now();
@@ -128,20 +155,21 @@ async fn run(app: App, peer: PeerConfig) {
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = stop.cancelled() => {}
         }
     }
 }
 
 impl Courier {
-    fn new(app: App, peer: PeerConfig) -> Self {
-        let cfg = app.federation().config();
+    fn new(ctx: Delivery, peer: PeerConfig) -> Self {
+        let cfg = ctx.federation().config();
         let backoff = Backoff {
             initial: cfg.retry_initial,
             max: cfg.retry_max,
             failures: 0,
         };
         Courier {
-            app,
+            ctx,
             peer: Arc::new(peer),
             inflight: JoinSet::new(),
             sending: HashSet::new(),
@@ -170,7 +198,7 @@ impl Courier {
             return;
         }
         let site = &self.peer.name;
-        let batch: Vec<OutboxEntry> = self.app.state().read(|s| {
+        let batch: Vec<OutboxEntry> = self.ctx.state().read(|s| {
             s.ledger()
                 .queue(site)
                 .filter(|e| !self.sending.contains(&e.op_id))
@@ -182,8 +210,8 @@ impl Courier {
         for e in batch {
             self.sending.insert(e.op_id.clone());
             *self.attempts.entry(e.op_id.clone()).or_default() += 1;
-            let (app, peer, url_at) = (self.app.clone(), self.peer.clone(), self.url_at.clone());
-            self.inflight.spawn(send(app, peer, url_at, e));
+            let (ctx, peer, url_at) = (self.ctx.clone(), self.peer.clone(), self.url_at.clone());
+            self.inflight.spawn(send(ctx, peer, url_at, e));
         }
     }
 
@@ -194,7 +222,7 @@ impl Courier {
         match a.result {
             Ok(()) => {
                 let delay = Timestamp::now().since(a.entry.queued_at);
-                self.app.metrics().delivery_attempt(site, Some(delay));
+                self.ctx.metrics().delivery_attempt(site, Some(delay));
                 self.acked.push(op_id);
                 self.backoff.failures = 0;
                 self.health.reachable = Some(true);
@@ -203,7 +231,7 @@ impl Courier {
                 self.health.last_delivered_at = Some(Timestamp::now());
             }
             Err(failure) => {
-                self.app.metrics().delivery_attempt(site, None);
+                self.ctx.metrics().delivery_attempt(site, None);
                 self.sending.remove(&op_id);
                 let now = Instant::now();
                 let attempt = self.attempts.get(&op_id).copied().unwrap_or(1);
@@ -231,7 +259,7 @@ impl Courier {
                 self.health.consecutive_failures += 1;
                 self.health.last_error = Some(error.clone());
                 tracing::warn!(peer = site, op_id = %op_id, %error, retry_in_ms = retry_in, "fan-out delivery failed");
-                self.app.audit().report(
+                self.ctx.audit().report(
                     "fanout_retry",
                     Some(a.entry.user_id.clone()),
                     json!({
@@ -245,7 +273,7 @@ impl Courier {
                 );
             }
         }
-        self.app
+        self.ctx
             .federation()
             .set_health(&self.peer.name, self.health.clone());
     }
@@ -260,19 +288,19 @@ impl Courier {
             .into_iter()
             .map(|op| (self.peer.name.clone(), op))
             .collect();
-        let cmd = Command::FanoutAcked {
-            at: self.app.cluster_now(),
+        let cmd = Command::FanoutAcked(FanoutAcked {
+            at: self.ctx.rt.cluster_now(),
             acks: acks.clone(),
-        };
-        if let Err(e) = self.app.propose(cmd).await {
-            tracing::warn!(peer = %self.peer.name, error = %e.body.error.message, "could not commit fan-out acknowledgements");
+        });
+        if let Err(e) = self.ctx.rt.propose(cmd).await {
+            tracing::warn!(peer = %self.peer.name, error = %e, "could not commit fan-out acknowledgements");
         }
         for (_, op) in &acks {
             self.sending.remove(op);
         }
         let site = &self.peer.name;
         let queued: HashSet<OpId> = self
-            .app
+            .ctx
             .state()
             .read(|s| s.ledger().queue(site).map(|e| e.op_id.clone()).collect());
         self.attempts.retain(|op, _| queued.contains(op));
@@ -283,12 +311,12 @@ impl Courier {
 /// One attempt: the entry, signed, to the peer's nodes in turn (starting with the one that
 /// answered last) until one acknowledges it or gives an answer that is the site's own.
 async fn send(
-    app: App,
+    ctx: Delivery,
     peer: Arc<PeerConfig>,
     url_at: Arc<AtomicUsize>,
     e: OutboxEntry,
 ) -> Attempt {
-    let fed = app.federation();
+    let fed = ctx.federation();
     let body = serde_json::to_vec(&PeerOpRequest {
         op_id: e.op_id.clone(),
         origin_site: fed.site().clone(),
@@ -306,7 +334,7 @@ async fn send(
         let url = &peer.urls[idx];
         let nonce = hex::encode(rand::random::<[u8; 16]>());
         let ts = Timestamp::now().millis();
-        let mut rb = app
+        let mut rb = ctx
             .http()
             .post(format!("{url}{path}"))
             .timeout(fed.config().send_timeout)

@@ -1,39 +1,37 @@
 //! Federation between sites: a verify or invalidate with `targets` reaches every peer site.
 //!
 //! The path of one operation:
-//! 1. [`crate::api::sessions`] splits the targets into configured peers and unknown sites
-//!    ([`FanoutPlan`]) and proposes the local change with a [`crate::session::Fanout`]:
+//! 1. The verify or invalidate handler splits the targets into configured peers and unknown
+//!    sites ([`FanoutPlan`]) and proposes the local change with a [`crate::session::Fanout`]:
 //!    the state machine commits the change and one outbox entry per target in the same entry.
 //! 2. On the leader, [`deliver`] sends each peer its queued entries, signed ([`sign`]), to any
 //!    of its nodes, retries with exponential backoff and jitter, and proposes `FanoutAcked` for
 //!    what the peer acknowledged. The outbox is replicated, so a new leader carries on.
-//! 3. At the peer, [`receive`] checks the signature, timestamp and nonce shape, then proposes a
-//!    `PeerOp`; the peer's state machine refuses a nonce it has seen and applies an `op_id` once.
+//! 3. At the peer, the receiving handler checks the signature, timestamp and nonce shape with
+//!    [`sign::check`], then proposes a `PeerOp`; the peer's state machine refuses a nonce it has
+//!    seen and applies an `op_id` once.
 //!
-//! [`status`] answers `GET /v1/federation/status` from the leader's view of each peer.
+//! [`status`] builds `GET /v1/federation/status` from the leader's view of each peer.
 
-pub mod deliver;
+pub(crate) mod deliver;
 mod plan;
-pub mod receive;
-pub mod sign;
-pub mod status;
+pub(crate) mod sign;
+pub(crate) mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use parking_lot::Mutex;
 use sessync_config::{FederationConfig, PeerConfig};
 use sessync_proto::{SiteName, Timestamp};
 use tokio::sync::watch;
 
-use crate::api::App;
-pub use plan::FanoutPlan;
+pub(crate) use plan::FanoutPlan;
 
 /// The federation settings of a node and the leader's view of each peer; cheap to clone.
 #[derive(Clone)]
-pub struct Federation(Arc<Inner>);
+pub(crate) struct Federation(Arc<Inner>);
 
 struct Inner {
     site: SiteName,
@@ -45,16 +43,16 @@ struct Inner {
 
 /// What the delivering leader knows of one peer (not replicated: a new leader starts afresh).
 #[derive(Clone, Debug, Default)]
-pub struct PeerHealth {
-    pub reachable: Option<bool>,
-    pub last_delivered_at: Option<Timestamp>,
-    pub last_error: Option<String>,
-    pub consecutive_failures: u32,
-    pub next_attempt: Option<Instant>,
+pub(crate) struct PeerHealth {
+    pub(crate) reachable: Option<bool>,
+    pub(crate) last_delivered_at: Option<Timestamp>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) next_attempt: Option<Instant>,
 }
 
 impl Federation {
-    pub fn new(site: SiteName, config: FederationConfig) -> Self {
+    pub(crate) fn new(site: SiteName, config: FederationConfig) -> Self {
         let (kick, _) = watch::channel(0);
         Federation(Arc::new(Inner {
             site,
@@ -65,25 +63,25 @@ impl Federation {
     }
 
     /// This site's name.
-    pub fn site(&self) -> &SiteName {
+    pub(crate) fn site(&self) -> &SiteName {
         &self.0.site
     }
 
-    pub fn config(&self) -> &FederationConfig {
+    pub(crate) fn config(&self) -> &FederationConfig {
         &self.0.config
     }
 
     /// The configured peers' names.
-    pub fn peer_names(&self) -> impl Iterator<Item = &SiteName> {
+    pub(crate) fn peer_names(&self) -> impl Iterator<Item = &SiteName> {
         self.0.config.peers.iter().map(|p| &p.name)
     }
 
-    pub fn peer(&self, site: &SiteName) -> Option<&PeerConfig> {
+    pub(crate) fn peer(&self, site: &SiteName) -> Option<&PeerConfig> {
         self.0.config.peer(site)
     }
 
     /// Splits requested targets into configured peers and unknown sites, each once, in order.
-    pub fn plan(&self, targets: &[SiteName]) -> (Vec<SiteName>, Vec<SiteName>) {
+    pub(crate) fn plan(&self, targets: &[SiteName]) -> (Vec<SiteName>, Vec<SiteName>) {
         let mut seen = BTreeSet::new();
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
         for t in targets.iter().filter(|t| seen.insert(*t)) {
@@ -97,7 +95,7 @@ impl Federation {
     }
 
     /// Tells the delivery tasks that new entries are queued.
-    pub fn kick(&self) {
+    pub(crate) fn kick(&self) {
         self.0.kick.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -106,7 +104,7 @@ impl Federation {
     }
 
     /// The leader's view of `site`.
-    pub fn health(&self, site: &SiteName) -> PeerHealth {
+    pub(crate) fn health(&self, site: &SiteName) -> PeerHealth {
         self.0.health.lock().get(site).cloned().unwrap_or_default()
     }
 
@@ -116,12 +114,7 @@ impl Federation {
 
     /// How long a verify or invalidate waits for its fan-out to be acknowledged before it
     /// answers `queued`.
-    pub fn answer_wait(&self, request_timeout: Duration) -> Duration {
+    pub(crate) fn answer_wait(&self, request_timeout: Duration) -> Duration {
         (request_timeout / 3).min(Duration::from_secs(1))
     }
-}
-
-/// The routes peers and operators call.
-pub fn routes() -> Router<App> {
-    receive::routes().merge(status::routes())
 }

@@ -5,22 +5,22 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sessync_proto::api::FanoutStatus;
-use sessync_proto::{ErrorCode, OpId, SiteName};
+use sessync_proto::{OpId, SiteName};
 
-use crate::api::{ApiError, App};
-use crate::session::{Fanout, Outcome};
+use super::Federation;
+use crate::runtime::Runtime;
+use crate::session::Fanout;
 
 /// The fan-out of one verify or invalidate: which targets are configured peers (they get an
 /// outbox entry in the same command) and which are unknown (reported, nothing sent).
-pub struct FanoutPlan {
+pub(crate) struct FanoutPlan {
     /// What goes into the command.
-    pub fanout: Option<Fanout>,
+    pub(crate) fanout: Option<Fanout>,
     unknown: Vec<SiteName>,
 }
 
 impl FanoutPlan {
-    pub fn new(app: &App, targets: &[SiteName]) -> Self {
-        let fed = app.federation();
+    pub(crate) fn new(fed: &Federation, targets: &[SiteName]) -> Self {
         let (known, unknown) = fed.plan(targets);
         let fanout = (!known.is_empty()).then(|| Fanout {
             op_id: OpId::from_random(rand::random()),
@@ -32,17 +32,21 @@ impl FanoutPlan {
 
     /// After the commit: starts delivery, waits a moment for the peers' acknowledgements, and
     /// reports each target `delivered`, `queued` (delivery goes on) or `unknown_site`.
-    pub async fn report(&self, app: &App) -> BTreeMap<SiteName, FanoutStatus> {
+    pub(crate) async fn report(
+        &self,
+        rt: &Runtime,
+        fed: &Federation,
+    ) -> BTreeMap<SiteName, FanoutStatus> {
         let mut out: BTreeMap<SiteName, FanoutStatus> = self
             .unknown
             .iter()
             .map(|t| (t.clone(), FanoutStatus::UnknownSite))
             .collect();
         let Some(f) = &self.fanout else { return out };
-        app.federation().kick();
-        let deadline = Instant::now() + app.federation().answer_wait(app.request_timeout());
-        let pending = |app: &App| {
-            app.state().read(|s| {
+        fed.kick();
+        let deadline = Instant::now() + fed.answer_wait(rt.request_timeout());
+        let pending = || {
+            rt.state().read(|s| {
                 f.targets
                     .iter()
                     .filter(|t| s.ledger().is_queued(t, &f.op_id))
@@ -50,10 +54,10 @@ impl FanoutPlan {
                     .collect::<Vec<_>>()
             })
         };
-        let mut left = pending(app);
+        let mut left = pending();
         while !left.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            left = pending(app);
+            left = pending();
         }
         for t in &f.targets {
             let status = if left.contains(t) {
@@ -64,23 +68,5 @@ impl FanoutPlan {
             out.insert(t.clone(), status);
         }
         out
-    }
-
-    /// The error for a refused fan-out (`OutboxFull`); other outcomes are given back.
-    pub fn refused(&self, app: &App, outcome: Outcome) -> Result<ApiError, Outcome> {
-        match outcome {
-            Outcome::OutboxFull { site, limit } => {
-                app.metrics().outbox_full(site.as_str());
-                Ok(ApiError::new(
-                    ErrorCode::OutboxFull,
-                    format!(
-                        "the outbox for site {site} holds {limit} undelivered operations \
-                         (federation.outbox_limit); nothing was changed, retry once deliveries \
-                         catch up (see GET /v1/federation/status)"
-                    ),
-                ))
-            }
-            other => Err(other),
-        }
     }
 }

@@ -17,7 +17,7 @@ use sessync_proto::SiteName;
 use crate::signing::Signed;
 
 /// The four headers of a signed request, as (name, value) pairs.
-pub fn headers(
+pub(crate) fn headers(
     own_site: &SiteName,
     secret: &[u8],
     path: &str,
@@ -43,15 +43,15 @@ pub fn headers(
 
 /// A request whose signature checked out.
 #[derive(Debug)]
-pub struct Verified {
-    pub origin: SiteName,
-    pub timestamp_ms: u64,
-    pub nonce: String,
+pub(crate) struct Verified {
+    pub(crate) origin: SiteName,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) nonce: String,
 }
 
 /// Why a peer request was refused (always 401, nothing changed).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     MissingHeader(&'static str),
     UnknownSite(String),
     BadTimestamp,
@@ -62,7 +62,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// A short name for audit events and metrics.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Rejection::MissingHeader(_) => "missing_header",
             Rejection::UnknownSite(_) => "unknown_site",
@@ -73,7 +73,7 @@ impl Rejection {
     }
 
     /// A sentence for the 401 answer.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             Rejection::MissingHeader(h) => format!("the {h} header is missing"),
             Rejection::UnknownSite(s) => {
@@ -100,13 +100,13 @@ fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<&'a str, Rejection
 }
 
 /// The site a request claims to come from, for reporting a refusal.
-pub fn claimed_site(h: &HeaderMap) -> String {
+pub(crate) fn claimed_site(h: &HeaderMap) -> String {
     let s = header(h, SITE_HEADER).unwrap_or("-");
     s.chars().take(64).collect()
 }
 
 /// Checks a peer request's headers and signature against the configured peers.
-pub fn check(
+pub(crate) fn check(
     config: &FederationConfig,
     h: &HeaderMap,
     path: &str,

@@ -1,46 +1,22 @@
-//! `GET /v1/federation/status` (role admin): each peer's queue, from the replicated outbox, and
-//! its reachability as the delivering leader sees it. A follower asks the leader.
+//! `GET /v1/federation/status`: each peer's queue, from the replicated outbox, and its
+//! reachability as the delivering leader sees it (the HTTP layer asks the leader when this node
+//! does not lead).
 
-use axum::extract::State;
-use axum::http::{HeaderMap, Method};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use sessync_proto::federation::{FederationStatus, PeerStatus};
 
-use crate::api::auth::AdminCaller;
-use crate::api::forward;
-use crate::api::App;
-
-/// Where the status is served.
-pub const STATUS_PATH: &str = "/v1/federation/status";
-
-pub fn routes() -> Router<App> {
-    Router::new().route(STATUS_PATH, get(status))
-}
-
-async fn status(State(app): State<App>, _admin: AdminCaller, headers: HeaderMap) -> Response {
-    if !app.is_leader() {
-        let r = forward::relay(&app, Method::GET, STATUS_PATH, &headers, Vec::new()).await;
-        if r.status().is_success() {
-            return r;
-        }
-    }
-    // No leader to ask: what this replica knows (the queues, no reachability).
-    Json(local(&app)).into_response()
-}
+use super::Federation;
+use crate::runtime::Runtime;
 
 /// The status as this node knows it (reachability only if it leads).
-pub fn local(app: &App) -> FederationStatus {
-    let fed = app.federation();
-    let leads = app.is_leader();
+pub(crate) fn local(rt: &Runtime, fed: &Federation) -> FederationStatus {
+    let leads = rt.is_leader();
     let now = std::time::Instant::now();
     let mut peers: Vec<PeerStatus> = fed
         .config()
         .peers
         .iter()
         .map(|p| {
-            let (queued, oldest) = app.state().read(|s| {
+            let (queued, oldest) = rt.state().read(|s| {
                 let l = s.ledger();
                 (
                     l.queued(&p.name) as u64,
@@ -75,7 +51,7 @@ pub fn local(app: &App) -> FederationStatus {
         sessync_proto::SiteName,
         u64,
         Option<sessync_proto::Timestamp>,
-    )> = app.state().read(|s| {
+    )> = rt.state().read(|s| {
         let mut v: Vec<_> = Vec::new();
         for e in s.ledger().outbox() {
             if fed.peer(&e.site).is_some() {
@@ -106,7 +82,7 @@ pub fn local(app: &App) -> FederationStatus {
     }
     FederationStatus {
         site: fed.site().clone(),
-        node_id: app.node_id(),
+        node_id: rt.node_id(),
         peers,
     }
 }

@@ -1,4 +1,5 @@
-//! The sending side of Raft RPC: openraft's network factory over reqwest.
+//! The sending side of Raft RPC: openraft's network factory over reqwest, and the one way any
+//! node-to-node request is signed and sent ([`post_signed`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +15,30 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sessync_proto::wire::{APPEND_PATH, CLUSTER_AUTH_HEADER, SNAPSHOT_PATH, VOTE_PATH};
 use sessync_proto::Timestamp;
 
-use super::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use crate::raft_types::{NodeId, TypeConfig};
-use crate::signing::{cluster_proof, CLUSTER_AUTH_HEADER};
+use crate::signing::cluster_proof;
+
+/// How long connecting to another node may take before it counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long an idle pooled connection to another node is kept.
+const POOL_IDLE: Duration = Duration::from_secs(30);
+
+/// The HTTP client for calls to other nodes and sites: short connect timeout, pooled.
+pub(crate) fn node_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE)
+        .build()
+        // Only fails when the TLS backend cannot initialise, which no setting here asks for.
+        .expect("reqwest client with static settings builds")
+}
 
 /// POSTs `body` to `base` + `path` with the proof of the cluster secret: the one way every
 /// node-to-node request (Raft RPC, read index, audit delivery) is sent.
-pub async fn post_signed(
+pub(crate) async fn post_signed(
     http: &reqwest::Client,
     secret: &[u8],
     base: &str,
@@ -42,20 +58,15 @@ pub async fn post_signed(
 
 /// Makes connections to peers; shares one HTTP client and the cluster secret.
 #[derive(Clone)]
-pub struct Network {
+pub(crate) struct Network {
     http: reqwest::Client,
     secret: Arc<Vec<u8>>,
 }
 
 impl Network {
-    pub fn new(secret: Vec<u8>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client with static settings builds");
+    pub(crate) fn new(secret: Vec<u8>) -> Self {
         Self {
-            http,
+            http: node_http_client(),
             secret: Arc::new(secret),
         }
     }
@@ -75,7 +86,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 /// A connection to one peer.
-pub struct Connection {
+pub(crate) struct Connection {
     http: reqwest::Client,
     secret: Arc<Vec<u8>>,
     base: String,

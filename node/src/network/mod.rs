@@ -1,11 +1,5 @@
-//! Raft RPC between the nodes of one site: HTTP POSTs with JSON bodies, each carrying proof of
-//! the cluster secret ([`crate::signing`]). [`client`] sends them with reqwest; [`server`] takes
-//! them in axum and refuses any without a valid proof before it reaches Raft.
+//! Raft RPC between the nodes of one site, the sending side: HTTP POSTs with JSON bodies, each
+//! carrying proof of the cluster secret ([`crate::signing`]). The receiving routes are part of
+//! the HTTP API (`api::internal`), which checks the proof before anything reaches Raft.
 
-pub mod client;
-pub mod server;
-
-/// Paths of the Raft RPCs.
-pub const APPEND_PATH: &str = "/raft/append";
-pub const VOTE_PATH: &str = "/raft/vote";
-pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
+pub(crate) mod client;

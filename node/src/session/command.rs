@@ -1,11 +1,13 @@
-//! The commands the leader proposes through Raft, what applying them answers, and the
-//! mutations they make to the stored state.
+//! The commands the leader proposes through Raft and what applying them answers.
+//!
+//! Each command is its own struct, applied by its own function (see [`super::apply`]). The
+//! enum is internally tagged (`{"op": "create", ...}`), so the JSON in the Raft log is the same
+//! as when the commands were struct variants: logs written by earlier versions still read.
 
 use serde::{Deserialize, Serialize};
 use sessync_proto::federation::PeerOpKind;
 use sessync_proto::{Device, EndReason, OpId, Policy, SessionId, SiteName, Timestamp, UserId};
 
-use super::ledger::{OutboxEntry, ReceivedOp, SeenNonce};
 use super::record::{Session, TokenHash};
 
 /// A change to sessions, as proposed by the leader and replicated through the Raft log.
@@ -14,119 +16,154 @@ use super::record::{Session, TokenHash};
 /// by the leader too. Applying a command reads nothing else from the outside world.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Command {
-    /// The leader's policy becomes the replicated one.
-    SetPolicy { at: Timestamp, policy: Policy },
-    /// A login.
-    Create {
-        at: Timestamp,
-        session_id: SessionId,
-        token_hash: TokenHash,
-        user_id: UserId,
-        device: Device,
-        origin: Option<String>,
-        idempotency_key: Option<String>,
-    },
-    /// Touches of several sessions, coalesced into one entry; each carries the cluster time at
-    /// which the leader accepted it, and counts if the session was valid then.
-    Touch {
-        at: Timestamp,
-        touches: Vec<(SessionId, Timestamp)>,
-    },
-    /// End one session (logout or an operator's end).
-    End {
-        at: Timestamp,
-        session_id: SessionId,
-        reason: EndReason,
-    },
-    /// The chosen (or newest) session of the user becomes active; every other one ends `superseded`.
-    Verify {
-        at: Timestamp,
-        user_id: UserId,
-        session_id: Option<SessionId>,
-        /// Peer sites to tell, in the same entry as the local change.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        fanout: Option<Fanout>,
-    },
-    /// End one session of the user, or all of them, with `invalidated`.
-    Invalidate {
-        at: Timestamp,
-        user_id: UserId,
-        session_id: Option<SessionId>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        fanout: Option<Fanout>,
-    },
-    /// Peer sites acknowledged these queued operations: they leave the outbox.
-    FanoutAcked {
-        at: Timestamp,
-        acks: Vec<(SiteName, OpId)>,
-    },
-    /// A peer site's verify or invalidate, its signature already checked by the node that
-    /// received it. Refused if the nonce was seen; applied once per `(origin, op_id)`.
-    PeerOp {
-        at: Timestamp,
-        origin: SiteName,
-        nonce: String,
-        /// The nonce is remembered until then.
-        nonce_until: Timestamp,
-        kind: PeerOpKind,
-        op_id: OpId,
-        user_id: UserId,
-        session_id: Option<SessionId>,
-    },
-    /// End every session whose idle or lifetime deadline is at or before `at`, remove ended
-    /// sessions past retention and audit events past audit retention.
-    Expire { at: Timestamp },
-    /// Events a node saw that belong in the replicated audit log (auth failures, ...).
-    RecordAudit {
-        at: Timestamp,
-        notes: Vec<AuditNote>,
-    },
+pub(crate) enum Command {
+    SetPolicy(SetPolicy),
+    Create(Create),
+    Touch(Touch),
+    End(End),
+    Verify(UserOp),
+    Invalidate(UserOp),
+    FanoutAcked(FanoutAcked),
+    PeerOp(PeerOp),
+    Expire(Expire),
+    RecordAudit(RecordAudit),
+}
+
+/// The leader's policy becomes the replicated one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SetPolicy {
+    pub(crate) at: Timestamp,
+    pub(crate) policy: Policy,
+}
+
+/// A login.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Create {
+    pub(crate) at: Timestamp,
+    pub(crate) session_id: SessionId,
+    pub(crate) token_hash: TokenHash,
+    pub(crate) user_id: UserId,
+    pub(crate) device: Device,
+    pub(crate) origin: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
+}
+
+/// Touches of several sessions, coalesced into one entry; each carries the cluster time at
+/// which the leader accepted it, and counts if the session was valid then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Touch {
+    pub(crate) at: Timestamp,
+    pub(crate) touches: Vec<(SessionId, Timestamp)>,
+}
+
+/// End one session (logout or an operator's end).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct End {
+    pub(crate) at: Timestamp,
+    pub(crate) session_id: SessionId,
+    pub(crate) reason: EndReason,
+}
+
+/// A verify or an invalidate of a user's sessions (the variant says which), with the peer
+/// sites to tell in the same entry.
+///
+/// - Verify: the chosen (or newest) session becomes active; every other one ends `superseded`.
+/// - Invalidate: the named session, or all of them, end `invalidated`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct UserOp {
+    pub(crate) at: Timestamp,
+    pub(crate) user_id: UserId,
+    pub(crate) session_id: Option<SessionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) fanout: Option<Fanout>,
+}
+
+/// Peer sites acknowledged these queued operations: they leave the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FanoutAcked {
+    pub(crate) at: Timestamp,
+    pub(crate) acks: Vec<(SiteName, OpId)>,
+}
+
+/// A peer site's verify or invalidate, its signature already checked by the node that
+/// received it. Refused if the nonce was seen; applied once per `(origin, op_id)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PeerOp {
+    pub(crate) at: Timestamp,
+    pub(crate) origin: SiteName,
+    pub(crate) nonce: String,
+    /// The nonce is remembered until then.
+    pub(crate) nonce_until: Timestamp,
+    pub(crate) kind: PeerOpKind,
+    pub(crate) op_id: OpId,
+    pub(crate) user_id: UserId,
+    pub(crate) session_id: Option<SessionId>,
+}
+
+/// End every session whose idle or lifetime deadline is at or before `at`, remove ended
+/// sessions past retention and audit events past audit retention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Expire {
+    pub(crate) at: Timestamp,
+}
+
+/// Events a node saw that belong in the replicated audit log (auth failures, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RecordAudit {
+    pub(crate) at: Timestamp,
+    pub(crate) notes: Vec<AuditNote>,
 }
 
 impl Command {
     /// The cluster time stamped on the command.
-    pub fn at(&self) -> Timestamp {
+    pub(crate) fn at(&self) -> Timestamp {
         match self {
-            Command::SetPolicy { at, .. }
-            | Command::Create { at, .. }
-            | Command::Touch { at, .. }
-            | Command::End { at, .. }
-            | Command::Verify { at, .. }
-            | Command::Invalidate { at, .. }
-            | Command::Expire { at }
-            | Command::RecordAudit { at, .. }
-            | Command::FanoutAcked { at, .. }
-            | Command::PeerOp { at, .. } => *at,
+            Command::SetPolicy(c) => c.at,
+            Command::Create(c) => c.at,
+            Command::Touch(c) => c.at,
+            Command::End(c) => c.at,
+            Command::Verify(c) | Command::Invalidate(c) => c.at,
+            Command::FanoutAcked(c) => c.at,
+            Command::PeerOp(c) => c.at,
+            Command::Expire(c) => c.at,
+            Command::RecordAudit(c) => c.at,
+        }
+    }
+
+    /// A verify or an invalidate of `op`.
+    pub(crate) fn user_op(kind: PeerOpKind, op: UserOp) -> Command {
+        match kind {
+            PeerOpKind::Verify => Command::Verify(op),
+            PeerOpKind::Invalidate => Command::Invalidate(op),
         }
     }
 }
 
 /// The peer sites a verify or invalidate goes to, made by the leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fanout {
+pub(crate) struct Fanout {
     /// One id for the operation at every target.
-    pub op_id: OpId,
+    pub(crate) op_id: OpId,
     /// Configured peer sites, without repeats.
-    pub targets: Vec<SiteName>,
+    pub(crate) targets: Vec<SiteName>,
     /// Most entries a target's queue may hold (the leader's `federation.outbox_limit`).
-    pub outbox_limit: u32,
+    pub(crate) outbox_limit: u32,
 }
 
 /// An audit event before the state machine numbers it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditNote {
-    pub at: Timestamp,
-    pub kind: String,
-    pub user_id: Option<UserId>,
-    pub session_id: Option<SessionId>,
-    pub detail: serde_json::Value,
+pub(crate) struct AuditNote {
+    pub(crate) at: Timestamp,
+    pub(crate) kind: String,
+    pub(crate) user_id: Option<UserId>,
+    pub(crate) session_id: Option<SessionId>,
+    pub(crate) detail: serde_json::Value,
 }
 
 /// What applying one command answers to the proposer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Nothing to report (blank and membership entries, policy, audit, touches).
     #[default]
     Done,
@@ -173,32 +210,5 @@ pub enum Outcome {
     /// The command cannot be applied as asked (e.g. an id collision).
     Refused {
         message: String,
-    },
-}
-
-/// One change to the stored state. The storage layer writes these in the same batch as the
-/// applied log id, and the in-memory store folds them in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mutation {
-    PutSession(Session),
-    DeleteSession(SessionId),
-    SetPolicy(Policy),
-    Audit(AuditNote),
-    /// Remove audit events older than this time.
-    TrimAudit(Timestamp),
-    PutOutbox(OutboxEntry),
-    DeleteOutbox {
-        site: SiteName,
-        op_id: OpId,
-    },
-    PutReceived(ReceivedOp),
-    DeleteReceived {
-        origin: SiteName,
-        op_id: OpId,
-    },
-    PutNonce(SeenNonce),
-    DeleteNonce {
-        origin: SiteName,
-        nonce: String,
     },
 }

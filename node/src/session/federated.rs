@@ -4,41 +4,18 @@
 
 use serde_json::json;
 use sessync_proto::federation::PeerOpKind;
-use sessync_proto::{EndReason, OpId, SessionId, SiteName, Timestamp, UserId};
+use sessync_proto::{EndReason, OpId, SessionId, SiteName, UserId};
 
-use super::apply::{Tx, EXPIRE_BATCH};
-use super::command::{Fanout, Mutation, Outcome};
+use super::apply::Tx;
+use super::command::{Fanout, Outcome, PeerOp};
+use super::expiry::EXPIRE_BATCH;
 use super::ledger::{OutboxEntry, ReceivedOp, SeenNonce};
+use super::mutation::{Mutation, Record, RecordKey};
 use super::store::SessionStore;
-
-/// Runs the local part of a verify or invalidate (`local`) with its fan-out: the whole command
-/// is refused if a target's outbox is full, and entries are queued only if the local part
-/// succeeded. A verify tells peers the session it kept; an invalidate, the one it ended (or
-/// none: all).
-pub(super) fn local_then_fanout(
-    tx: &mut Tx<'_>,
-    fanout: Option<&Fanout>,
-    kind: PeerOpKind,
-    user: &UserId,
-    session_id: Option<&SessionId>,
-    local: impl FnOnce(&mut Tx<'_>) -> Outcome,
-) -> Outcome {
-    if let Some(full) = outbox_full(tx.store, fanout) {
-        return full;
-    }
-    let out = local(tx);
-    let named = match &out {
-        Outcome::Verified { verified, .. } => Some(verified.clone()),
-        Outcome::Invalidated { .. } => session_id.cloned(),
-        _ => return out,
-    };
-    enqueue(tx, fanout, kind, user, named.as_ref());
-    out
-}
 
 /// `Some(OutboxFull)` if any target's queue is at its limit: the whole command is refused
 /// before it changes anything, so a caller never gets a local change without its fan-out.
-fn outbox_full(store: &SessionStore, fanout: Option<&Fanout>) -> Option<Outcome> {
+pub(super) fn outbox_full(store: &SessionStore, fanout: Option<&Fanout>) -> Option<Outcome> {
     let f = fanout?;
     f.targets.iter().find_map(|site| {
         (store.ledger().queued(site) >= f.outbox_limit as usize).then(|| Outcome::OutboxFull {
@@ -49,7 +26,7 @@ fn outbox_full(store: &SessionStore, fanout: Option<&Fanout>) -> Option<Outcome>
 }
 
 /// Queues the operation for each target, with a `fanout_queued` audit event each.
-fn enqueue(
+pub(super) fn enqueue(
     tx: &mut Tx<'_>,
     fanout: Option<&Fanout>,
     kind: PeerOpKind,
@@ -61,14 +38,14 @@ fn enqueue(
         if tx.store.ledger().is_queued(site, &f.op_id) {
             continue;
         }
-        tx.push(Mutation::PutOutbox(OutboxEntry {
+        tx.push(Mutation::Put(Record::Outbox(OutboxEntry {
             site: site.clone(),
             op_id: f.op_id.clone(),
             kind,
             user_id: user.clone(),
             session_id: session_id.cloned(),
             queued_at: tx.at,
-        }));
+        })));
         tx.audit(
             "fanout_queued",
             Some(user),
@@ -85,10 +62,10 @@ pub(super) fn acked(tx: &mut Tx<'_>, acks: &[(SiteName, OpId)]) -> Outcome {
         let Some(e) = tx.store.ledger().outbox_entry(site, op_id).cloned() else {
             continue;
         };
-        tx.push(Mutation::DeleteOutbox {
+        tx.push(Mutation::Delete(RecordKey::Outbox {
             site: site.clone(),
             op_id: op_id.clone(),
-        });
+        }));
         let delay_ms = tx.at.since(e.queued_at).as_millis() as u64;
         tx.audit(
             "fanout_delivered",
@@ -100,39 +77,28 @@ pub(super) fn acked(tx: &mut Tx<'_>, acks: &[(SiteName, OpId)]) -> Outcome {
     Outcome::Done
 }
 
-/// What a peer asked, as carried by [`super::Command::PeerOp`].
-pub(super) struct PeerRequest<'a> {
-    pub origin: &'a SiteName,
-    pub nonce: &'a str,
-    pub nonce_until: Timestamp,
-    pub kind: PeerOpKind,
-    pub op_id: &'a OpId,
-    pub user: &'a UserId,
-    pub session_id: Option<&'a SessionId>,
-}
-
 /// Applies a peer's operation: refused if its nonce was seen; a no-op if its id was applied.
-pub(super) fn peer_op(tx: &mut Tx<'_>, r: PeerRequest<'_>) -> Outcome {
+pub(super) fn peer_op(tx: &mut Tx<'_>, r: &PeerOp) -> Outcome {
     let base = json!({ "origin": r.origin, "op_id": r.op_id, "op": r.kind });
-    if tx.store.ledger().nonce_seen(r.origin, r.nonce) {
+    if tx.store.ledger().nonce_seen(&r.origin, &r.nonce) {
         tx.audit(
             "fanout_rejected",
-            Some(r.user),
-            r.session_id,
+            Some(&r.user_id),
+            r.session_id.as_ref(),
             with(base, json!({ "reason": "replayed_nonce" })),
         );
         return Outcome::NonceReplayed;
     }
-    tx.push(Mutation::PutNonce(SeenNonce {
+    tx.push(Mutation::Put(Record::Nonce(SeenNonce {
         origin: r.origin.clone(),
-        nonce: r.nonce.to_owned(),
+        nonce: r.nonce.clone(),
         until: r.nonce_until,
-    }));
-    if tx.store.ledger().received(r.origin, r.op_id).is_some() {
+    })));
+    if tx.store.ledger().received(&r.origin, &r.op_id).is_some() {
         tx.audit(
             "fanout_received",
-            Some(r.user),
-            r.session_id,
+            Some(&r.user_id),
+            r.session_id.as_ref(),
             with(base, json!({ "duplicate": true, "ended": 0 })),
         );
         return Outcome::PeerApplied {
@@ -140,45 +106,32 @@ pub(super) fn peer_op(tx: &mut Tx<'_>, r: PeerRequest<'_>) -> Outcome {
             ended: 0,
         };
     }
-    tx.expire_user(r.user);
-    let live: Vec<(SessionId, UserId)> = tx
-        .store
-        .user_sessions(r.user)
-        .filter(|s| s.is_live())
-        .map(|s| (s.id.clone(), s.user_id.clone()))
-        .collect();
-    let (to_end, reason): (Vec<SessionId>, EndReason) = match (r.kind, r.session_id) {
+    tx.expire_user(&r.user_id);
+    let (only, reason) = match (r.kind, r.session_id.as_ref()) {
         // The verified session lives at the origin: every session here is superseded.
-        (PeerOpKind::Verify, _) => (
-            live.into_iter().map(|(id, _)| id).collect(),
-            EndReason::Superseded,
-        ),
-        (PeerOpKind::Invalidate, None) => (
-            live.into_iter().map(|(id, _)| id).collect(),
-            EndReason::Invalidated,
-        ),
-        (PeerOpKind::Invalidate, Some(one)) => (
-            live.into_iter()
-                .filter(|(id, _)| id == one)
-                .map(|(id, _)| id)
-                .collect(),
-            EndReason::Invalidated,
-        ),
+        (PeerOpKind::Verify, _) => (None, EndReason::Superseded),
+        (PeerOpKind::Invalidate, one) => (one, EndReason::Invalidated),
     };
+    let to_end: Vec<SessionId> = tx
+        .store
+        .user_sessions(&r.user_id)
+        .filter(|s| s.is_live() && only.is_none_or(|id| &s.id == id))
+        .map(|s| s.id.clone())
+        .collect();
     for id in &to_end {
         tx.end(id, reason, tx.at);
     }
     let ended = to_end.len() as u32;
-    tx.push(Mutation::PutReceived(ReceivedOp {
+    tx.push(Mutation::Put(Record::Received(ReceivedOp {
         origin: r.origin.clone(),
         op_id: r.op_id.clone(),
         at: tx.at,
         ended,
-    }));
+    })));
     tx.audit(
         "fanout_received",
-        Some(r.user),
-        r.session_id,
+        Some(&r.user_id),
+        r.session_id.as_ref(),
         with(base, json!({ "duplicate": false, "ended": ended })),
     );
     Outcome::PeerApplied {
@@ -190,11 +143,11 @@ pub(super) fn peer_op(tx: &mut Tx<'_>, r: PeerRequest<'_>) -> Outcome {
 /// Forgets nonces past their window and received operations older than `keep_received`.
 pub(super) fn trim(tx: &mut Tx<'_>, keep_received: std::time::Duration) {
     for (origin, nonce) in tx.store.ledger().expired_nonces(tx.at, EXPIRE_BATCH) {
-        tx.push(Mutation::DeleteNonce { origin, nonce });
+        tx.push(Mutation::Delete(RecordKey::Nonce { origin, nonce }));
     }
     let cutoff = tx.at.minus(keep_received);
     for (origin, op_id) in tx.store.ledger().received_before(cutoff, EXPIRE_BATCH) {
-        tx.push(Mutation::DeleteReceived { origin, op_id });
+        tx.push(Mutation::Delete(RecordKey::Received { origin, op_id }));
     }
 }
 

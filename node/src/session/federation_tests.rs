@@ -25,7 +25,7 @@ fn fanout(n: u8, targets: &[&str], limit: u32) -> Option<Fanout> {
 }
 
 fn peer_op(t: u64, nonce: &str, op_n: u8, kind: PeerOpKind, one: Option<u8>) -> Command {
-    Command::PeerOp {
+    Command::PeerOp(PeerOp {
         at: at(t),
         origin: site("site-a"),
         nonce: nonce.to_owned(),
@@ -34,19 +34,19 @@ fn peer_op(t: u64, nonce: &str, op_n: u8, kind: PeerOpKind, one: Option<u8>) -> 
         op_id: op(op_n),
         user_id: user("a"),
         session_id: one.map(sid),
-    }
+    })
 }
 
 #[test]
 fn invalidate_with_targets_queues_one_entry_per_target_in_the_same_command() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
     sm.create(1, "a", 1);
-    let o = sm.run(Command::Invalidate {
+    let o = sm.run(Command::Invalidate(UserOp {
         at: at(2),
         user_id: user("a"),
         session_id: None,
         fanout: fanout(1, &["site-b", "site-c"], 10),
-    });
+    }));
     assert_eq!(o, Outcome::Invalidated { ended: 1 });
     let l = sm.store.ledger();
     assert_eq!(l.queued(&site("site-b")), 1);
@@ -68,12 +68,12 @@ fn invalidate_with_targets_queues_one_entry_per_target_in_the_same_command() {
 #[test]
 fn verify_sends_the_verified_session_and_nothing_when_not_found() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
-    let o = sm.run(Command::Verify {
+    let o = sm.run(Command::Verify(UserOp {
         at: at(1),
         user_id: user("a"),
         session_id: None,
         fanout: fanout(1, &["site-b"], 10),
-    });
+    }));
     assert!(matches!(o, Outcome::NotFound { .. }));
     assert_eq!(
         sm.store.ledger().queued(&site("site-b")),
@@ -81,12 +81,12 @@ fn verify_sends_the_verified_session_and_nothing_when_not_found() {
         "no local change, no fan-out"
     );
     sm.create(1, "a", 2);
-    sm.run(Command::Verify {
+    sm.run(Command::Verify(UserOp {
         at: at(3),
         user_id: user("a"),
         session_id: None,
         fanout: fanout(2, &["site-b"], 10),
-    });
+    }));
     let e = sm
         .store
         .ledger()
@@ -101,20 +101,20 @@ fn a_full_outbox_refuses_the_whole_command() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
     sm.create(1, "a", 1);
     for n in 1..=2 {
-        sm.run(Command::Invalidate {
+        sm.run(Command::Invalidate(UserOp {
             at: at(1 + n as u64),
             user_id: user("b"),
             session_id: None,
             fanout: fanout(n, &["site-b"], 2),
-        });
+        }));
     }
     let before = sm.muts.len();
-    let o = sm.run(Command::Invalidate {
+    let o = sm.run(Command::Invalidate(UserOp {
         at: at(10),
         user_id: user("a"),
         session_id: None,
         fanout: fanout(3, &["site-c", "site-b"], 2),
-    });
+    }));
     assert_eq!(
         o,
         Outcome::OutboxFull {
@@ -130,15 +130,17 @@ fn a_full_outbox_refuses_the_whole_command() {
 #[test]
 fn acks_remove_entries_once_with_the_delay() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
-    sm.run(Command::Invalidate {
+    sm.run(Command::Invalidate(UserOp {
         at: at(1_000),
         user_id: user("a"),
         session_id: None,
         fanout: fanout(1, &["site-b", "site-c"], 10),
-    });
-    let ack = |t| Command::FanoutAcked {
-        at: at(t),
-        acks: vec![(site("site-b"), op(1))],
+    }));
+    let ack = |t| {
+        Command::FanoutAcked(FanoutAcked {
+            at: at(t),
+            acks: vec![(site("site-b"), op(1))],
+        })
     };
     sm.run(ack(3_500));
     sm.run(ack(4_000));
@@ -237,7 +239,7 @@ fn expiry_forgets_old_nonces_and_received_ops() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
     sm.run(peer_op(1, "n1", 1, PeerOpKind::Invalidate, None));
     assert!(sm.store.ledger().nonce_seen(&site("site-a"), "n1"));
-    sm.run(Command::Expire { at: at(700_000) });
+    sm.run(Command::Expire(Expire { at: at(700_000) }));
     assert!(!sm.store.ledger().nonce_seen(&site("site-a"), "n1"));
     assert!(sm
         .store
@@ -245,7 +247,7 @@ fn expiry_forgets_old_nonces_and_received_ops() {
         .received(&site("site-a"), &op(1))
         .is_some());
     let week = 8 * 86_400_000;
-    sm.run(Command::Expire { at: at(week) });
+    sm.run(Command::Expire(Expire { at: at(week) }));
     assert!(sm
         .store
         .ledger()

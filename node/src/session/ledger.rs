@@ -2,7 +2,7 @@
 //! the operations received from peers (so a repeated delivery is applied once), and the nonces
 //! peers have used (so a replayed request is refused on every node of the site).
 //!
-//! Like the session records, these are state only through [`Mutation`]s, which the storage
+//! Like the session records, these are state only through `Mutation`s, which the storage
 //! layer persists in the same batch as the applied log id.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,42 +11,42 @@ use serde::{Deserialize, Serialize};
 use sessync_proto::federation::PeerOpKind;
 use sessync_proto::{OpId, SessionId, SiteName, Timestamp, UserId};
 
-use super::command::Mutation;
+use super::mutation::{Record, RecordKey};
 
 /// One operation committed here and not yet acknowledged by its target site.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxEntry {
-    pub site: SiteName,
-    pub op_id: OpId,
-    pub kind: PeerOpKind,
-    pub user_id: UserId,
-    pub session_id: Option<SessionId>,
+pub(crate) struct OutboxEntry {
+    pub(crate) site: SiteName,
+    pub(crate) op_id: OpId,
+    pub(crate) kind: PeerOpKind,
+    pub(crate) user_id: UserId,
+    pub(crate) session_id: Option<SessionId>,
     /// Cluster time of the commit.
-    pub queued_at: Timestamp,
+    pub(crate) queued_at: Timestamp,
 }
 
 /// An operation a peer delivered and this site applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceivedOp {
-    pub origin: SiteName,
-    pub op_id: OpId,
+pub(crate) struct ReceivedOp {
+    pub(crate) origin: SiteName,
+    pub(crate) op_id: OpId,
     /// Cluster time it was applied.
-    pub at: Timestamp,
-    pub ended: u32,
+    pub(crate) at: Timestamp,
+    pub(crate) ended: u32,
 }
 
 /// A nonce a peer used, remembered until `until` (after which its timestamp is out of the
 /// window and a replay is refused for that).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeenNonce {
-    pub origin: SiteName,
-    pub nonce: String,
-    pub until: Timestamp,
+pub(crate) struct SeenNonce {
+    pub(crate) origin: SiteName,
+    pub(crate) nonce: String,
+    pub(crate) until: Timestamp,
 }
 
 /// Everything federation keeps in the replicated state, with the indexes its users need.
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     /// By target site, then commit time: each site's queue in delivery order.
     outbox: BTreeMap<SiteName, BTreeMap<(Timestamp, OpId), OutboxEntry>>,
     outbox_at: BTreeMap<(SiteName, OpId), Timestamp>,
@@ -57,10 +57,10 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Folds one federation mutation in; other mutations are not its business.
-    pub fn apply_mutation(&mut self, m: &Mutation) {
-        match m {
-            Mutation::PutOutbox(e) => {
+    /// Inserts or replaces a federation record.
+    pub(crate) fn put(&mut self, r: &Record) {
+        match r {
+            Record::Outbox(e) => {
                 self.outbox_at
                     .insert((e.site.clone(), e.op_id.clone()), e.queued_at);
                 self.outbox
@@ -68,7 +68,26 @@ impl Ledger {
                     .or_default()
                     .insert((e.queued_at, e.op_id.clone()), e.clone());
             }
-            Mutation::DeleteOutbox { site, op_id } => {
+            Record::Received(r) => {
+                self.received_by_time
+                    .insert((r.at, r.origin.clone(), r.op_id.clone()));
+                self.received
+                    .insert((r.origin.clone(), r.op_id.clone()), r.clone());
+            }
+            Record::Nonce(n) => {
+                self.nonces_by_time
+                    .insert((n.until, n.origin.clone(), n.nonce.clone()));
+                self.nonces
+                    .insert((n.origin.clone(), n.nonce.clone()), n.until);
+            }
+            Record::Session(_) => {}
+        }
+    }
+
+    /// Removes a federation record.
+    pub(crate) fn delete(&mut self, k: &RecordKey) {
+        match k {
+            RecordKey::Outbox { site, op_id } => {
                 if let Some(at) = self.outbox_at.remove(&(site.clone(), op_id.clone())) {
                     if let Some(q) = self.outbox.get_mut(site) {
                         q.remove(&(at, op_id.clone()));
@@ -78,89 +97,70 @@ impl Ledger {
                     }
                 }
             }
-            Mutation::PutReceived(r) => {
-                self.received_by_time
-                    .insert((r.at, r.origin.clone(), r.op_id.clone()));
-                self.received
-                    .insert((r.origin.clone(), r.op_id.clone()), r.clone());
-            }
-            Mutation::DeleteReceived { origin, op_id } => {
+            RecordKey::Received { origin, op_id } => {
                 if let Some(r) = self.received.remove(&(origin.clone(), op_id.clone())) {
                     self.received_by_time
                         .remove(&(r.at, origin.clone(), op_id.clone()));
                 }
             }
-            Mutation::PutNonce(n) => {
-                self.nonces_by_time
-                    .insert((n.until, n.origin.clone(), n.nonce.clone()));
-                self.nonces
-                    .insert((n.origin.clone(), n.nonce.clone()), n.until);
-            }
-            Mutation::DeleteNonce { origin, nonce } => {
+            RecordKey::Nonce { origin, nonce } => {
                 if let Some(until) = self.nonces.remove(&(origin.clone(), nonce.clone())) {
                     self.nonces_by_time
                         .remove(&(until, origin.clone(), nonce.clone()));
                 }
             }
-            _ => {}
+            RecordKey::Session(_) => {}
         }
     }
 
     /// The queue for `site`, oldest first.
-    pub fn queue<'a>(&'a self, site: &SiteName) -> impl Iterator<Item = &'a OutboxEntry> + 'a {
+    pub(crate) fn queue<'a>(
+        &'a self,
+        site: &SiteName,
+    ) -> impl Iterator<Item = &'a OutboxEntry> + 'a {
         self.outbox.get(site).into_iter().flat_map(|q| q.values())
     }
 
     /// How many operations are queued for `site`.
-    pub fn queued(&self, site: &SiteName) -> usize {
+    pub(crate) fn queued(&self, site: &SiteName) -> usize {
         self.outbox.get(site).map_or(0, |q| q.len())
     }
 
     /// Whether `op_id` is still queued for `site`.
-    pub fn is_queued(&self, site: &SiteName, op_id: &OpId) -> bool {
+    pub(crate) fn is_queued(&self, site: &SiteName, op_id: &OpId) -> bool {
         self.outbox_at.contains_key(&(site.clone(), op_id.clone()))
     }
 
     /// The queued entry for `site` and `op_id`.
-    pub fn outbox_entry(&self, site: &SiteName, op_id: &OpId) -> Option<&OutboxEntry> {
+    pub(crate) fn outbox_entry(&self, site: &SiteName, op_id: &OpId) -> Option<&OutboxEntry> {
         let at = self.outbox_at.get(&(site.clone(), op_id.clone()))?;
         self.outbox.get(site)?.get(&(*at, op_id.clone()))
     }
 
     /// Every queued entry, by site then age.
-    pub fn outbox(&self) -> impl Iterator<Item = &OutboxEntry> {
+    pub(crate) fn outbox(&self) -> impl Iterator<Item = &OutboxEntry> {
         self.outbox.values().flat_map(|q| q.values())
     }
 
     /// Whether `op_id` from `origin` was applied already.
-    pub fn received(&self, origin: &SiteName, op_id: &OpId) -> Option<&ReceivedOp> {
+    pub(crate) fn received(&self, origin: &SiteName, op_id: &OpId) -> Option<&ReceivedOp> {
         self.received.get(&(origin.clone(), op_id.clone()))
     }
 
     /// Every operation received and remembered.
-    pub fn all_received(&self) -> impl Iterator<Item = &ReceivedOp> {
+    #[cfg(test)]
+    pub(crate) fn all_received(&self) -> impl Iterator<Item = &ReceivedOp> {
         self.received.values()
     }
 
     /// Whether `origin` used `nonce` already (and it is still remembered).
-    pub fn nonce_seen(&self, origin: &SiteName, nonce: &str) -> bool {
+    pub(crate) fn nonce_seen(&self, origin: &SiteName, nonce: &str) -> bool {
         self.nonces
             .contains_key(&(origin.clone(), nonce.to_owned()))
     }
 
-    /// Every remembered nonce.
-    pub fn all_nonces(&self) -> impl Iterator<Item = SeenNonce> + '_ {
-        self.nonces
-            .iter()
-            .map(|((origin, nonce), until)| SeenNonce {
-                origin: origin.clone(),
-                nonce: nonce.clone(),
-                until: *until,
-            })
-    }
-
     /// Nonces no longer needed at `at`, at most `max`.
-    pub fn expired_nonces(&self, at: Timestamp, max: usize) -> Vec<(SiteName, String)> {
+    pub(crate) fn expired_nonces(&self, at: Timestamp, max: usize) -> Vec<(SiteName, String)> {
         self.nonces_by_time
             .iter()
             .take_while(|(t, _, _)| *t <= at)
@@ -170,7 +170,7 @@ impl Ledger {
     }
 
     /// Received operations applied at or before `before`, at most `max`.
-    pub fn received_before(&self, before: Timestamp, max: usize) -> Vec<(SiteName, OpId)> {
+    pub(crate) fn received_before(&self, before: Timestamp, max: usize) -> Vec<(SiteName, OpId)> {
         self.received_by_time
             .iter()
             .take_while(|(t, _, _)| *t <= before)

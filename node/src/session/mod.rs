@@ -3,23 +3,38 @@
 //!
 //! Nothing in here reads a clock, draws a random number or touches the disk. The leader stamps
 //! time and ids into each [`Command`]; [`apply`] turns a command and the current
-//! [`SessionStore`] into an [`Outcome`] and a list of [`Mutation`]s (already folded into the store); the storage layer persists
-//! the mutations in the same write as the applied log id. Every replica that applies the same log therefore
-//! reaches byte-identical state.
+//! [`SessionStore`] into an [`Outcome`] and a list of [`Mutation`]s (already folded into the
+//! store); the storage layer persists the mutations in the same write as the applied log id.
+//! Every replica that applies the same log therefore reaches byte-identical state.
+//!
+//! - [`command`]: the commands, one struct each, and their outcomes;
+//! - `apply` (dispatch and the small commands), `login` (create, with `limit`), `expiry`
+//!   (touch, expire), `user_op` (verify and invalidate), `federated` (fan-out, acks, peer ops);
+//! - [`mutation`]: the records of the state and the changes to them;
+//! - `store` (records and derived indexes), `record` (a session, its deadlines and views),
+//!   `ledger` (federation state: outbox, received operations, seen nonces).
 
 mod apply;
-mod command;
+pub(crate) mod command;
+mod expiry;
 mod federated;
 mod ledger;
 mod limit;
+mod login;
+pub(crate) mod mutation;
 mod record;
 mod store;
+mod user_op;
 
-pub use apply::apply;
-pub use command::{AuditNote, Command, Fanout, Mutation, Outcome};
-pub use ledger::{Ledger, OutboxEntry, ReceivedOp, SeenNonce};
-pub use record::{Session, TokenHash};
-pub use store::SessionStore;
+pub(crate) use apply::apply;
+pub(crate) use command::{
+    AuditNote, Command, Create, End, Expire, Fanout, FanoutAcked, Outcome, PeerOp, RecordAudit,
+    SetPolicy, Touch, UserOp,
+};
+pub(crate) use ledger::{OutboxEntry, ReceivedOp, SeenNonce};
+pub(crate) use mutation::{Mutation, Record, RecordKey};
+pub(crate) use record::{Session, TokenHash};
+pub(crate) use store::SessionStore;
 
 #[cfg(test)]
 mod federation_tests;

@@ -33,7 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn to_command(op: &Op, t: Timestamp) -> Command {
     let u = |n: u8| user(&format!("user-{n}"));
     match op {
-        Op::Create(s, n) => Command::Create {
+        Op::Create(s, n) => Command::Create(Create {
             at: t,
             session_id: sid(*s),
             token_hash: TokenHash::of(&format!("tok-{s}")),
@@ -41,29 +41,29 @@ fn to_command(op: &Op, t: Timestamp) -> Command {
             device: Device::default(),
             origin: None,
             idempotency_key: None,
-        },
-        Op::Touch(s) => Command::Touch {
+        }),
+        Op::Touch(s) => Command::Touch(Touch {
             at: t,
             touches: vec![(sid(*s), t)],
-        },
-        Op::End(s) => Command::End {
+        }),
+        Op::End(s) => Command::End(End {
             at: t,
             session_id: sid(*s),
             reason: EndReason::Logout,
-        },
-        Op::Verify(n, s) => Command::Verify {
+        }),
+        Op::Verify(n, s) => Command::Verify(UserOp {
             at: t,
             user_id: u(*n),
             session_id: s.map(sid),
             fanout: None,
-        },
-        Op::Invalidate(n, s) => Command::Invalidate {
+        }),
+        Op::Invalidate(n, s) => Command::Invalidate(UserOp {
             at: t,
             user_id: u(*n),
             session_id: s.map(sid),
             fanout: None,
-        },
-        Op::Expire => Command::Expire { at: t },
+        }),
+        Op::Expire => Command::Expire(Expire { at: t }),
     }
 }
 

@@ -8,15 +8,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sessync_proto::{Policy, SessionId, Timestamp, UserId};
 
-use super::command::Mutation;
 use super::ledger::Ledger;
+use super::mutation::{Mutation, Record, RecordKey};
 use super::record::{Session, TokenHash};
 
 static DEFAULT_POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
 
 /// All sessions of one site, indexed for the lookups the API and the state machine make.
 #[derive(Debug, Default)]
-pub struct SessionStore {
+pub(crate) struct SessionStore {
     sessions: BTreeMap<SessionId, Session>,
     by_token: HashMap<TokenHash, SessionId>,
     by_user: BTreeMap<UserId, BTreeSet<SessionId>>,
@@ -32,54 +32,57 @@ pub struct SessionStore {
 }
 
 impl SessionStore {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// The replicated policy, or the default before a leader has written one.
-    pub fn policy(&self) -> &Policy {
+    pub(crate) fn policy(&self) -> &Policy {
         self.policy
             .as_ref()
             .unwrap_or_else(|| DEFAULT_POLICY.get_or_init(Policy::default))
     }
 
     /// The replicated policy as written in the log, if any.
-    pub fn replicated_policy(&self) -> Option<&Policy> {
+    pub(crate) fn replicated_policy(&self) -> Option<&Policy> {
         self.policy.as_ref()
     }
 
     /// The latest cluster time applied: it never goes backwards.
-    pub fn clock(&self) -> Timestamp {
+    pub(crate) fn clock(&self) -> Timestamp {
         self.clock
     }
 
-    pub fn advance_clock(&mut self, at: Timestamp) {
+    pub(crate) fn advance_clock(&mut self, at: Timestamp) {
         self.clock = self.clock.max(at);
     }
 
     /// Restores the clock and policy when loading from disk.
-    pub fn restore_meta(&mut self, clock: Timestamp, policy: Option<Policy>) {
+    pub(crate) fn restore_meta(&mut self, clock: Timestamp, policy: Option<Policy>) {
         self.clock = clock;
         self.policy = policy;
         self.reindex_deadlines();
     }
 
-    pub fn get(&self, id: &SessionId) -> Option<&Session> {
+    pub(crate) fn get(&self, id: &SessionId) -> Option<&Session> {
         self.sessions.get(id)
     }
 
-    pub fn by_token(&self, hash: &TokenHash) -> Option<&Session> {
+    pub(crate) fn by_token(&self, hash: &TokenHash) -> Option<&Session> {
         self.by_token.get(hash).and_then(|id| self.sessions.get(id))
     }
 
-    pub fn by_idempotency(&self, user: &UserId, key: &str) -> Option<&Session> {
+    pub(crate) fn by_idempotency(&self, user: &UserId, key: &str) -> Option<&Session> {
         self.by_idempotency
             .get(&(user.clone(), key.to_owned()))
             .and_then(|id| self.sessions.get(id))
     }
 
     /// Every session of a user, in no particular order.
-    pub fn user_sessions<'a>(&'a self, user: &UserId) -> impl Iterator<Item = &'a Session> + 'a {
+    pub(crate) fn user_sessions<'a>(
+        &'a self,
+        user: &UserId,
+    ) -> impl Iterator<Item = &'a Session> + 'a {
         self.by_user
             .get(user)
             .into_iter()
@@ -88,25 +91,22 @@ impl SessionStore {
     }
 
     /// Every user holding a session (of any state), in order.
-    pub fn users(&self) -> impl Iterator<Item = &UserId> {
+    pub(crate) fn users(&self) -> impl Iterator<Item = &UserId> {
         self.by_user.keys()
     }
 
     /// Every session, ordered by id.
-    pub fn all(&self) -> impl Iterator<Item = &Session> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Session> {
         self.sessions.values()
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.sessions.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-
     /// Live sessions whose deadline is at or before `at`, earliest first, at most `max`.
-    pub fn due(&self, at: Timestamp, max: usize) -> Vec<SessionId> {
+    pub(crate) fn due(&self, at: Timestamp, max: usize) -> Vec<SessionId> {
         self.deadlines
             .iter()
             .take_while(|(t, _)| *t <= at)
@@ -116,12 +116,12 @@ impl SessionStore {
     }
 
     /// The earliest deadline of any live session.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
+    pub(crate) fn next_deadline(&self) -> Option<Timestamp> {
         self.deadlines.iter().next().map(|(t, _)| *t)
     }
 
     /// Ended sessions that ended at or before `before`, at most `max`.
-    pub fn ended_before(&self, before: Timestamp, max: usize) -> Vec<SessionId> {
+    pub(crate) fn ended_before(&self, before: Timestamp, max: usize) -> Vec<SessionId> {
         self.ended
             .iter()
             .take_while(|(t, _)| *t <= before)
@@ -131,31 +131,40 @@ impl SessionStore {
     }
 
     /// The earliest end time among ended sessions.
-    pub fn oldest_ended(&self) -> Option<Timestamp> {
+    pub(crate) fn oldest_ended(&self) -> Option<Timestamp> {
         self.ended.iter().next().map(|(t, _)| *t)
     }
 
     /// Folds one mutation into the store. Audit mutations live only on disk.
-    pub fn apply_mutation(&mut self, m: &Mutation) {
+    pub(crate) fn apply_mutation(&mut self, m: &Mutation) {
         match m {
-            Mutation::PutSession(s) => self.put(s.clone()),
-            Mutation::DeleteSession(id) => self.delete(id),
+            Mutation::Put(Record::Session(s)) => self.put(s.clone()),
+            Mutation::Put(r) => self.ledger.put(r),
+            Mutation::Delete(RecordKey::Session(id)) => self.delete(id),
+            Mutation::Delete(k) => self.ledger.delete(k),
             Mutation::SetPolicy(p) => {
                 self.policy = Some(p.clone());
                 self.reindex_deadlines();
             }
             Mutation::Audit(_) | Mutation::TrimAudit(_) => {}
-            other => self.ledger.apply_mutation(other),
         }
     }
 
     /// The federation state.
-    pub fn ledger(&self) -> &Ledger {
+    pub(crate) fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
-    /// Inserts or replaces a record (used by loading and by mutations).
-    pub fn put(&mut self, s: Session) {
+    /// Inserts a record read from disk or a snapshot.
+    pub(crate) fn insert(&mut self, r: Record) {
+        match r {
+            Record::Session(s) => self.put(s),
+            other => self.ledger.put(&other),
+        }
+    }
+
+    /// Inserts or replaces a session record.
+    fn put(&mut self, s: Session) {
         self.unindex(&s.id);
         self.by_token.insert(s.token_hash, s.id.clone());
         self.by_user

@@ -9,9 +9,9 @@ use sessync_proto::{
 
 use super::*;
 
-pub const T0: u64 = 1_800_000_000_000;
+pub(crate) const T0: u64 = 1_800_000_000_000;
 
-pub fn policy(limit: u32, on_limit: OnLimit) -> Policy {
+pub(crate) fn policy(limit: u32, on_limit: OnLimit) -> Policy {
     Policy {
         idle_timeout: Duration::from_secs(600),
         max_lifetime: Duration::from_secs(3600),
@@ -23,44 +23,44 @@ pub fn policy(limit: u32, on_limit: OnLimit) -> Policy {
     }
 }
 
-pub fn user(u: &str) -> UserId {
+pub(crate) fn user(u: &str) -> UserId {
     UserId::parse_field(u, "user_id").unwrap()
 }
 
-pub fn sid(n: u8) -> SessionId {
+pub(crate) fn sid(n: u8) -> SessionId {
     SessionId::from_random([n; 16])
 }
 
-pub fn at(ms_after_t0: u64) -> Timestamp {
+pub(crate) fn at(ms_after_t0: u64) -> Timestamp {
     Timestamp(T0 + ms_after_t0)
 }
 
-pub struct Sm {
-    pub store: SessionStore,
-    pub muts: Vec<Mutation>,
+pub(crate) struct Sm {
+    pub(crate) store: SessionStore,
+    pub(crate) muts: Vec<Mutation>,
 }
 
 impl Sm {
-    pub fn new(p: Policy) -> Self {
+    pub(crate) fn new(p: Policy) -> Self {
         let mut sm = Sm {
             store: SessionStore::new(),
             muts: Vec::new(),
         };
-        sm.run(Command::SetPolicy {
+        sm.run(Command::SetPolicy(SetPolicy {
             at: at(0),
             policy: p,
-        });
+        }));
         sm
     }
 
-    pub fn run(&mut self, cmd: Command) -> Outcome {
+    pub(crate) fn run(&mut self, cmd: Command) -> Outcome {
         let (o, m) = apply(&mut self.store, &cmd);
         self.muts.extend(m);
         o
     }
 
-    pub fn create(&mut self, n: u8, u: &str, t: u64) -> Outcome {
-        self.run(Command::Create {
+    pub(crate) fn create(&mut self, n: u8, u: &str, t: u64) -> Outcome {
+        self.run(Command::Create(Create {
             at: at(t),
             session_id: sid(n),
             token_hash: TokenHash::of(&format!("token-{n}")),
@@ -68,22 +68,22 @@ impl Sm {
             device: Device::default(),
             origin: None,
             idempotency_key: None,
-        })
+        }))
     }
 
-    pub fn state(&self, n: u8) -> (SessionState, Option<EndReason>) {
+    pub(crate) fn state(&self, n: u8) -> (SessionState, Option<EndReason>) {
         let s = self.store.get(&sid(n)).expect("session exists");
         (s.state, s.end_reason)
     }
 
-    pub fn active(&self, u: &str) -> usize {
+    pub(crate) fn active(&self, u: &str) -> usize {
         self.store
             .user_sessions(&user(u))
             .filter(|s| s.state == SessionState::Active)
             .count()
     }
 
-    pub fn audit_kinds(&self) -> Vec<String> {
+    pub(crate) fn audit_kinds(&self) -> Vec<String> {
         self.muts
             .iter()
             .filter_map(|m| match m {

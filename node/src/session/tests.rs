@@ -48,12 +48,12 @@ fn block_new_creates_blocked_and_verify_activates_it() {
     sm.create(2, "a", 2);
     assert_eq!(sm.state(2), (SessionState::Blocked, None));
     assert_eq!(sm.active("a"), 1);
-    let o = sm.run(Command::Verify {
+    let o = sm.run(Command::Verify(UserOp {
         at: at(3),
         user_id: user("a"),
         session_id: Some(sid(2)),
         fanout: None,
-    });
+    }));
     assert_eq!(
         o,
         Outcome::Verified {
@@ -75,10 +75,10 @@ fn evict_oldest_ends_least_recently_used() {
     sm.create(1, "a", 1);
     sm.create(2, "a", 2);
     // Session 1 is used later than 2, so 2 is the least recently used.
-    sm.run(Command::Touch {
+    sm.run(Command::Touch(Touch {
         at: at(5000),
         touches: vec![(sid(1), at(5000))],
-    });
+    }));
     sm.create(3, "a", 6000);
     assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Evicted)));
     assert_eq!(sm.state(1).0, SessionState::Active);
@@ -101,12 +101,12 @@ fn verify_defaults_to_newest_and_reports_missing() {
     sm.create(1, "a", 1);
     sm.create(2, "a", 2);
     sm.create(3, "a", 3);
-    let o = sm.run(Command::Verify {
+    let o = sm.run(Command::Verify(UserOp {
         at: at(4),
         user_id: user("a"),
         session_id: None,
         fanout: None,
-    });
+    }));
     assert_eq!(
         o,
         Outcome::Verified {
@@ -115,22 +115,22 @@ fn verify_defaults_to_newest_and_reports_missing() {
         }
     );
     assert_eq!(sm.state(1).1, Some(EndReason::Superseded));
-    let o = sm.run(Command::Verify {
+    let o = sm.run(Command::Verify(UserOp {
         at: at(5),
         user_id: user("a"),
         session_id: Some(sid(1)),
         fanout: None,
-    });
+    }));
     assert!(
         matches!(o, Outcome::NotFound { .. }),
         "an ended session cannot be verified"
     );
-    let o = sm.run(Command::Verify {
+    let o = sm.run(Command::Verify(UserOp {
         at: at(5),
         user_id: user("nobody"),
         session_id: None,
         fanout: None,
-    });
+    }));
     assert!(matches!(o, Outcome::NotFound { .. }));
 }
 
@@ -141,43 +141,43 @@ fn invalidate_one_or_all() {
     sm.create(2, "a", 2);
     sm.create(3, "a", 3);
     sm.create(4, "b", 4);
-    let o = sm.run(Command::Invalidate {
+    let o = sm.run(Command::Invalidate(UserOp {
         at: at(5),
         user_id: user("a"),
         session_id: Some(sid(2)),
         fanout: None,
-    });
+    }));
     assert_eq!(o, Outcome::Invalidated { ended: 1 });
     assert_eq!(
         sm.state(2),
         (SessionState::Ended, Some(EndReason::Invalidated))
     );
-    let o = sm.run(Command::Invalidate {
+    let o = sm.run(Command::Invalidate(UserOp {
         at: at(6),
         user_id: user("a"),
         session_id: Some(sid(4)),
         fanout: None,
-    });
+    }));
     assert!(
         matches!(o, Outcome::NotFound { .. }),
         "b's session is not a's"
     );
-    let o = sm.run(Command::Invalidate {
+    let o = sm.run(Command::Invalidate(UserOp {
         at: at(7),
         user_id: user("a"),
         session_id: None,
         fanout: None,
-    });
+    }));
     assert_eq!(o, Outcome::Invalidated { ended: 2 });
     assert_eq!(sm.active("a"), 0);
     assert_eq!(sm.state(4).0, SessionState::Active);
     // Again: nothing left to end, still fine.
-    let o = sm.run(Command::Invalidate {
+    let o = sm.run(Command::Invalidate(UserOp {
         at: at(8),
         user_id: user("a"),
         session_id: None,
         fanout: None,
-    });
+    }));
     assert_eq!(o, Outcome::Invalidated { ended: 0 });
 }
 
@@ -186,11 +186,11 @@ fn end_is_idempotent_and_unknown_is_not_found() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
     sm.create(1, "a", 1);
     let end = |sm: &mut Sm, t| {
-        sm.run(Command::End {
+        sm.run(Command::End(End {
             at: at(t),
             session_id: sid(1),
             reason: EndReason::Logout,
-        })
+        }))
     };
     let Outcome::Ended { session } = end(&mut sm, 10) else {
         panic!()
@@ -203,11 +203,11 @@ fn end_is_idempotent_and_unknown_is_not_found() {
     };
     assert_eq!(session.ended_at, Some(at(10)), "the first end stands");
     assert_eq!(sm.muts.len(), before, "a repeated end changes nothing");
-    let o = sm.run(Command::End {
+    let o = sm.run(Command::End(End {
         at: at(30),
         session_id: sid(9),
         reason: EndReason::Logout,
-    });
+    }));
     assert!(matches!(o, Outcome::NotFound { .. }));
 }
 
@@ -220,11 +220,11 @@ fn idle_expiry_at_exact_times() {
     let s = sm.store.get(&sid(1)).unwrap().clone();
     assert!(s.is_valid_at(at(idle_end - 1), &p));
     assert!(!s.is_valid_at(at(idle_end), &p));
-    sm.run(Command::Expire {
+    sm.run(Command::Expire(Expire {
         at: at(idle_end - 1),
-    });
+    }));
     assert_eq!(sm.state(1).0, SessionState::Active);
-    sm.run(Command::Expire { at: at(idle_end) });
+    sm.run(Command::Expire(Expire { at: at(idle_end) }));
     assert_eq!(
         sm.state(1),
         (SessionState::Ended, Some(EndReason::IdleTimeout))
@@ -241,11 +241,11 @@ fn touches_extend_idle_but_not_lifetime() {
     let mut t = 0;
     while t < 3_600_000 {
         t += 300_000;
-        sm.run(Command::Touch {
+        sm.run(Command::Touch(Touch {
             at: at(t),
             touches: vec![(sid(1), at(t))],
-        });
-        sm.run(Command::Expire { at: at(t) });
+        }));
+        sm.run(Command::Expire(Expire { at: at(t) }));
     }
     assert_eq!(
         sm.state(1),
@@ -285,18 +285,18 @@ fn create_ends_the_users_expired_sessions_first() {
 fn ended_sessions_are_removed_after_retention() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
     sm.create(1, "a", 0);
-    sm.run(Command::End {
+    sm.run(Command::End(End {
         at: at(10),
         session_id: sid(1),
         reason: EndReason::Logout,
-    });
-    sm.run(Command::Expire {
+    }));
+    sm.run(Command::Expire(Expire {
         at: at(10 + 86_400_000 - 1),
-    });
+    }));
     assert!(sm.store.get(&sid(1)).is_some());
-    sm.run(Command::Expire {
+    sm.run(Command::Expire(Expire {
         at: at(10 + 86_400_000),
-    });
+    }));
     assert!(sm.store.get(&sid(1)).is_none());
     assert!(sm.store.by_token(&TokenHash::of("token-1")).is_none());
 }
@@ -305,7 +305,7 @@ fn ended_sessions_are_removed_after_retention() {
 fn idempotent_create_replays_the_same_session() {
     let mut sm = Sm::new(policy(1, OnLimit::Deny));
     let create = |sm: &mut Sm, n: u8| {
-        sm.run(Command::Create {
+        sm.run(Command::Create(Create {
             at: at(u64::from(n)),
             session_id: sid(n),
             token_hash: TokenHash::of("t"),
@@ -313,7 +313,7 @@ fn idempotent_create_replays_the_same_session() {
             device: Device::default(),
             origin: None,
             idempotency_key: Some("login-42".to_owned()),
-        })
+        }))
     };
     assert!(matches!(
         create(&mut sm, 1),
@@ -340,11 +340,11 @@ fn policy_change_applies_to_existing_sessions() {
         idle_timeout: Duration::from_secs(60),
         ..policy(0, OnLimit::Deny)
     };
-    sm.run(Command::SetPolicy {
+    sm.run(Command::SetPolicy(SetPolicy {
         at: at(1),
         policy: shorter,
-    });
-    sm.run(Command::Expire { at: at(62_000) });
+    }));
+    sm.run(Command::Expire(Expire { at: at(62_000) }));
     assert_eq!(
         sm.state(1),
         (SessionState::Ended, Some(EndReason::IdleTimeout))
@@ -357,18 +357,18 @@ fn a_touch_accepted_before_the_deadline_counts_even_if_applied_after_it() {
     let mut sm = Sm::new(p.clone());
     sm.create(1, "a", 0);
     let deadline = 600_000 + 2_000;
-    sm.run(Command::Touch {
+    sm.run(Command::Touch(Touch {
         at: at(deadline + 50),
         touches: vec![(sid(1), at(deadline - 10))],
-    });
+    }));
     let s = sm.store.get(&sid(1)).unwrap();
     assert_eq!(s.last_seen_at, at(deadline - 10));
     assert!(s.idle_end(&p) >= at(deadline - 10).plus(p.idle_timeout));
     // A touch accepted after the deadline does not revive the session.
-    sm.run(Command::Touch {
+    sm.run(Command::Touch(Touch {
         at: at(3 * deadline),
         touches: vec![(sid(1), at(3 * deadline))],
-    });
+    }));
     assert_eq!(
         sm.store.get(&sid(1)).unwrap().last_seen_at,
         at(deadline - 10)
@@ -382,10 +382,10 @@ fn lowering_the_limit_evicts_the_least_recently_used() {
         sm.create(n, "a", u64::from(n));
     }
     sm.create(6, "b", 6);
-    sm.run(Command::SetPolicy {
+    sm.run(Command::SetPolicy(SetPolicy {
         at: at(10),
         policy: policy(3, OnLimit::Deny),
-    });
+    }));
     assert_eq!(sm.active("a"), 3);
     assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::Evicted)));
     assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Evicted)));

@@ -8,23 +8,18 @@ use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
-use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::any_err;
-use super::keys::{self, index_key, key_index};
+use super::layout::{index_key, key_index, Cf, RaftKey};
 use crate::raft_types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
 /// The log half of the store. Cheap to clone: clones share the database.
 #[derive(Clone)]
-pub struct LogStore {
+pub(crate) struct LogStore {
     db: Arc<DB>,
-}
-
-fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
-    db.cf_handle(name)
-        .unwrap_or_else(|| panic!("column family {name} is created at open"))
 }
 
 fn synced() -> WriteOptions {
@@ -38,17 +33,17 @@ impl LogStore {
         Self { db }
     }
 
-    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+    fn get_meta<T: DeserializeOwned>(&self, key: RaftKey) -> Result<Option<T>, StorageError> {
         let raw = self
             .db
-            .get_cf(cf(&self.db, "raft"), key)
+            .get_cf(Cf::Raft.of(&self.db), key.bytes())
             .map_err(|e| StorageIOError::read(any_err(e)))?;
         raw.map(|b| serde_json::from_slice(&b))
             .transpose()
             .map_err(|e| StorageIOError::read(any_err(e)).into())
     }
 
-    fn put_meta<T: Serialize>(&self, key: &[u8], v: &T, sync: bool) -> Result<(), StorageError> {
+    fn put_meta<T: Serialize>(&self, key: RaftKey, v: &T, sync: bool) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(v).map_err(|e| StorageIOError::write(any_err(e)))?;
         let opts = if sync {
             synced()
@@ -56,7 +51,7 @@ impl LogStore {
             WriteOptions::default()
         };
         self.db
-            .put_cf_opt(cf(&self.db, "raft"), key, bytes, &opts)
+            .put_cf_opt(Cf::Raft.of(&self.db), key.bytes(), bytes, &opts)
             .map_err(|e| StorageIOError::write(any_err(e)).into())
     }
 }
@@ -73,7 +68,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let key = index_key(start);
         let it = self.db.iterator_cf(
-            cf(&self.db, "logs"),
+            Cf::Logs.of(&self.db),
             IteratorMode::From(&key, Direction::Forward),
         );
         let mut out = Vec::new();
@@ -95,10 +90,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = self.get_meta(keys::LAST_PURGED)?;
+        let last_purged: Option<LogId> = self.get_meta(RaftKey::LastPurged)?;
         let last = self
             .db
-            .iterator_cf(cf(&self.db, "logs"), IteratorMode::End)
+            .iterator_cf(Cf::Logs.of(&self.db), IteratorMode::End)
             .next()
             .transpose()
             .map_err(|e| StorageIOError::read_logs(any_err(e)))?;
@@ -121,19 +116,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.put_meta(keys::VOTE, vote, true)
+        self.put_meta(RaftKey::Vote, vote, true)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.get_meta(keys::VOTE)
+        self.get_meta(RaftKey::Vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put_meta(keys::COMMITTED, &committed, false)
+        self.put_meta(RaftKey::Committed, &committed, false)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.get_meta::<Option<LogId>>(keys::COMMITTED)?.flatten())
+        Ok(self
+            .get_meta::<Option<LogId>>(RaftKey::Committed)?
+            .flatten())
     }
 
     async fn append<I>(
@@ -146,7 +143,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::default();
-        let logs = cf(&self.db, "logs");
+        let logs = Cf::Logs.of(&self.db);
         for entry in entries {
             let bytes =
                 serde_json::to_vec(&entry).map_err(|e| StorageIOError::write_logs(any_err(e)))?;
@@ -166,7 +163,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let logs = cf(&self.db, "logs");
+        let logs = Cf::Logs.of(&self.db);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(logs, index_key(log_id.index), index_key(u64::MAX));
         batch.delete_cf(logs, index_key(u64::MAX));
@@ -178,10 +175,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // The purge mark goes first: openraft ignores logs at or before it, so a crash between the
         // two writes leaves only garbage that the next purge removes.
-        self.put_meta(keys::LAST_PURGED, &log_id, true)?;
+        self.put_meta(RaftKey::LastPurged, &log_id, true)?;
         self.db
             .delete_range_cf(
-                cf(&self.db, "logs"),
+                Cf::Logs.of(&self.db),
                 index_key(0),
                 index_key(log_id.index.saturating_add(1)),
             )

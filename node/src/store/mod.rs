@@ -1,28 +1,28 @@
 //! RocksDB storage for Raft: the log store and the state machine, sharing one database.
 //!
-//! Column families:
-//! - `logs`: log entries by index (big-endian u64), written with fsync;
-//! - `raft`: the vote (fsynced), the committed log id and the last purged log id;
-//! - `sessions`: session records by session id;
-//! - `audit`: audit events by sequence number (big-endian u64);
-//! - `federation`: the outbox (`o/<site>/<op_id>`), operations received from peers
-//!   (`r/<origin>/<op_id>`) and the nonces peers used (`n/<origin>/<nonce>`);
-//! - `sm`: the applied log id, membership, policy, clock and audit counter, written in the same
-//!   batch as the session changes of each entry, and the current snapshot.
+//! [`layout`] declares the column families, their keys and where each record of the state
+//! lives; [`LogStore`] is openraft's log storage (entries and vote, fsynced);
+//! [`StateMachineStore`] applies entries and keeps each one's changes and the applied log id in
+//! one batch; `snapshot` builds and installs snapshots; [`StateReader`] is the read side the
+//! runtime shares.
 
-mod keys;
+pub(crate) mod layout;
 mod log_store;
+mod reader;
 mod snapshot;
 mod state_machine;
 
 use std::path::Path;
 use std::sync::Arc;
 
+use openraft::StorageIOError;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
-pub use log_store::LogStore;
-pub use snapshot::SnapshotPayload;
-pub use state_machine::{AuditQuery, StateMachineStore, StateReader};
+use crate::raft_types::StorageError;
+use layout::Cf;
+pub(crate) use log_store::LogStore;
+pub(crate) use reader::{AuditQuery, StateReader};
+pub(crate) use state_machine::StateMachineStore;
 
 /// Errors opening the store.
 #[derive(Debug, thiserror::Error)]
@@ -37,17 +37,15 @@ pub enum OpenError {
     Corrupt { path: String, message: String },
 }
 
-const COLUMN_FAMILIES: [&str; 6] = ["logs", "raft", "sessions", "audit", "federation", "sm"];
-
 /// Opens (or creates) the database at `path` and returns its log store and state machine.
-pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
+pub(crate) fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    let cfs = COLUMN_FAMILIES
+    let cfs = Cf::ALL
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
     let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| OpenError::Rocks {
         path: path.display().to_string(),
         source,
@@ -65,5 +63,17 @@ pub(crate) fn any_err<E: std::error::Error + 'static>(e: E) -> openraft::AnyErro
     openraft::AnyError::new(&e)
 }
 
+/// A failure reading the state machine, as openraft's storage error.
+fn read_err<E: std::error::Error + 'static>(e: E) -> StorageError {
+    StorageIOError::read_state_machine(any_err(e)).into()
+}
+
+/// A failure writing the state machine, as openraft's storage error.
+fn write_err<E: std::error::Error + 'static>(e: E) -> StorageError {
+    StorageIOError::write_state_machine(any_err(e)).into()
+}
+
+#[cfg(test)]
+mod compat_tests;
 #[cfg(test)]
 mod tests;

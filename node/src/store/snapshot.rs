@@ -6,39 +6,51 @@ use std::sync::Arc;
 
 use openraft::{RaftSnapshotBuilder, SnapshotMeta, StorageIOError};
 use rocksdb::{IteratorMode, SnapshotWithThreadMode, DB};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sessync_proto::api::AuditEvent;
 use sessync_proto::{Policy, Timestamp};
 
-use super::any_err;
-use super::keys;
+use super::layout::{self, Cf, SmKey};
+use super::{any_err, read_err};
 use crate::raft_types::{LogId, NodeId, StorageError, StoredMembership, TypeConfig};
-use crate::session::{Mutation, OutboxEntry, ReceivedOp, SeenNonce, Session};
+use crate::session::{OutboxEntry, ReceivedOp, Record, SeenNonce, Session};
 
 /// The state a snapshot carries: the same records the `sessions`, `audit`, `federation` and
-/// `sm` families hold.
+/// `sm` families hold. Its JSON is the snapshot's format on the wire and on disk.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct SnapshotPayload {
-    pub policy: Option<Policy>,
-    pub clock: Timestamp,
-    pub audit_next: u64,
-    pub sessions: Vec<Session>,
-    pub audit: Vec<AuditEvent>,
+pub(crate) struct SnapshotPayload {
+    pub(crate) policy: Option<Policy>,
+    pub(crate) clock: Timestamp,
+    pub(crate) audit_next: u64,
+    pub(crate) sessions: Vec<Session>,
+    pub(crate) audit: Vec<AuditEvent>,
     #[serde(default)]
-    pub outbox: Vec<OutboxEntry>,
+    pub(crate) outbox: Vec<OutboxEntry>,
     #[serde(default)]
-    pub received: Vec<ReceivedOp>,
+    pub(crate) received: Vec<ReceivedOp>,
     #[serde(default)]
-    pub nonces: Vec<SeenNonce>,
+    pub(crate) nonces: Vec<SeenNonce>,
 }
 
 impl SnapshotPayload {
-    /// The federation records as mutations, for folding into a store.
-    pub fn federation_mutations(&self) -> impl Iterator<Item = Mutation> + '_ {
-        let o = self.outbox.iter().cloned().map(Mutation::PutOutbox);
-        let r = self.received.iter().cloned().map(Mutation::PutReceived);
-        let n = self.nonces.iter().cloned().map(Mutation::PutNonce);
-        o.chain(r).chain(n)
+    /// Adds one record.
+    fn push(&mut self, r: Record) {
+        match r {
+            Record::Session(s) => self.sessions.push(s),
+            Record::Outbox(e) => self.outbox.push(e),
+            Record::Received(x) => self.received.push(x),
+            Record::Nonce(n) => self.nonces.push(n),
+        }
+    }
+
+    /// Every record the snapshot carries (the audit log aside).
+    pub(crate) fn into_records(self) -> impl Iterator<Item = Record> {
+        let s = self.sessions.into_iter().map(Record::Session);
+        let o = self.outbox.into_iter().map(Record::Outbox);
+        let r = self.received.into_iter().map(Record::Received);
+        let n = self.nonces.into_iter().map(Record::Nonce);
+        s.chain(o).chain(r).chain(n)
     }
 }
 
@@ -54,7 +66,7 @@ self_cell::self_cell!(
 );
 
 /// Builds a snapshot from the view taken when openraft asked for a builder.
-pub struct SnapshotBuilder {
+pub(crate) struct SnapshotBuilder {
     view: OwnedView,
     applied: Option<LogId>,
     membership: StoredMembership,
@@ -78,53 +90,37 @@ impl SnapshotBuilder {
     fn payload(&self) -> Result<SnapshotPayload, StorageError> {
         let db = self.view.borrow_owner();
         let snap = self.view.borrow_dependent();
-        let read =
-            |e: rocksdb::Error| StorageError::from(StorageIOError::read_state_machine(any_err(e)));
-        let decode = |e: serde_json::Error| {
-            StorageError::from(StorageIOError::read_state_machine(any_err(e)))
-        };
-        let sm = super::state_machine::cf(db, "sm");
-        let get = |key: &[u8]| snap.get_cf(sm, key).map_err(read);
         let mut p = SnapshotPayload {
-            policy: get(keys::POLICY)?
-                .map(|b| serde_json::from_slice(&b))
-                .transpose()
-                .map_err(decode)?,
-            clock: get(keys::CLOCK)?
-                .map(|b| serde_json::from_slice(&b))
-                .transpose()
-                .map_err(decode)?
-                .unwrap_or_default(),
-            audit_next: get(keys::AUDIT_NEXT)?
-                .map(|b| serde_json::from_slice(&b))
-                .transpose()
-                .map_err(decode)?
-                .unwrap_or(0),
+            policy: sm_value(snap, db, SmKey::Policy)?,
+            clock: sm_value(snap, db, SmKey::Clock)?.unwrap_or_default(),
+            audit_next: sm_value(snap, db, SmKey::AuditNext)?.unwrap_or(0),
             ..Default::default()
         };
-        for item in snap.iterator_cf(
-            super::state_machine::cf(db, "sessions"),
-            IteratorMode::Start,
-        ) {
-            let (_, v) = item.map_err(read)?;
-            p.sessions.push(serde_json::from_slice(&v).map_err(decode)?);
-        }
-        for item in snap.iterator_cf(super::state_machine::cf(db, "audit"), IteratorMode::Start) {
-            let (_, v) = item.map_err(read)?;
-            p.audit.push(serde_json::from_slice(&v).map_err(decode)?);
-        }
-        let fed = super::state_machine::cf(db, "federation");
-        for item in snap.iterator_cf(fed, IteratorMode::Start) {
-            let (k, v) = item.map_err(read)?;
-            match k.first() {
-                Some(b'o') => p.outbox.push(serde_json::from_slice(&v).map_err(decode)?),
-                Some(b'r') => p.received.push(serde_json::from_slice(&v).map_err(decode)?),
-                Some(b'n') => p.nonces.push(serde_json::from_slice(&v).map_err(decode)?),
-                _ => {}
+        for cf in Cf::RECORDS {
+            for item in snap.iterator_cf(cf.of(db), IteratorMode::Start) {
+                let (k, v) = item.map_err(read_err)?;
+                p.push(layout::decode(cf, &k, &v).map_err(read_err)?);
             }
+        }
+        for item in snap.iterator_cf(Cf::Audit.of(db), IteratorMode::Start) {
+            let (_, v) = item.map_err(read_err)?;
+            p.audit
+                .push(layout::decode_value(Cf::Audit, &v).map_err(read_err)?);
         }
         Ok(p)
     }
+}
+
+/// One `sm` value as the view holds it.
+fn sm_value<T: DeserializeOwned>(
+    snap: &RocksSnapshot<'_>,
+    db: &DB,
+    key: SmKey,
+) -> Result<Option<T>, StorageError> {
+    snap.get_cf(Cf::Sm.of(db), key.bytes())
+        .map_err(read_err)?
+        .map(|b| layout::decode_value(Cf::Sm, &b).map_err(read_err))
+        .transpose()
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -175,12 +171,12 @@ pub(super) fn save_current(
             return Ok(());
         }
     }
-    let sm = super::state_machine::cf(db, "sm");
+    let sm = Cf::Sm.of(db);
     let meta_bytes = serde_json::to_vec(meta)
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), any_err(e)))?;
     let mut batch = rocksdb::WriteBatch::default();
-    batch.put_cf(sm, keys::SNAPSHOT, meta_bytes);
-    batch.put_cf(sm, keys::SNAPSHOT_DATA, data);
+    batch.put_cf(sm, SmKey::SnapshotMeta.bytes(), meta_bytes);
+    batch.put_cf(sm, SmKey::SnapshotData.bytes(), data);
     let mut opts = rocksdb::WriteOptions::default();
     opts.set_sync(true);
     db.write_opt(batch, &opts)
@@ -191,12 +187,12 @@ pub(super) fn save_current(
 pub(super) fn load_current(
     db: &DB,
 ) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
-    let sm = super::state_machine::cf(db, "sm");
+    let sm = Cf::Sm.of(db);
     let read =
         |e: rocksdb::Error| StorageError::from(StorageIOError::read_snapshot(None, any_err(e)));
     let (Some(meta), Some(data)) = (
-        db.get_cf(sm, keys::SNAPSHOT).map_err(read)?,
-        db.get_cf(sm, keys::SNAPSHOT_DATA).map_err(read)?,
+        db.get_cf(sm, SmKey::SnapshotMeta.bytes()).map_err(read)?,
+        db.get_cf(sm, SmKey::SnapshotData.bytes()).map_err(read)?,
     ) else {
         return Ok(None);
     };

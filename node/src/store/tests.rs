@@ -11,7 +11,9 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::raft_types::{Entry, LogId, StorageError, TypeConfig};
-use crate::session::{Command, TokenHash};
+use crate::session::{
+    Command, Create, End, Expire, FanoutAcked, PeerOp, SetPolicy, TokenHash, UserOp,
+};
 
 struct Builder;
 
@@ -55,12 +57,12 @@ fn sample_log() -> Vec<Entry> {
         out.push(entry(idx, cmd));
         idx += 1;
     };
-    push(Command::SetPolicy {
+    push(Command::SetPolicy(SetPolicy {
         at: Timestamp(t0),
         policy: Policy::default(),
-    });
+    }));
     for n in 0..30u8 {
-        push(Command::Create {
+        push(Command::Create(Create {
             at: Timestamp(t0 + u64::from(n) * 1000),
             session_id: SessionId::from_random([n; 16]),
             token_hash: TokenHash::of(&format!("tok-{n}")),
@@ -71,22 +73,22 @@ fn sample_log() -> Vec<Entry> {
             },
             origin: Some("test".to_owned()),
             idempotency_key: None,
-        });
+        }));
     }
-    push(Command::End {
+    push(Command::End(End {
         at: Timestamp(t0 + 40_000),
         session_id: SessionId::from_random([0; 16]),
         reason: EndReason::Logout,
-    });
-    push(Command::Verify {
+    }));
+    push(Command::Verify(UserOp {
         at: Timestamp(t0 + 41_000),
         user_id: UserId::parse_field("user-1", "user_id").unwrap(),
         session_id: None,
         fanout: None,
-    });
+    }));
     let site_b = sessync_proto::SiteName::parse_field("site-b", "site").unwrap();
     let op = |n: u8| sessync_proto::OpId::from_random([n; 16]);
-    push(Command::Invalidate {
+    push(Command::Invalidate(UserOp {
         at: Timestamp(t0 + 42_000),
         user_id: UserId::parse_field("user-2", "user_id").unwrap(),
         session_id: None,
@@ -95,8 +97,8 @@ fn sample_log() -> Vec<Entry> {
             targets: vec![site_b.clone()],
             outbox_limit: 100,
         }),
-    });
-    push(Command::Invalidate {
+    }));
+    push(Command::Invalidate(UserOp {
         at: Timestamp(t0 + 42_500),
         user_id: UserId::parse_field("user-0", "user_id").unwrap(),
         session_id: None,
@@ -105,12 +107,12 @@ fn sample_log() -> Vec<Entry> {
             targets: vec![site_b.clone()],
             outbox_limit: 100,
         }),
-    });
-    push(Command::FanoutAcked {
+    }));
+    push(Command::FanoutAcked(FanoutAcked {
         at: Timestamp(t0 + 43_000),
         acks: vec![(site_b.clone(), op(1))],
-    });
-    push(Command::PeerOp {
+    }));
+    push(Command::PeerOp(PeerOp {
         at: Timestamp(t0 + 44_000),
         origin: site_b,
         nonce: "nonce-1".to_owned(),
@@ -119,10 +121,10 @@ fn sample_log() -> Vec<Entry> {
         op_id: op(3),
         user_id: UserId::parse_field("user-1", "user_id").unwrap(),
         session_id: None,
-    });
-    push(Command::Expire {
+    }));
+    push(Command::Expire(Expire {
         at: Timestamp(t0 + 3_600_000),
-    });
+    }));
     out
 }
 
@@ -203,9 +205,9 @@ fn snapshot_installs_identical_state() {
         // Changes after the builder was taken must not leak into the snapshot.
         let later = entry(
             100,
-            Command::Expire {
+            Command::Expire(Expire {
                 at: Timestamp(1_900_000_000_000),
-            },
+            }),
         );
         let digest_at_capture = a.reader().digest().unwrap();
         a.apply(vec![later]).await.unwrap();

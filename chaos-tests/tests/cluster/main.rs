@@ -1,0 +1,26 @@
+//! The multi-node tests, in one test binary: real `sessync-node` processes on loopback (and
+//! the real `sessyncctl`), started, killed and restarted by the harness in `chaos-tests/src`.
+//! Run them one at a time (`--test-threads=1`): each starts its own cluster.
+
+// Tests print the figures they measure, and a scenario reads best as one function.
+#![allow(clippy::print_stdout, clippy::too_many_lines)]
+
+mod cli;
+mod cli_cluster;
+mod cli_offline;
+mod cli_tail;
+mod client;
+mod client_routing;
+mod crash;
+mod ctl;
+mod fed;
+mod federation;
+mod federation_burst;
+mod federation_refusals;
+mod limits;
+mod policy;
+mod quorum;
+mod replication;
+mod smoke;
+mod snapshot;
+mod stale_leader;

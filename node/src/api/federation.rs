@@ -1,0 +1,158 @@
+//! The federation endpoints: what peer sites send (`POST /v1/federation/verify` and
+//! `/v1/federation/invalidate`) and the operators' `GET /v1/federation/status`.
+//!
+//! The node that gets a peer's request checks its signature before anything else (a forged or
+//! stale request is refused with 401, counted, and reported to the audit log), then the leader
+//! (a follower forwards the request as it came) proposes a `PeerOp`. The state machine refuses a
+//! nonce already seen, on any node of this site, and applies each `op_id` once.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use sessync_proto::api::MAX_BODY_BYTES;
+use sessync_proto::federation::{PeerOpKind, PeerOpRequest, PeerOpResponse};
+use sessync_proto::{ErrorCode, Timestamp};
+
+use super::auth::AdminCaller;
+use super::error::ApiError;
+use super::forward;
+use super::state::App;
+use crate::federation::sign::{self, Rejection};
+use crate::federation::status;
+use crate::session::{Command, Outcome, PeerOp};
+
+/// Where the status is served.
+const STATUS_PATH: &str = "/v1/federation/status";
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route(PeerOpKind::Verify.path(), post(verify))
+        .route(PeerOpKind::Invalidate.path(), post(invalidate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route(STATUS_PATH, get(status))
+}
+
+async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    receive(app, PeerOpKind::Verify, headers, body).await
+}
+
+async fn invalidate(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    receive(app, PeerOpKind::Invalidate, headers, body).await
+}
+
+/// Counts and audits a refusal, and answers 401. The metric's `peer` label is a configured
+/// site or `unknown`, never a name a stranger chose.
+fn refuse(app: &App, origin: &str, reason: &str, message: String, path: &str) -> Response {
+    let configured = app.federation().peer_names().any(|p| p.as_str() == origin);
+    app.metrics()
+        .peer_rejected(if configured { origin } else { "unknown" }, reason);
+    tracing::warn!(origin, reason, path, "refused a request from a peer site");
+    app.audit().report(
+        "fanout_rejected",
+        None,
+        json!({ "origin": origin, "reason": reason, "path": path, "node": app.rt().node_id() }),
+    );
+    ApiError::unauthorized(message).into_response()
+}
+
+async fn receive(app: App, kind: PeerOpKind, headers: HeaderMap, body: Bytes) -> Response {
+    let path = kind.path();
+    let now = Timestamp::now().millis();
+    let fed = app.federation();
+    let v = match sign::check(fed.config(), &headers, path, &body, now) {
+        Ok(v) => v,
+        Err(r) => {
+            let origin = match &r {
+                Rejection::UnknownSite(s) => s.clone(),
+                _ => sign::claimed_site(&headers),
+            };
+            return refuse(&app, &origin, r.reason(), r.message(), path);
+        }
+    };
+    let req: PeerOpRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::bad_request("body", format!("is not a {kind} operation: {e}"))
+                .into_response()
+        }
+    };
+    if req.origin_site != v.origin {
+        return ApiError::bad_request(
+            "origin_site",
+            format!(
+                "is {:?} but the request is signed by site {:?}",
+                req.origin_site.as_str(),
+                v.origin.as_str()
+            ),
+        )
+        .into_response();
+    }
+    if !app.rt().is_leader() {
+        return forward::relay(&app, Method::POST, path, &headers, body.to_vec()).await;
+    }
+    // Remembered until its timestamp is out of the window on any node whose clock is within
+    // the window of ours, so a replay is refused either way.
+    let window = fed.config().timestamp_window;
+    let cmd = Command::PeerOp(PeerOp {
+        at: app.rt().cluster_now(),
+        origin: v.origin.clone(),
+        nonce: v.nonce,
+        nonce_until: Timestamp(v.timestamp_ms).plus(window * 2),
+        kind,
+        op_id: req.op_id.clone(),
+        user_id: req.user_id,
+        session_id: req.session_id,
+    });
+    match app.rt().propose(cmd).await {
+        Ok(Outcome::PeerApplied { applied, ended }) => Json(PeerOpResponse {
+            op_id: req.op_id,
+            applied,
+            ended,
+        })
+        .into_response(),
+        Ok(Outcome::NonceReplayed) => {
+            app.metrics()
+                .peer_rejected(v.origin.as_str(), "replayed_nonce");
+            ApiError::unauthorized(
+                "this nonce was already used; a replayed request is refused (nothing changed)",
+            )
+            .into_response()
+        }
+        Ok(other) => ApiError::internal(format!("unexpected outcome {other:?}")).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn status(State(app): State<App>, _admin: AdminCaller, headers: HeaderMap) -> Response {
+    if !app.rt().is_leader() {
+        let r = forward::relay(&app, Method::GET, STATUS_PATH, &headers, Vec::new()).await;
+        if r.status().is_success() {
+            return r;
+        }
+    }
+    // No leader to ask: what this replica knows (the queues, no reachability).
+    Json(status::local(app.rt(), app.federation())).into_response()
+}
+
+/// The error for a verify or invalidate refused because a target's outbox is full; other
+/// outcomes are given back.
+pub(super) fn outbox_full(app: &App, outcome: Outcome) -> Result<ApiError, Outcome> {
+    match outcome {
+        Outcome::OutboxFull { site, limit } => {
+            app.metrics().outbox_full(site.as_str());
+            Ok(ApiError::new(
+                ErrorCode::OutboxFull,
+                format!(
+                    "the outbox for site {site} holds {limit} undelivered operations \
+                     (federation.outbox_limit); nothing was changed, retry once deliveries \
+                     catch up (see GET /v1/federation/status)"
+                ),
+            ))
+        }
+        other => Err(other),
+    }
+}

@@ -1,0 +1,145 @@
+//! The node's layering, checked on its source. From the top: the lifecycle (`node.rs`), the HTTP
+//! layer (`api/`), the services (`touch`, `audit`, `duties`, `federation/`, `metrics`), the
+//! runtime (`runtime/`), then networking and storage (`network/`, `store/`), and at the bottom
+//! the pure state machine (`session/`). A layer imports only those below it. A check that
+//! cannot fail proves nothing, so the scanner is also fed offending text.
+
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("the source tree is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            out.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The first segments of every `crate::` path in `text` (comments left out), grouped imports
+/// (`use crate::{a, b::c}`) included.
+fn crate_modules(text: &str) -> Vec<String> {
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 1;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 || (depth == 1 && c == ',') {
+                    out.push(ident(&item));
+                    item.clear();
+                    if depth == 0 {
+                        break;
+                    }
+                } else if depth == 1 {
+                    item.push(c);
+                }
+            }
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+/// `(file, module)` for every file under `src/` whose path starts with one of `layers` and that
+/// uses `crate::<module>` for one of `modules`.
+fn imports(layers: &[&str], modules: &[&str]) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    for file in sources(&src) {
+        let rel = file
+            .strip_prefix(&src)
+            .expect("under src/")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if !layers.iter().any(|l| rel.starts_with(l)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("a readable source file");
+        for m in crate_modules(&text) {
+            if modules.contains(&m.as_str()) {
+                out.push(format!("{rel} imports crate::{m}"));
+            }
+        }
+    }
+    out
+}
+
+const SERVICES: [&str; 5] = ["touch", "audit", "duties", "federation", "metrics"];
+
+#[test]
+fn nothing_outside_api_imports_api() {
+    let below = [
+        "runtime/",
+        "store/",
+        "network/",
+        "session/",
+        "federation/",
+        "touch.rs",
+        "audit.rs",
+        "duties.rs",
+        "metrics.rs",
+        "signing.rs",
+        "tokens.rs",
+        "raft_types.rs",
+    ];
+    let found = imports(&below, &["api", "node"]);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn the_runtime_and_storage_do_not_import_the_services_above_them() {
+    let mut above = vec!["api", "node"];
+    above.extend(SERVICES);
+    let found = imports(&["runtime/", "store/", "network/"], &above);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn the_state_machine_imports_nothing_of_the_node() {
+    let mut rest = vec![
+        "api", "node", "runtime", "store", "network", "signing", "tokens",
+    ];
+    rest.extend(SERVICES);
+    let found = imports(&["session/"], &rest);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn the_scanner_sees_every_shape_of_import() {
+    assert_eq!(crate_modules("use crate::api::App;"), ["api"]);
+    assert_eq!(
+        crate_modules("use crate::{api, store::StateReader};"),
+        ["api", "store"]
+    );
+    assert_eq!(
+        crate_modules("use crate::{\n    api::{self, App},\n    runtime,\n};"),
+        ["api", "runtime"]
+    );
+    assert_eq!(crate_modules("    crate::api::router(app)"), ["api"]);
+    assert_eq!(crate_modules("use crate::apiary::Bee;"), ["apiary"]);
+    assert!(crate_modules("// see crate::api::App").is_empty());
+}

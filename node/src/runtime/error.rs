@@ -1,0 +1,33 @@
+//! What can go wrong between a request and the replicated state, independent of HTTP: the API
+//! maps each case to an answer (all of them are "retry later" today: 503).
+
+use std::time::Duration;
+
+use crate::raft_types::NodeId;
+
+/// Why the runtime could not make a change or confirm a read.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum RuntimeError {
+    /// No leader is known right now (an election is under way, or there is no quorum).
+    #[error("no leader is elected right now; retry")]
+    NoLeader,
+    /// The change or read was not confirmed by a quorum within the deadline.
+    #[error("no quorum: {what} within {}", humantime::format_duration(*waited))]
+    NoQuorum {
+        /// What did not happen, as the start of a sentence ("the change was not committed").
+        what: &'static str,
+        waited: Duration,
+    },
+    /// This node lost the leadership while the request was under way.
+    #[error("leadership moved{} during the request; retry", to.map(|id| format!(" to node {id}")).unwrap_or_default())]
+    LeadershipMoved { to: Option<NodeId> },
+    /// The leader could not be asked (no connection, or an answer that makes no sense).
+    #[error("cannot reach the leader (node {leader}): {reason}")]
+    LeaderUnreachable { leader: NodeId, reason: String },
+    /// Raft refused the change for a reason other than leadership (a fatal Raft error).
+    #[error("the cluster cannot take writes: {0}")]
+    Raft(String),
+    /// The node is stopping.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}

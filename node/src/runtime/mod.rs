@@ -1,0 +1,153 @@
+//! The node's runtime: the Raft handle and everything the layers above do with it.
+//!
+//! [`Runtime`] owns the one way to change state ([`Runtime::propose`], bounded by the request
+//! deadline), linearizable reads on any node ([`Runtime::linearize`], see [`readindex`]), the
+//! leader lookup and cluster time. Its errors are [`RuntimeError`]s, which the HTTP layer maps
+//! to answers; nothing here knows about HTTP handlers.
+
+mod error;
+mod readindex;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, Fatal, RaftError};
+use sessync_config::NodeConfig;
+use sessync_proto::{Policy, SiteName, Timestamp};
+use tokio::time::Instant;
+
+pub(crate) use error::RuntimeError;
+
+use crate::network::client::node_http_client;
+use crate::raft_types::{NodeId, Raft};
+use crate::session::{Command, Outcome, SetPolicy};
+use crate::store::StateReader;
+
+/// The node's runtime handle; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Runtime(Arc<Inner>);
+
+struct Inner {
+    node_id: NodeId,
+    site: SiteName,
+    raft: Raft,
+    state: StateReader,
+    cluster_secret: Vec<u8>,
+    /// For node-to-node calls (read index, audit delivery, forwarding, peer sites).
+    http: reqwest::Client,
+    request_timeout: Duration,
+    file_policy: Policy,
+}
+
+impl Runtime {
+    pub(crate) fn new(config: &NodeConfig, raft: Raft, state: StateReader) -> Self {
+        Runtime(Arc::new(Inner {
+            node_id: config.node_id,
+            site: config.site.clone(),
+            raft,
+            state,
+            cluster_secret: config.cluster_secret.expose().to_vec(),
+            http: node_http_client(),
+            request_timeout: config.limits.request_timeout,
+            file_policy: config.policy.clone(),
+        }))
+    }
+
+    pub(crate) fn node_id(&self) -> NodeId {
+        self.0.node_id
+    }
+    pub(crate) fn site(&self) -> &SiteName {
+        &self.0.site
+    }
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.0.raft
+    }
+    pub(crate) fn state(&self) -> &StateReader {
+        &self.0.state
+    }
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.0.http
+    }
+    pub(crate) fn cluster_secret(&self) -> &[u8] {
+        &self.0.cluster_secret
+    }
+    /// How long one request may take, from arrival to answer.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.0.request_timeout
+    }
+    /// This node's own `[policy]` (the replicated one is in the state).
+    pub(crate) fn file_policy(&self) -> &Policy {
+        &self.0.file_policy
+    }
+
+    /// Cluster time as this node (when leader) stamps it: its clock, never behind the last
+    /// applied stamp, so cluster time does not run backwards across leaders.
+    pub(crate) fn cluster_now(&self) -> Timestamp {
+        Timestamp::now().max(self.0.state.read(|s| s.clock()))
+    }
+
+    /// Whether this node is the leader as far as it knows.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.0.raft.metrics().borrow().current_leader == Some(self.0.node_id)
+    }
+
+    /// The leader's id and advertised URL, if one is known.
+    pub(crate) fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.0.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let url = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())?;
+        Some((id, url))
+    }
+
+    /// Proposes `cmd` and waits for it to be applied, within the request deadline.
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<Outcome, RuntimeError> {
+        self.propose_by(cmd, Instant::now() + self.request_timeout())
+            .await
+    }
+
+    /// Proposes `cmd` and waits for it to be applied, by `deadline`: the one way every change
+    /// (requests, touch and audit batches, the leader's duties) enters the log.
+    ///
+    /// Until a policy is in the replicated state (right after init), the leader first writes its
+    /// own, within the same deadline, so no session is ever judged by the built-in default
+    /// instead of the configured policy.
+    pub(crate) async fn propose_by(
+        &self,
+        cmd: Command,
+        deadline: Instant,
+    ) -> Result<Outcome, RuntimeError> {
+        let needs_policy = !matches!(cmd, Command::SetPolicy(_))
+            && self.0.state.read(|s| s.replicated_policy().is_none());
+        if needs_policy {
+            let first = Command::SetPolicy(SetPolicy {
+                at: self.cluster_now(),
+                policy: self.0.file_policy.clone(),
+            });
+            self.write(first, deadline).await?;
+        }
+        self.write(cmd, deadline).await
+    }
+
+    async fn write(&self, cmd: Command, deadline: Instant) -> Result<Outcome, RuntimeError> {
+        let waited = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout_at(deadline, self.0.raft.client_write(cmd)).await {
+            Err(_) => Err(RuntimeError::NoQuorum {
+                what: "the change was not committed",
+                waited,
+            }),
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(match f.leader_id {
+                    Some(id) => RuntimeError::LeadershipMoved { to: Some(id) },
+                    None => RuntimeError::NoLeader,
+                })
+            }
+            Ok(Err(RaftError::Fatal(Fatal::Stopped))) => Err(RuntimeError::ShuttingDown),
+            Ok(Err(e)) => Err(RuntimeError::Raft(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Linearizable reads on any node, by read index.
+//!
+//! On the leader, openraft's `get_read_log_id` confirms leadership with a quorum and names the
+//! log index a read must see. A follower asks the leader for that index over a signed internal
+//! RPC ([`sessync_proto::wire::READ_INDEX_PATH`]), waits until its own replica has applied it,
+//! and then reads locally. The leader's clock at that moment comes back too, so time-based
+//! checks (idle and lifetime ends) use cluster time, not the follower's clock.
+
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, Fatal, RaftError};
+use sessync_proto::wire::{ReadIndex, READ_INDEX_PATH};
+use sessync_proto::Timestamp;
+
+use super::{Runtime, RuntimeError};
+use crate::network::client::post_signed;
+
+impl Runtime {
+    /// Makes this node's replica reflect every change acknowledged before this call, and returns
+    /// the leader's cluster time at that point; bounded by the request deadline.
+    pub(crate) async fn linearize(&self) -> Result<Timestamp, RuntimeError> {
+        let t = self.request_timeout();
+        tokio::time::timeout(t, self.linearize_unbounded())
+            .await
+            .unwrap_or(Err(RuntimeError::NoQuorum {
+                what: "could not confirm the read with the leader",
+                waited: t,
+            }))
+    }
+
+    /// The leader's side: the index a linearizable read must see, confirmed with a quorum, and
+    /// the leader's cluster time.
+    pub(crate) async fn read_index(&self) -> Result<ReadIndex, RuntimeError> {
+        match self.raft().get_read_log_id().await {
+            Ok((read, _applied)) => Ok(ReadIndex {
+                index: read.map(|l| l.index),
+                now: self.cluster_now(),
+            }),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(RuntimeError::LeadershipMoved { to: f.leader_id })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(RuntimeError::NoQuorum {
+                    what: "leadership was not confirmed by a quorum",
+                    waited: self.request_timeout(),
+                })
+            }
+            Err(RaftError::Fatal(Fatal::Stopped)) => Err(RuntimeError::ShuttingDown),
+            Err(e) => Err(RuntimeError::Raft(e.to_string())),
+        }
+    }
+
+    async fn linearize_unbounded(&self) -> Result<Timestamp, RuntimeError> {
+        if self.is_leader() {
+            if let Ok((read, applied)) = self.raft().get_read_log_id().await {
+                let now = self.cluster_now();
+                self.wait_applied(read.map(|l| l.index), applied.map(|l| l.index))
+                    .await?;
+                return Ok(now);
+            }
+            // Leadership was lost in between: fall through and ask whoever leads now.
+        }
+        let (leader, url) = self.leader().ok_or(RuntimeError::NoLeader)?;
+        if leader == self.node_id() {
+            return Err(RuntimeError::LeadershipMoved { to: None });
+        }
+        let unreachable = |reason: String| RuntimeError::LeaderUnreachable { leader, reason };
+        let resp = post_signed(
+            self.http(),
+            self.cluster_secret(),
+            &url,
+            READ_INDEX_PATH,
+            b"{}".to_vec(),
+            self.request_timeout(),
+        )
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(unreachable(format!(
+                "it could not confirm a read: status {}",
+                resp.status()
+            )));
+        }
+        let ri: ReadIndex = resp
+            .json()
+            .await
+            .map_err(|e| unreachable(format!("bad read-index answer: {e}")))?;
+        let applied = self.raft().metrics().borrow().last_applied.map(|l| l.index);
+        self.wait_applied(ri.index, applied).await?;
+        Ok(ri.now.max(self.state().read(|s| s.clock())))
+    }
+
+    async fn wait_applied(
+        &self,
+        want: Option<u64>,
+        applied: Option<u64>,
+    ) -> Result<(), RuntimeError> {
+        if want <= applied {
+            return Ok(());
+        }
+        let waited = self.request_timeout().max(Duration::from_millis(100));
+        self.raft()
+            .wait(Some(waited))
+            .applied_index_at_least(want, "linearizable read")
+            .await
+            .map(|_| ())
+            .map_err(|_| RuntimeError::NoQuorum {
+                what: "this replica did not catch up",
+                waited,
+            })
+    }
+}

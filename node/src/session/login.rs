@@ -1,0 +1,69 @@
+//! A login: a new session for a user, admitted under the limit (see [`super::limit`]), or the
+//! session an earlier create with the same idempotency key made.
+
+use serde_json::json;
+use sessync_proto::SessionState;
+
+use super::apply::Tx;
+use super::command::{Create, Outcome};
+use super::limit::{admit, Admission};
+use super::record::Session;
+
+pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
+    if let Some(key) = &c.idempotency_key {
+        if let Some(existing) = tx.store.by_idempotency(&c.user_id, key) {
+            return Outcome::Created {
+                session: existing.clone(),
+                replayed: true,
+            };
+        }
+    }
+    if tx.store.get(&c.session_id).is_some() {
+        return Outcome::Refused {
+            message: format!("session id {} is already taken", c.session_id),
+        };
+    }
+    tx.expire_user(&c.user_id);
+    let state = match admit(tx, &c.user_id) {
+        Admission::Active => SessionState::Active,
+        Admission::Blocked => SessionState::Blocked,
+        Admission::Denied(active) => {
+            tx.audit(
+                "limit_denied",
+                Some(&c.user_id),
+                None,
+                json!({ "active_sessions": active.len() }),
+            );
+            return Outcome::LimitReached { active };
+        }
+    };
+    let session = Session {
+        id: c.session_id.clone(),
+        user_id: c.user_id.clone(),
+        token_hash: c.token_hash,
+        state,
+        end_reason: None,
+        device: c.device.clone(),
+        origin: c.origin.clone(),
+        created_at: tx.at,
+        last_seen_at: tx.at,
+        ended_at: None,
+        idempotency_key: c.idempotency_key.clone(),
+    };
+    tx.put(session.clone());
+    let kind = if state == SessionState::Blocked {
+        "session_blocked"
+    } else {
+        "session_created"
+    };
+    tx.audit(
+        kind,
+        Some(&c.user_id),
+        Some(&c.session_id),
+        json!({ "device": c.device.name, "origin": c.origin }),
+    );
+    Outcome::Created {
+        session,
+        replayed: false,
+    }
+}

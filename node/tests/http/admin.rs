@@ -1,0 +1,168 @@
+//! HTTP tests of the admin endpoints: config, active users, audit, metrics, health, cluster.
+
+use crate::common::{assert_error, TestNode, ADMIN_KEY, APP_KEY};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_views() {
+    let node = TestNode::start("max_concurrent_sessions = 4\non_limit = \"deny\"").await;
+
+    let (s, c) = node.call(Method::GET, "/v1/config", ADMIN_KEY, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(c["policy"]["max_concurrent_sessions"], 4);
+    assert_eq!(c["policy"]["on_limit"], "deny");
+    assert_eq!(c["policy"]["idle_timeout"], "15m");
+    assert!(c["features"].as_array().unwrap().contains(&json!("verify")));
+
+    let (id, _) = node.login("hana").await;
+    node.login("hana").await;
+    node.login("ivan").await;
+    let (s, a) = node
+        .call(Method::GET, "/v1/users/active", ADMIN_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let users = a["users"].as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["user_id"], "hana");
+    assert_eq!(users[0]["sessions"], 2);
+    assert!(users[0]["idle"].as_str().unwrap().ends_with("sec"), "{a}");
+
+    node.call(Method::DELETE, &format!("/v1/sessions/{id}"), APP_KEY, None)
+        .await;
+    let (s, au) = node
+        .call(
+            Method::GET,
+            "/v1/audit?user_id=hana&limit=50",
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let kinds: Vec<_> = au["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("session_ended"),
+        "newest first: {kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| *k == "session_created").count(), 2);
+    let (_, au) = node
+        .call(
+            Method::GET,
+            "/v1/audit?kind=session_created&limit=1",
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(au["events"].as_array().unwrap().len(), 1);
+    let (_, au) = node
+        .call(
+            Method::GET,
+            "/v1/audit?since=2999-01-01T00:00:00Z",
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(au["events"], json!([]));
+
+    // Metrics are closed by default: an admin key is needed.
+    let (s, b) = node.raw(Method::GET, "/metrics", "", None).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    let (s, m) = node.raw(Method::GET, "/metrics", ADMIN_KEY, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = m.as_str().unwrap();
+    assert!(text.contains("sessync_http_requests_total"), "{text}");
+    assert!(text.contains("sessync_raft_is_leader 1"), "{text}");
+    assert!(
+        text.contains("sessync_sessions{state=\"active\"} 2"),
+        "{text}"
+    );
+
+    let (s, _) = node.call(Method::GET, "/readyz", "", None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, st) = node
+        .call(Method::GET, "/cluster/status", ADMIN_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(st["role"], "leader");
+    assert_eq!(st["leader"], 1);
+    assert_eq!(st["initialized"], true);
+    assert_eq!(st["members"][0]["voter"], true);
+
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/cluster/init",
+            ADMIN_KEY,
+            Some(json!({"members": {"1": node.url}})),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, "already_initialized", None);
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/cluster/init",
+            ADMIN_KEY,
+            Some(json!({"members": {"zero": "http://x"}})),
+        )
+        .await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        Some("members.zero"),
+    );
+
+    let (s, d) = node
+        .call(Method::GET, "/cluster/digest", ADMIN_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d["digest"].as_str().unwrap().len(), 64);
+    let (s, _) = node
+        .call(Method::POST, "/cluster/snapshot", ADMIN_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_rpc_without_cluster_proof_is_refused() {
+    let node = TestNode::start("").await;
+    for path in [
+        "/raft/append",
+        "/raft/vote",
+        "/raft/snapshot",
+        "/raft/read-index",
+        "/raft/audit",
+    ] {
+        let (s, _) = node.raw(Method::POST, path, "", Some(b"{}".to_vec())).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+        // A well-formed, fresh header with a forged signature is refused too.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let forged = reqwest::Client::new()
+            .post(format!("{}{path}", node.url))
+            .header(
+                "x-sessync-cluster-auth",
+                format!("t={now},sig={}", "0".repeat(64)),
+            )
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::UNAUTHORIZED, "{path}");
+        // An API key is no proof either.
+        let (s, _) = node
+            .raw(Method::POST, path, ADMIN_KEY, Some(b"{}".to_vec()))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+    }
+}

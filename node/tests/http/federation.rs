@@ -1,0 +1,205 @@
+//! Federation over HTTP on one in-process node whose one peer (`site-p`) is unreachable:
+//! the `fanout` answer, the status endpoint and its auth, the outbox bound, and the receiving
+//! endpoints' answers to requests that are signed but wrong, or not signed at all.
+
+use crate::common::{
+    assert_error, peer_headers, TestNode, ADMIN_KEY, APP_KEY, PEER, PEER_OUTBOX_LIMIT, PEER_SECRET,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sessync_proto::Timestamp;
+
+const INVALIDATE: &str = "/v1/federation/invalidate";
+
+/// A request signed as `site-p` with its secret.
+fn signed(body: &[u8]) -> Vec<(&'static str, String)> {
+    let nonce = hex::encode(rand::random::<[u8; 16]>());
+    let now = Timestamp::now().millis();
+    peer_headers(PEER, PEER_SECRET.as_bytes(), INVALIDATE, body, now, &nonce)
+}
+
+fn body(v: Value) -> Vec<u8> {
+    v.to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn targets_are_queued_or_unknown_and_the_status_shows_them() {
+    let node = TestNode::start("").await;
+    node.login("alice").await;
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/v1/users/alice/invalidate",
+            APP_KEY,
+            Some(json!({"targets": [PEER, "site-zz", PEER]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["ended"], 1);
+    assert_eq!(
+        b["fanout"],
+        json!({PEER: "queued", "site-zz": "unknown_site"})
+    );
+
+    let (s, b) = node
+        .call(Method::GET, "/v1/federation/status", ADMIN_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["site"], "test");
+    let peer = &b["peers"][0];
+    assert_eq!(
+        (peer["site"].as_str(), peer["queued"].as_u64()),
+        (Some(PEER), Some(1))
+    );
+    assert_eq!(peer["outbox_limit"], PEER_OUTBOX_LIMIT);
+    assert!(!peer["oldest_queued_at"].is_null());
+
+    let (s, b) = node
+        .call(Method::GET, "/v1/federation/status", APP_KEY, None)
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden", None);
+    let (s, b) = node
+        .call(Method::GET, "/v1/federation/status", "", None)
+        .await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
+
+    // The trail: queued for the peer, and the failed attempts.
+    let (_, b) = node
+        .call(Method::GET, "/v1/audit?kind=fanout_queued", ADMIN_KEY, None)
+        .await;
+    assert_eq!(b["events"][0]["detail"]["site"], PEER, "{b}");
+    node.wait_until(|| async {
+        let (_, b) = node
+            .call(Method::GET, "/v1/audit?kind=fanout_retry", ADMIN_KEY, None)
+            .await;
+        b["events"].as_array().is_some_and(|e| !e.is_empty())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_full_outbox_refuses_the_call_and_changes_nothing() {
+    let node = TestNode::start("").await;
+    for i in 0..PEER_OUTBOX_LIMIT {
+        let (s, b) = node
+            .call(
+                Method::POST,
+                &format!("/v1/users/u{i}/invalidate"),
+                APP_KEY,
+                Some(json!({"targets": [PEER]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (sid, token) = node.login("alice").await;
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/v1/users/alice/verify",
+            APP_KEY,
+            Some(json!({"session_id": sid, "targets": [PEER]})),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::TOO_MANY_REQUESTS, "outbox_full", None);
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains(PEER),
+        "{b}"
+    );
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/v1/users/alice/invalidate",
+            APP_KEY,
+            Some(json!({"targets": [PEER]})),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::TOO_MANY_REQUESTS, "outbox_full", None);
+    assert_eq!(
+        node.validate(&token).await["valid"],
+        true,
+        "nothing changed"
+    );
+    // Without the full peer, the same call works.
+    let (s, _) = node
+        .call(
+            Method::POST,
+            "/v1/users/alice/invalidate",
+            APP_KEY,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, metrics) = node.raw(Method::GET, "/metrics", ADMIN_KEY, None).await;
+    let text = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("sessync_federation_outbox_full_total{peer=\"site-p\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sessync_federation_outbox_depth{peer=\"site-p\"} 3"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_receiving_endpoints_answer_every_bad_request_clearly() {
+    let node = TestNode::start("").await;
+    let (_, token) = node.login("alice").await;
+    let good = body(json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice"}));
+
+    // Not signed at all, or signed by a stranger: 401 before the body is looked at.
+    let (s, b) = node.peer_post(INVALIDATE, &[], good.clone()).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-sessync-site"),
+        "{b}"
+    );
+    let mut stranger = signed(&good);
+    stranger[0].1 = "site-stranger".into();
+    let (s, b) = node.peer_post(INVALIDATE, &stranger, good.clone()).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
+
+    // Signed by the peer but wrong: 400 naming the field.
+    let other_origin = body(json!({"op_id": "op_1", "origin_site": "site-q", "user_id": "alice"}));
+    let (s, b) = node
+        .peer_post(INVALIDATE, &signed(&other_origin), other_origin)
+        .await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        Some("origin_site"),
+    );
+    let not_json = b"{\"op_id\": ".to_vec();
+    let (s, b) = node
+        .peer_post(INVALIDATE, &signed(&not_json), not_json)
+        .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request", Some("body"));
+    let extra = body(json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "x": 1}));
+    let (s, b) = node.peer_post(INVALIDATE, &signed(&extra), extra).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request", Some("body"));
+    let huge = vec![b' '; 20 * 1024];
+    let (s, b) = node.peer_post(INVALIDATE, &signed(&huge), huge).await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        None,
+    );
+    assert_eq!(
+        node.validate(&token).await["valid"],
+        true,
+        "nothing changed"
+    );
+
+    // And the genuine one works.
+    let (s, b) = node.peer_post(INVALIDATE, &signed(&good), good).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b, json!({"op_id": "op_1", "applied": true, "ended": 1}));
+    assert_eq!(node.validate(&token).await["reason"], "invalidated");
+}

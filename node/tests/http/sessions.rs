@@ -1,0 +1,311 @@
+//! HTTP tests of the session endpoints: each endpoint's success path and the session lifecycle.
+
+use crate::common::{assert_error, TestNode, ADMIN_KEY, APP_KEY};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_lifecycle() {
+    let node = TestNode::start("max_concurrent_sessions = 5").await;
+    let (s, created) = node
+        .call(
+            Method::POST,
+            "/v1/sessions",
+            APP_KEY,
+            Some(json!({"user_id": "alice", "device": {"name": "laptop", "ip": "10.0.0.1"}, "origin": "web"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap();
+    assert_eq!(token.len(), 43);
+    let session = &created["session"];
+    let id = session["session_id"].as_str().unwrap();
+    assert_eq!(session["user_id"], "alice");
+    assert_eq!(session["state"], "active");
+    assert_eq!(session["end_reason"], serde_json::Value::Null);
+    assert_eq!(session["device"]["name"], "laptop");
+    assert_eq!(session["origin"], "web");
+    for f in [
+        "created_at",
+        "last_seen_at",
+        "idle_expires_at",
+        "expires_at",
+    ] {
+        let t = session[f].as_str().unwrap();
+        assert!(
+            t.ends_with('Z') && t.contains('.'),
+            "{f} = {t} is RFC 3339 UTC with millis"
+        );
+    }
+
+    // validate, linearizable and local
+    let v = node.validate(token).await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["session"]["session_id"], id);
+    let idle = v["seconds_until_idle_end"].as_u64().unwrap();
+    let life = v["seconds_until_session_end"].as_u64().unwrap();
+    assert!((14 * 60..=15 * 60 + 5).contains(&idle), "idle {idle}");
+    assert!((7 * 3600..=8 * 3600).contains(&life), "life {life}");
+    let (s, v) = node
+        .call(
+            Method::POST,
+            "/v1/sessions/validate",
+            APP_KEY,
+            Some(json!({"token": token, "consistency": "local", "touch": false})),
+        )
+        .await;
+    assert_eq!((s, v["valid"].clone()), (StatusCode::OK, json!(true)));
+
+    // touch
+    let (s, t) = node
+        .call(
+            Method::POST,
+            &format!("/v1/sessions/{id}/touch"),
+            APP_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!(t["session"]["session_id"], id);
+    assert!(t["seconds_until_idle_end"].as_u64().is_some());
+
+    // get
+    let (s, g) = node
+        .call(Method::GET, &format!("/v1/sessions/{id}"), APP_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(g["session"]["session_id"], id);
+
+    // list: a second device, newest first
+    let (id2, _) = node.login("alice").await;
+    let (s, l) = node
+        .call(
+            Method::GET,
+            "/v1/users/alice/sessions?state=active",
+            APP_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let ids: Vec<_> = l["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["session_id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(id2), json!(id)]);
+
+    // end (logout), idempotent
+    let (s, e) = node
+        .call(Method::DELETE, &format!("/v1/sessions/{id}"), APP_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(e["session"]["state"], "ended");
+    assert_eq!(e["session"]["end_reason"], "logout");
+    let ended_at = e["session"]["ended_at"].clone();
+    let (s, e) = node
+        .call(Method::DELETE, &format!("/v1/sessions/{id}"), APP_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(e["session"]["ended_at"], ended_at, "the first end stands");
+    let v = node.validate(token).await;
+    assert_eq!(v, json!({"valid": false, "reason": "logout"}));
+
+    // lists: active has only the second, all has both
+    let (_, l) = node
+        .call(
+            Method::GET,
+            "/v1/users/alice/sessions?state=active",
+            APP_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(l["sessions"].as_array().unwrap().len(), 1);
+    let (_, l) = node
+        .call(
+            Method::GET,
+            "/v1/users/alice/sessions?state=all",
+            APP_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(l["sessions"].as_array().unwrap().len(), 2);
+
+    // an admin's end is recorded as such
+    let (s, e) = node
+        .call(
+            Method::DELETE,
+            &format!("/v1/sessions/{id2}"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(e["session"]["end_reason"], "admin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_invalidate() {
+    let node = TestNode::start("max_concurrent_sessions = 2\non_limit = \"block_new\"").await;
+    let (a, ta) = node.login("bob").await;
+    let (_b, _) = node.login("bob").await;
+    // Third login is over the limit: created blocked.
+    let (s, c) = node
+        .call(
+            Method::POST,
+            "/v1/sessions",
+            APP_KEY,
+            Some(json!({"user_id": "bob"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(c["session"]["state"], "blocked");
+    let blocked_id = c["session"]["session_id"].as_str().unwrap().to_owned();
+    let blocked_token = c["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        node.validate(&blocked_token).await,
+        json!({"valid": false, "reason": "blocked"})
+    );
+
+    // Verify the blocked one: it becomes active, the two others end superseded.
+    let (s, v) = node
+        .call(
+            Method::POST,
+            "/v1/users/bob/verify",
+            APP_KEY,
+            Some(json!({"session_id": blocked_id, "targets": ["site-x"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["verified"], blocked_id);
+    assert_eq!(v["ended"], 2);
+    assert_eq!(v["fanout"], json!({"site-x": "unknown_site"}));
+    assert_eq!(node.validate(&blocked_token).await["valid"], true);
+    assert_eq!(
+        node.validate(&ta).await,
+        json!({"valid": false, "reason": "superseded"})
+    );
+
+    // Verify with no body: the newest live session.
+    let (s, v) = node
+        .call(Method::POST, "/v1/users/bob/verify", APP_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["verified"], blocked_id);
+    assert_eq!(v["ended"], 0);
+
+    // Invalidate one, then all.
+    let (d, _) = node.login("bob").await;
+    let (s, i) = node
+        .call(
+            Method::POST,
+            "/v1/users/bob/invalidate",
+            APP_KEY,
+            Some(json!({"session_id": d})),
+        )
+        .await;
+    assert_eq!((s, i["ended"].clone()), (StatusCode::OK, json!(1)));
+    let (s, i) = node
+        .call(
+            Method::POST,
+            "/v1/users/bob/invalidate",
+            APP_KEY,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!((s, i["ended"].clone()), (StatusCode::OK, json!(1)));
+    assert_eq!(
+        node.validate(&blocked_token).await,
+        json!({"valid": false, "reason": "invalidated"})
+    );
+    let (_, l) = node
+        .call(
+            Method::GET,
+            "/v1/users/bob/sessions?state=active",
+            APP_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(l["sessions"], json!([]));
+
+    // Errors: a session of another user, a user with nothing to verify.
+    let (other, _) = node.login("carol").await;
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/v1/users/bob/invalidate",
+            APP_KEY,
+            Some(json!({"session_id": other})),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found", None);
+    let (s, b) = node
+        .call(Method::POST, "/v1/users/nobody/verify", APP_KEY, None)
+        .await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found", None);
+    let _ = a;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_and_evict_over_http() {
+    let node = TestNode::start("max_concurrent_sessions = 1\non_limit = \"deny\"").await;
+    let (first, _) = node.login("dan").await;
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/v1/sessions",
+            APP_KEY,
+            Some(json!({"user_id": "dan"})),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, "limit_reached", None);
+    let active = b["error"]["active_sessions"].as_array().unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["session_id"], first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evict_oldest_over_http() {
+    let node = TestNode::start("max_concurrent_sessions = 1\non_limit = \"evict_oldest\"").await;
+    let (_, t1) = node.login("erin").await;
+    let (_, t2) = node.login("erin").await;
+    assert_eq!(
+        node.validate(&t1).await,
+        json!({"valid": false, "reason": "evicted"})
+    );
+    assert_eq!(node.validate(&t2).await["valid"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_ends_a_session() {
+    let node = TestNode::start("idle_timeout = \"1s\"\ntouch_interval = \"100ms\"").await;
+    let (id, token) = node.login("fay").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    assert_eq!(
+        node.validate(&token).await,
+        json!({"valid": false, "reason": "idle_timeout"})
+    );
+    let (_, g) = node
+        .call(Method::GET, &format!("/v1/sessions/{id}"), APP_KEY, None)
+        .await;
+    assert_eq!(g["session"]["end_reason"], "idle_timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_create_returns_the_same_session_and_token() {
+    let node = TestNode::start("").await;
+    let body = json!({"user_id": "gus", "idempotency_key": "login-7"});
+    let (s1, a) = node
+        .call(Method::POST, "/v1/sessions", APP_KEY, Some(body.clone()))
+        .await;
+    let (s2, b) = node
+        .call(Method::POST, "/v1/sessions", APP_KEY, Some(body))
+        .await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));
+    assert_eq!(a["session"]["session_id"], b["session"]["session_id"]);
+    assert_eq!(a["token"], b["token"]);
+    assert_eq!(
+        node.validate(b["token"].as_str().unwrap()).await["valid"],
+        true
+    );
+}
