@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks to build sessync: libclang (RocksDB's bindgen) and a C++
-# compiler. Safe to run again: it installs only what is missing.
+# Installs what a fresh machine lacks to build and check sessync: libclang (RocksDB's bindgen),
+# a C++ compiler, curl, and cargo-machete. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 need=()
@@ -15,3 +15,8 @@ if [ "${#need[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing; install Rust (rustup) first" >&2; exit 1; }
+# The unused-dependency check of scripts/test.sh (about a minute to build, once per machine).
+if ! cargo machete --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-machete" >&2
+  cargo install --locked --quiet cargo-machete --version 0.9.2
+fi

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, unit tests, storage tests, HTTP tests and the
-# multi-process cluster tests. Everything builds in the release profile only (one RocksDB build),
-# in the shared target dir set in .cargo/config.toml.
+# Runs the whole test suite: formatting, unused dependencies, lints, unit tests, storage tests,
+# HTTP tests and the multi-process cluster tests. Everything builds in the release profile only
+# (one RocksDB build), in the shared target dir set in .cargo/config.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+
+echo "== unused dependencies (cargo machete)"
+cargo machete
 
 echo "== cargo clippy (release profile, all targets)"
 cargo clippy --release --workspace --all-targets -- -D warnings

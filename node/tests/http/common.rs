@@ -27,13 +27,23 @@ pub(crate) const PEER_OUTBOX_LIMIT: u32 = 3;
 pub(crate) struct TestNode {
     pub url: String,
     http: reqwest::Client,
-    dir: TempDir,
+    /// The node's data and secrets (taken back by [`TestNode::stop`]).
+    dir: Option<TempDir>,
     /// Completing this stops the node.
     stop: Option<oneshot::Sender<()>>,
     running: Option<JoinHandle<Result<(), sessync_node::NodeError>>>,
     /// Holds the port the unreachable peer is configured at: bound, never listening, so
     /// connections to it are refused and no other process can take it.
     _closed: TcpSocket,
+}
+
+/// A node a test did not stop itself is told to stop when the test lets go of it.
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// A port on loopback that refuses connections for as long as the socket lives.
@@ -137,7 +147,7 @@ impl TestNode {
         let mut node = TestNode {
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
-            dir,
+            dir: Some(dir),
             stop: Some(stop),
             running: Some(running),
             _closed: closed_socket,
@@ -167,7 +177,7 @@ impl TestNode {
             .expect("the node stops within 20 s")
             .expect("the node's task did not panic");
         outcome.expect("the node stopped without an error");
-        self.dir
+        self.dir.take().expect("the data directory")
     }
 
     /// Starts a stopped node again on its data (on another port), with `policy`.
