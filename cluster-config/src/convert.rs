@@ -32,10 +32,23 @@ pub(crate) fn to_whole<T: TryFrom<u128>>(v: &Value) -> Result<T, String> {
     T::try_from(n).map_err(|_| format!("{n} is too large"))
 }
 
+/// The longest duration any key accepts: far beyond any sensible setting, and short enough that
+/// no clock arithmetic on it can overflow.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 pub(crate) fn to_duration(v: &Value) -> Result<Duration, String> {
     match v {
-        Value::String(_, s) => humantime::parse_duration(s.trim())
-            .map_err(|_| format!("{s:?} is not a duration ({DURATION_FORMS})")),
+        Value::String(_, s) => {
+            let d = humantime::parse_duration(s.trim())
+                .map_err(|_| format!("{s:?} is not a duration ({DURATION_FORMS})"))?;
+            if d > MAX_DURATION {
+                return Err(format!(
+                    "{s:?} is longer than the longest duration accepted ({})",
+                    humantime::format_duration(MAX_DURATION)
+                ));
+            }
+            Ok(d)
+        }
         other => Err(format!(
             "{} is not a duration: write it as a string with a unit ({DURATION_FORMS})",
             describe(other)

@@ -2,7 +2,8 @@
 //! `SESSYNC_<KEY>` a top-level key; `SESSYNC_CLUSTER_SECRET` gives the cluster secret itself.
 //!
 //! Only the names listed in [`ENV_KEYS`] are taken; every other variable, `SESSYNC_*` ones of the
-//! CLI (`SESSYNC_ENDPOINTS`, `SESSYNC_API_KEY`) included, is ignored. The process environment is
+//! CLI (`SESSYNC_ENDPOINTS`, `SESSYNC_API_KEY`) included, is ignored, and [`unknown_vars`] names
+//! the `SESSYNC_*` ones so a node can report them. The process environment is
 //! read through figment's `Env` provider with a `filter_map` over those names; an explicit list
 //! (for tests, or a caller that has its own environment) goes through the same mapping. Values
 //! stay strings here; the reader converts them (`"30s"`, `"true"`, `"3"`) like file values.
@@ -14,7 +15,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Error, Metadata, Profile, Provider};
 
 /// The keys an environment variable may override, dotted as in the file. Arrays (`api_keys`,
-/// `federation.peers`) are not overridable.
+/// `federation.peers`) are not overridable: a peer is configured in the file.
 pub const ENV_KEYS: &[&str] = &[
     "node_id",
     "site",
@@ -37,6 +38,11 @@ pub const ENV_KEYS: &[&str] = &[
     "raft.max_logs_kept_after_snapshot",
     "limits.request_timeout",
     "limits.max_body_bytes",
+    "federation.timestamp_window",
+    "federation.outbox_limit",
+    "federation.retry_initial",
+    "federation.retry_max",
+    "federation.send_timeout",
     "metrics.open",
     "log.level",
     "log.format",
@@ -49,6 +55,26 @@ pub const CLUSTER_SECRET_VAR: &str = "SESSYNC_CLUSTER_SECRET";
 /// The variable that overrides `key`: `policy.idle_timeout` → `SESSYNC_POLICY_IDLE_TIMEOUT`.
 pub fn env_var_name(key: &str) -> String {
     format!("SESSYNC_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// The `SESSYNC_*` names among `names` that a node does not read (not an override of
+/// [`ENV_KEYS`], nor [`CLUSTER_SECRET_VAR`]): a misspelt override, or a variable meant for another
+/// program (`sessyncctl`'s `SESSYNC_ENDPOINTS`). A node reports them at start and ignores them.
+pub fn unknown_vars<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| n.to_ascii_uppercase().starts_with("SESSYNC_"))
+        .filter(|n| key_for_var(n).is_none() && !n.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`unknown_vars`] of the process environment.
+pub fn unknown_process_vars() -> Vec<String> {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    unknown_vars(names.iter().map(String::as_str))
 }
 
 /// The key a variable overrides, if it is one of ours (names compare case-insensitively).

@@ -153,7 +153,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             request_timeout: Duration::from_secs(5),
-            max_body_bytes: 16 * 1024,
+            max_body_bytes: sessync_proto::api::MAX_BODY_BYTES,
         }
     }
 }

@@ -271,6 +271,51 @@ fn unrelated_sessync_variable_is_ignored() {
 }
 
 #[test]
+fn sessync_federation_variables_override_the_federation_section() {
+    let dir = config_dir();
+    let vars = env(&[
+        ("SESSYNC_FEDERATION_OUTBOX_LIMIT", "7"),
+        ("SESSYNC_FEDERATION_RETRY_MAX", "2s"),
+        ("SESSYNC_FEDERATION_SEND_TIMEOUT", "1500ms"),
+    ]);
+    let c = NodeConfig::from_toml_str(
+        &minimal_with("[federation]\noutbox_limit = 100"),
+        dir.path(),
+        &vars,
+    )
+    .unwrap();
+    assert_eq!(c.federation.outbox_limit, 7);
+    assert_eq!(c.federation.retry_max, Duration::from_secs(2));
+    assert_eq!(c.federation.send_timeout, Duration::from_millis(1500));
+    let bad = env(&[("SESSYNC_FEDERATION_OUTBOX_LIMIT", "lots")]);
+    let e = NodeConfig::from_toml_str(MINIMAL, dir.path(), &bad).unwrap_err();
+    assert!(
+        e.to_string().contains("SESSYNC_FEDERATION_OUTBOX_LIMIT"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_sessync_variables_are_named_for_the_node_to_report() {
+    let names = [
+        "SESSYNC_POLICY_IDEL_TIMEOUT",
+        "SESSYNC_POLICY_IDLE_TIMEOUT",
+        "SESSYNC_CLUSTER_SECRET",
+        "SESSYNC_ENDPOINTS",
+        "SESSYNC_FEDERATION_PEERS",
+        "HOME",
+    ];
+    assert_eq!(
+        sessync_config::unknown_vars(names),
+        [
+            "SESSYNC_POLICY_IDEL_TIMEOUT",
+            "SESSYNC_ENDPOINTS",
+            "SESSYNC_FEDERATION_PEERS"
+        ]
+    );
+}
+
+#[test]
 fn bad_env_value_names_key_and_variable() {
     let dir = config_dir();
     let vars = env(&[("SESSYNC_POLICY_IDLE_TIMEOUT", "15x")]);

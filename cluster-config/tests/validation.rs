@@ -122,6 +122,44 @@ fn policy_rules() {
 }
 
 #[test]
+fn a_short_idle_timeout_needs_no_touch_interval_of_its_own() {
+    let dir = config_dir();
+    let short = minimal_with("[policy]\nidle_timeout = \"1s\"");
+    let c = NodeConfig::from_toml_str(&short, dir.path(), &[]).expect("accepted");
+    assert_eq!(
+        c.policy.touch_interval,
+        Duration::from_millis(100),
+        "a tenth"
+    );
+    // A long idle timeout keeps the default touch interval.
+    let long = minimal_with("[policy]\nidle_timeout = \"1h\"");
+    let c = NodeConfig::from_toml_str(&long, dir.path(), &[]).unwrap();
+    assert_eq!(c.policy.touch_interval, Duration::from_secs(2));
+    // A touch_interval that is set is still checked against the idle timeout.
+    let p = problems_of(&minimal_with(
+        "[policy]\nidle_timeout = \"1s\"\ntouch_interval = \"2s\"",
+    ));
+    assert_eq!(keys(&p), ["policy.touch_interval"]);
+}
+
+#[test]
+fn durations_have_an_upper_bound_instead_of_overflowing() {
+    let p = problems_of(&minimal_with(
+        "[limits]\nrequest_timeout = \"500000years\"\n[policy]\nretention = \"101years\"",
+    ));
+    let mut found = keys(&p);
+    found.sort_unstable();
+    assert_eq!(found, ["limits.request_timeout", "policy.retention"]);
+    assert!(
+        p.iter().all(|p| p.message.contains("longest duration")),
+        "{p:?}"
+    );
+    let dir = config_dir();
+    let ok = minimal_with("[policy]\nretention = \"99years\"");
+    assert!(NodeConfig::from_toml_str(&ok, dir.path(), &[]).is_ok());
+}
+
+#[test]
 fn raft_and_limits_rules() {
     let p = problems_of(&minimal_with(
         "[raft]\nheartbeat_interval = \"1s\"\nelection_timeout_min = \"1s\"",

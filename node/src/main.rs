@@ -35,6 +35,10 @@ fn main() -> ExitCode {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    // Names only: a value may be a secret.
+    for name in sessync_config::unknown_process_vars() {
+        tracing::warn!(variable = %name, "not a sessync-node setting (misspelt?); ignored");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -19,7 +19,8 @@ pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
 pub const MAX_TOKEN_BYTES: usize = 128;
 /// Most sites one verify or invalidate may name in `targets`.
 pub const MAX_TARGETS: usize = 32;
-/// Largest request body any endpoint accepts, in bytes.
+/// Largest request body a client endpoint accepts by default, in bytes (a node's
+/// `[limits] max_body_bytes`).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// POST /v1/sessions

@@ -182,7 +182,12 @@ async fn session_commands_in_both_output_modes() -> anyhow::Result<()> {
             assert_eq!(v["session"]["session_id"], second.as_str());
             break;
         }
-        ensure!(Instant::now() < deadline, "local validate: {}", r.out);
+        ensure!(
+            Instant::now() < deadline,
+            "local validate: {} {}",
+            r.out,
+            r.err
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

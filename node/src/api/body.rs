@@ -4,9 +4,9 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
-use sessync_proto::api::MAX_BODY_BYTES;
 
 use super::error::ApiError;
+use super::state::App;
 
 /// Reads at most `limit` bytes of body.
 pub(crate) async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
@@ -51,14 +51,14 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// A JSON body of type `T`, read with the API's size limit.
+/// A JSON body of type `T`, read with the node's size limit (`[limits] max_body_bytes`).
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<App> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let bytes = read_limited(req.into_body(), MAX_BODY_BYTES).await?;
+    async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
+        let bytes = read_limited(req.into_body(), app.max_body_bytes()).await?;
         Ok(JsonBody(parse(&bytes)?))
     }
 }

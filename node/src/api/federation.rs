@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use sessync_proto::api::MAX_BODY_BYTES;
 use sessync_proto::federation::{PeerOpKind, PeerOpRequest, PeerOpResponse};
 use sessync_proto::{ErrorCode, Timestamp};
 
@@ -28,11 +27,12 @@ use crate::session::{Command, Outcome, PeerOp};
 /// Where the status is served.
 const STATUS_PATH: &str = "/v1/federation/status";
 
-pub(crate) fn routes() -> Router<App> {
+/// The federation routes; a peer's request body may be at most `max_body_bytes`.
+pub(crate) fn routes(max_body_bytes: usize) -> Router<App> {
     Router::new()
         .route(PeerOpKind::Verify.path(), post(verify))
         .route(PeerOpKind::Invalidate.path(), post(invalidate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .route(STATUS_PATH, get(status))
 }
 

@@ -8,7 +8,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sessync_proto::api::MAX_BODY_BYTES;
 use sessync_proto::federation::{NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER};
 use sessync_proto::wire::FORWARDED_HEADER;
 use sessync_proto::Role;
@@ -36,7 +35,7 @@ pub(crate) async fn to_leader(State(app): State<App>, req: Request, next: Next) 
     if let Err(e) = authenticate(&parts, &app, Role::App) {
         return e.into_response();
     }
-    let bytes = match read_limited(body, MAX_BODY_BYTES).await {
+    let bytes = match read_limited(body, app.max_body_bytes()).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };

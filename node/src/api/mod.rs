@@ -25,7 +25,7 @@ mod sessions;
 mod state;
 
 use axum::extract::MatchedPath;
-use axum::http::Request;
+use axum::http::{Method, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -49,7 +49,7 @@ pub(crate) fn router(app: App) -> Router {
         .merge(sessions::read_routes())
         .merge(admin::routes())
         .merge(events::routes())
-        .merge(federation::routes())
+        .merge(federation::routes(app.max_body_bytes()))
         .merge(cluster::read_routes())
         .merge(internal::routes(app.clone()))
         .fallback(not_found)
@@ -71,7 +71,7 @@ async fn count_requests(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = std::time::Instant::now();
     let mut resp = json_errors(next.run(req).await.into_response()).await;
     // Clients learn where to send writes from any answer.
@@ -83,8 +83,25 @@ async fn count_requests(
         resp.headers_mut().insert(LEADER_HEADER, url);
     }
     app.metrics()
-        .observe_request(&method, &route, resp.status().as_u16(), started.elapsed());
+        .observe_request(method, &route, resp.status().as_u16(), started.elapsed());
     resp
+}
+
+/// The method as a metric label: a standard method or `other`, so no request can add a label
+/// set (the route label is the matched route template or `unmatched`).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Makes every error answer JSON, including axum's own rejections (wrong method, bad path).

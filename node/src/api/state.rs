@@ -38,6 +38,8 @@ struct Inner {
     /// API keys by the SHA-256 of the key: the key's name and role.
     keys: HashMap<[u8; 32], (String, Role)>,
     metrics_open: bool,
+    /// `[limits] max_body_bytes`: the largest request body a client route reads.
+    max_body_bytes: usize,
 }
 
 impl App {
@@ -64,6 +66,7 @@ impl App {
             stop,
             keys,
             metrics_open: config.metrics.open,
+            max_body_bytes: config.limits.max_body_bytes,
         }))
     }
 
@@ -89,6 +92,10 @@ impl App {
     }
     pub(crate) fn metrics_open(&self) -> bool {
         self.0.metrics_open
+    }
+    /// The largest request body a client route reads (`[limits] max_body_bytes`).
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.0.max_body_bytes
     }
     /// The key's name and role, if `sha256` is a configured key's hash.
     pub(crate) fn key(&self, sha256: &[u8; 32]) -> Option<&(String, Role)> {

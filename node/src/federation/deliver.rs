@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::http::header::CONTENT_TYPE;
 use serde_json::json;
 use sessync_config::PeerConfig;
-use sessync_proto::federation::PeerOpRequest;
+use sessync_proto::federation::{PeerOpRequest, PeerOpResponse};
 use sessync_proto::{ErrorBody, OpId, Timestamp};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -352,11 +352,19 @@ async fn send(
         }
         match rb.send().await {
             Ok(resp) if resp.status().is_success() => {
-                url_at.store(idx, Ordering::Relaxed);
-                return Attempt {
-                    entry: e,
-                    result: Ok(()),
-                };
+                // Only the peer's answer for this very operation acknowledges it: a 2xx from
+                // anything else (a proxy's page, another operation's answer) is a failed try.
+                let status = resp.status().as_u16();
+                match acknowledges(resp, &e.op_id).await {
+                    Ok(()) => {
+                        url_at.store(idx, Ordering::Relaxed);
+                        return Attempt {
+                            entry: e,
+                            result: Ok(()),
+                        };
+                    }
+                    Err(why) => error = format!("{url} answered {status} but {why}"),
+                }
             }
             Ok(resp) => {
                 let status = resp.status();
@@ -391,6 +399,29 @@ async fn send(
     Attempt {
         entry: e,
         result: Err(failure),
+    }
+}
+
+/// Most bytes of a peer's answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Whether `resp` is the peer's acknowledgement of `op_id`; if not, why not.
+async fn acknowledges(mut resp: reqwest::Response, op_id: &OpId) -> Result<(), String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("its answer could not be read: {}", describe(&e)))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_ANSWER_BYTES {
+            return Err("its answer is too large to be an acknowledgement".to_owned());
+        }
+    }
+    match serde_json::from_slice::<PeerOpResponse>(&body) {
+        Ok(a) if a.op_id == *op_id => Ok(()),
+        Ok(a) => Err(format!("acknowledged another operation ({})", a.op_id)),
+        Err(e) => Err(format!("not with an acknowledgement: {e}")),
     }
 }
 

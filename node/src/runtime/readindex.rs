@@ -53,10 +53,10 @@ impl Runtime {
     async fn linearize_unbounded(&self) -> Result<Timestamp, RuntimeError> {
         if self.is_leader() {
             if let Ok((read, applied)) = self.raft().get_read_log_id().await {
-                let now = self.cluster_now();
                 self.wait_applied(read.map(|l| l.index), applied.map(|l| l.index))
                     .await?;
-                return Ok(now);
+                // Judged at max(this clock, the applied cluster time), as a follower judges.
+                return Ok(self.cluster_now());
             }
             // Leadership was lost in between: fall through and ask whoever leads now.
         }

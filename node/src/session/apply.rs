@@ -8,86 +8,14 @@
 
 use serde_json::json;
 use sessync_proto::federation::PeerOpKind;
-use sessync_proto::{EndReason, SessionId, SessionState, Timestamp, UserId};
+use sessync_proto::{EndReason, SessionState, UserId};
 
-use super::command::{AuditNote, Command, End, Outcome, RecordAudit, SetPolicy};
-use super::mutation::{Mutation, Record};
+use super::command::{Command, End, Outcome, RecordAudit, SetPolicy};
+use super::mutation::Mutation;
 use super::record::Session;
 use super::store::SessionStore;
+use super::tx::Tx;
 use super::{expiry, federated, login, user_op};
-
-/// The changes one command makes, applied to the store as they are made.
-pub(super) struct Tx<'a> {
-    pub(crate) store: &'a mut SessionStore,
-    pub(crate) at: Timestamp,
-    pub(crate) mutations: Vec<Mutation>,
-}
-
-impl Tx<'_> {
-    pub(super) fn push(&mut self, m: Mutation) {
-        self.store.apply_mutation(&m);
-        self.mutations.push(m);
-    }
-
-    pub(super) fn put(&mut self, s: Session) {
-        self.push(Mutation::Put(Record::Session(s)));
-    }
-
-    pub(super) fn audit(
-        &mut self,
-        kind: &str,
-        user_id: Option<&UserId>,
-        session_id: Option<&SessionId>,
-        detail: serde_json::Value,
-    ) {
-        self.push(Mutation::Audit(AuditNote {
-            at: self.at,
-            kind: kind.to_owned(),
-            user_id: user_id.cloned(),
-            session_id: session_id.cloned(),
-            detail,
-        }));
-    }
-
-    /// Ends a live session at `when` for `reason`, with its audit event.
-    pub(super) fn end(&mut self, id: &SessionId, reason: EndReason, when: Timestamp) {
-        let Some(mut s) = self.store.get(id).cloned() else {
-            return;
-        };
-        if !s.is_live() {
-            return;
-        }
-        s.state = SessionState::Ended;
-        s.end_reason = Some(reason);
-        s.ended_at = Some(when);
-        let user = s.user_id.clone();
-        self.put(s);
-        self.audit(
-            "session_ended",
-            Some(&user),
-            Some(id),
-            json!({ "reason": reason.as_str() }),
-        );
-    }
-
-    /// Ends the user's sessions that time alone has ended by now, so a command sees the user
-    /// as the clock does even before the leader's next `Expire`.
-    pub(super) fn expire_user(&mut self, user: &UserId) {
-        let policy = self.store.policy().clone();
-        let due: Vec<(SessionId, Timestamp, EndReason)> = self
-            .store
-            .user_sessions(user)
-            .filter(|s| s.is_live())
-            .filter_map(|s| {
-                let (t, reason) = s.deadline(&policy);
-                (t <= self.at).then(|| (s.id.clone(), t, reason))
-            })
-            .collect();
-        for (id, t, reason) in due {
-            self.end(&id, reason, t);
-        }
-    }
-}
 
 /// Applies `cmd` to `store`; returns what to answer and the mutations to persist.
 ///
@@ -120,6 +48,13 @@ pub(crate) fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mu
 fn set_policy(tx: &mut Tx<'_>, c: &SetPolicy) -> Outcome {
     if tx.store.replicated_policy() == Some(&c.policy) {
         return Outcome::Done;
+    }
+    // Sessions the old policy has ended by now stay ended: a longer idle timeout or lifetime
+    // never brings one back.
+    for id in tx.store.due(tx.at, usize::MAX) {
+        if let Some((t, reason)) = tx.store.get(&id).map(|s| s.deadline(tx.store.policy())) {
+            tx.end(&id, reason, t);
+        }
     }
     tx.push(Mutation::SetPolicy(c.policy.clone()));
     tx.audit(

@@ -2,10 +2,10 @@
 //! `Expire` sweeps that end sessions past their deadlines and forget what retention no longer
 //! keeps.
 
-use super::apply::Tx;
 use super::command::{Outcome, Touch};
 use super::federated;
 use super::mutation::{Mutation, RecordKey};
+use super::tx::Tx;
 
 /// Most sessions one `Expire` command ends or removes; the leader proposes another for the rest.
 pub(super) const EXPIRE_BATCH: usize = 5_000;
@@ -46,6 +46,6 @@ pub(super) fn expire(tx: &mut Tx<'_>) -> Outcome {
     }
     tx.push(Mutation::TrimAudit(tx.at.minus(policy.audit_retention)));
     // A received operation is remembered as long as the audit log that shows it.
-    federated::trim(tx, policy.audit_retention);
+    federated::trim(tx, policy.audit_retention, EXPIRE_BATCH);
     Outcome::Expired { ended, removed }
 }

@@ -6,12 +6,11 @@ use serde_json::json;
 use sessync_proto::federation::PeerOpKind;
 use sessync_proto::{EndReason, OpId, SessionId, SiteName, UserId};
 
-use super::apply::Tx;
 use super::command::{Fanout, Outcome, PeerOp};
-use super::expiry::EXPIRE_BATCH;
 use super::ledger::{OutboxEntry, ReceivedOp, SeenNonce};
 use super::mutation::{Mutation, Record, RecordKey};
 use super::store::SessionStore;
+use super::tx::Tx;
 
 /// `Some(OutboxFull)` if any target's queue is at its limit: the whole command is refused
 /// before it changes anything, so a caller never gets a local change without its fan-out.
@@ -140,13 +139,14 @@ pub(super) fn peer_op(tx: &mut Tx<'_>, r: &PeerOp) -> Outcome {
     }
 }
 
-/// Forgets nonces past their window and received operations older than `keep_received`.
-pub(super) fn trim(tx: &mut Tx<'_>, keep_received: std::time::Duration) {
-    for (origin, nonce) in tx.store.ledger().expired_nonces(tx.at, EXPIRE_BATCH) {
+/// Forgets nonces past their window and received operations older than `keep_received`, at
+/// most `max` of each.
+pub(super) fn trim(tx: &mut Tx<'_>, keep_received: std::time::Duration, max: usize) {
+    for (origin, nonce) in tx.store.ledger().expired_nonces(tx.at, max) {
         tx.push(Mutation::Delete(RecordKey::Nonce { origin, nonce }));
     }
     let cutoff = tx.at.minus(keep_received);
-    for (origin, op_id) in tx.store.ledger().received_before(cutoff, EXPIRE_BATCH) {
+    for (origin, op_id) in tx.store.ledger().received_before(cutoff, max) {
         tx.push(Mutation::Delete(RecordKey::Received { origin, op_id }));
     }
 }

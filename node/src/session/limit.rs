@@ -5,8 +5,8 @@
 
 use sessync_proto::{EndReason, OnLimit, SessionState, UserId};
 
-use super::apply::Tx;
 use super::record::Session;
+use super::tx::Tx;
 
 /// What a new login of the user becomes.
 pub(super) enum Admission {

@@ -4,12 +4,15 @@
 use serde_json::json;
 use sessync_proto::SessionState;
 
-use super::apply::Tx;
 use super::command::{Create, Outcome};
 use super::limit::{admit, Admission};
 use super::record::Session;
+use super::tx::Tx;
 
 pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
+    // First the user as time sees it, so a replay shows the session as it is now: one past its
+    // deadline is ended, never active.
+    tx.expire_user(&c.user_id);
     if let Some(key) = &c.idempotency_key {
         if let Some(existing) = tx.store.by_idempotency(&c.user_id, key) {
             return Outcome::Created {
@@ -23,7 +26,6 @@ pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
             message: format!("session id {} is already taken", c.session_id),
         };
     }
-    tx.expire_user(&c.user_id);
     let state = match admit(tx, &c.user_id) {
         Admission::Active => SessionState::Active,
         Admission::Blocked => SessionState::Blocked,

@@ -8,7 +8,7 @@
 //! Every replica that applies the same log therefore reaches byte-identical state.
 //!
 //! - [`command`]: the commands, one struct each, and their outcomes;
-//! - `apply` (dispatch and the small commands), `login` (create, with `limit`), `expiry`
+//! - `apply` (dispatch and the small commands), `tx` (the changes of one command), `login` (create, with `limit`), `expiry`
 //!   (touch, expire), `user_op` (verify and invalidate), `federated` (fan-out, acks, peer ops);
 //! - [`mutation`]: the records of the state and the changes to them;
 //! - `store` (records and derived indexes), `record` (a session, its deadlines and views),
@@ -24,6 +24,7 @@ mod login;
 pub(crate) mod mutation;
 mod record;
 mod store;
+mod tx;
 mod user_op;
 
 pub(crate) use apply::apply;

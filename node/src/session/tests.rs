@@ -401,3 +401,67 @@ fn cluster_time_never_runs_backwards() {
     assert_eq!(sm.store.get(&sid(2)).unwrap().created_at, at(5_000));
     assert_eq!(sm.store.clock(), at(5_000));
 }
+
+#[test]
+fn a_longer_policy_never_revives_a_session_past_its_old_deadline() {
+    let p = policy(0, OnLimit::Deny);
+    let idle_end = 600_000 + 2_000;
+    let mut sm = Sm::new(p.clone());
+    sm.create(1, "a", 0);
+    sm.create(2, "a", idle_end - 1_000);
+    let longer = Policy {
+        idle_timeout: Duration::from_secs(7_200),
+        max_lifetime: Duration::from_secs(86_400),
+        ..p
+    };
+    // No Expire ran between the deadline and the policy change.
+    sm.run(Command::SetPolicy(SetPolicy {
+        at: at(idle_end + 50_000),
+        policy: longer,
+    }));
+    assert_eq!(
+        sm.state(1),
+        (SessionState::Ended, Some(EndReason::IdleTimeout))
+    );
+    assert_eq!(sm.store.get(&sid(1)).unwrap().ended_at, Some(at(idle_end)));
+    assert_eq!(
+        sm.state(2),
+        (SessionState::Active, None),
+        "live under the old policy"
+    );
+}
+
+#[test]
+fn an_idempotent_replay_past_the_deadline_shows_the_session_ended() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    let create = |t| {
+        Command::Create(Create {
+            at: at(t),
+            session_id: sid(t as u8),
+            token_hash: TokenHash::of("token-k"),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: Some("key-1".to_owned()),
+        })
+    };
+    assert!(matches!(
+        sm.run(create(0)),
+        Outcome::Created {
+            replayed: false,
+            ..
+        }
+    ));
+    match sm.run(create(700_000)) {
+        Outcome::Created {
+            session,
+            replayed: true,
+        } => {
+            assert_eq!(session.id, sid(0));
+            assert_eq!(session.state, SessionState::Ended);
+            assert_eq!(session.end_reason, Some(EndReason::IdleTimeout));
+        }
+        o => panic!("expected the replayed session, got {o:?}"),
+    }
+    assert_eq!(sm.state(0).0, SessionState::Ended, "and the state says so");
+}

@@ -9,11 +9,11 @@ use serde_json::json;
 use sessync_proto::federation::PeerOpKind;
 use sessync_proto::{EndReason, SessionId, SessionState, UserId};
 
-use super::apply::Tx;
 use super::command::{Outcome, UserOp};
 use super::federated;
 use super::record::Session;
 use super::store::SessionStore;
+use super::tx::Tx;
 
 /// Applies a verify or an invalidate with its fan-out: the whole command is refused if a
 /// target's outbox is full, and entries are queued only if the local part succeeded. A verify

@@ -166,3 +166,38 @@ async fn raft_rpc_without_cluster_proof_is_refused() {
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
     }
 }
+
+#[tokio::test]
+async fn metrics_labels_are_bounded_whatever_the_method_or_path() {
+    let node = TestNode::start("").await;
+    for i in 0..20 {
+        let method = Method::from_bytes(format!("STRANGE{i}").as_bytes()).unwrap();
+        node.raw(method, &format!("/no/such/path/{i}"), "", None)
+            .await;
+        node.raw(
+            Method::GET,
+            &format!("/v1/sessions/s_{i:032x}"),
+            APP_KEY,
+            None,
+        )
+        .await;
+    }
+    let (s, m) = node.raw(Method::GET, "/metrics", ADMIN_KEY, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = m.as_str().unwrap();
+    let requests: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("sessync_http_requests_total{"))
+        .collect();
+    assert!(!text.contains("STRANGE"), "a stranger's method is no label");
+    assert!(!text.contains("/no/such"), "nor a stranger's path");
+    assert!(!text.contains("s_0000"), "nor a session id");
+    assert!(requests
+        .iter()
+        .any(|l| l.contains(r#"method="other""#) && l.contains(r#"route="unmatched""#)));
+    assert!(requests
+        .iter()
+        .any(|l| l.contains(r#"route="/v1/sessions/{session_id}""#)));
+    // 40 odd requests made a handful of label sets, not 40.
+    assert!(requests.len() < 10, "{requests:#?}");
+}

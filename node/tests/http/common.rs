@@ -55,8 +55,8 @@ fn closed_port() -> (TcpSocket, u16) {
 }
 
 /// The node's config: one node of site `test` listening at `port`, with `site-p` as a peer at
-/// the closed port.
-fn config_toml(port: u16, closed: u16, policy: &str) -> String {
+/// `peer_url`, `policy` lines under `[policy]` and `extra` sections at the end.
+fn config_toml(port: u16, peer_url: &str, policy: &str, extra: &str) -> String {
     let url = format!("http://127.0.0.1:{port}");
     format!(
         r#"
@@ -85,7 +85,7 @@ outbox_limit = {PEER_OUTBOX_LIMIT}
 
 [[federation.peers]]
 name = "{PEER}"
-urls = ["http://127.0.0.1:{closed}"]
+urls = ["{peer_url}"]
 send_secret_file = "peer-send"
 receive_secret_file = "peer-recv"
 
@@ -93,6 +93,8 @@ receive_secret_file = "peer-recv"
 heartbeat_interval = "50ms"
 election_timeout_min = "150ms"
 election_timeout_max = "300ms"
+
+{extra}
 "#,
         app = hex::encode(hash_api_key(APP_KEY)),
         admin = hex::encode(hash_api_key(ADMIN_KEY)),
@@ -100,8 +102,19 @@ election_timeout_max = "300ms"
 }
 
 impl TestNode {
-    /// Starts and initialises a one-node cluster with `policy` lines under `[policy]`.
+    /// Starts and initialises a one-node cluster with `policy` lines under `[policy]`; its peer
+    /// site refuses connections.
     pub(crate) async fn start(policy: &str) -> TestNode {
+        Self::start_with_peer(policy, None).await
+    }
+
+    /// Like [`TestNode::start`], with the peer site's one node at `peer_url` if given.
+    pub(crate) async fn start_with_peer(policy: &str, peer_url: Option<&str>) -> TestNode {
+        Self::start_with(policy, peer_url, "").await
+    }
+
+    /// Like [`TestNode::start_with_peer`], with `extra` config sections (`[limits]`, ...).
+    pub(crate) async fn start_with(policy: &str, peer_url: Option<&str>, extra: &str) -> TestNode {
         let dir = TempDir::new().unwrap();
         std::fs::write(
             dir.path().join("secret"),
@@ -114,7 +127,7 @@ impl TestNode {
             "we-sign-with-this-0123456789ab",
         )
         .unwrap();
-        let node = Self::run_in(dir, policy).await;
+        let node = Self::run_in(dir, policy, peer_url, extra).await;
         let (s, body) = node
             .call(
                 Method::POST,
@@ -134,11 +147,12 @@ impl TestNode {
 
     /// Runs a node on the data in `dir` (secrets there already), on a port of its own (the
     /// listener is bound to port 0 first), and waits until it answers.
-    async fn run_in(dir: TempDir, policy: &str) -> TestNode {
+    async fn run_in(dir: TempDir, policy: &str, peer_url: Option<&str>, extra: &str) -> TestNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (closed_socket, closed) = closed_port();
-        let toml = config_toml(port, closed, policy);
+        let closed_url = format!("http://127.0.0.1:{closed}");
+        let toml = config_toml(port, peer_url.unwrap_or(&closed_url), policy, extra);
         let config = NodeConfig::from_toml_str(&toml, dir.path(), &[]).expect("valid test config");
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(sessync_node::run(config, listener, async move {
@@ -182,7 +196,7 @@ impl TestNode {
 
     /// Starts a stopped node again on its data (on another port), with `policy`.
     pub(crate) async fn restart(dir: TempDir, policy: &str) -> TestNode {
-        Self::run_in(dir, policy).await
+        Self::run_in(dir, policy, None, "").await
     }
 
     async fn get_open(&self, path: &str) -> StatusCode {
@@ -351,4 +365,40 @@ pub(crate) fn peer_headers(
         (NONCE_HEADER, nonce.to_owned()),
         (SIGNATURE_HEADER, hex::encode(mac.finalize().into_bytes())),
     ]
+}
+
+/// How [`fake_peer`] answers a delivery.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PeerAnswer {
+    /// The peer's acknowledgement of the operation delivered.
+    Ack,
+    /// 200 with a body that is no acknowledgement (a proxy's page, say).
+    NotAnAck,
+    /// 200 with the acknowledgement of another operation.
+    OtherOp,
+}
+
+/// A stand-in for `site-p`'s one node on loopback, answering every invalidate delivered to it as
+/// `answer` says; its URL. It runs until the test's runtime ends.
+pub(crate) async fn fake_peer(answer: PeerAnswer) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handler = move |body: axum::body::Bytes| async move {
+        let req: Value = serde_json::from_slice(&body).unwrap_or_default();
+        match answer {
+            PeerAnswer::Ack => {
+                json!({"op_id": req["op_id"], "applied": true, "ended": 0}).to_string()
+            }
+            PeerAnswer::NotAnAck => "<html>ok</html>".to_owned(),
+            PeerAnswer::OtherOp => {
+                json!({"op_id": format!("op_{}", "f".repeat(32)), "applied": true, "ended": 0})
+                    .to_string()
+            }
+        }
+    };
+    let app = axum::Router::new().route("/v1/federation/invalidate", axum::routing::post(handler));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
 }

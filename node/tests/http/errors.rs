@@ -268,3 +268,32 @@ async fn unknown_things_are_not_found() {
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     assert!(b["error"]["code"].is_string(), "{b}");
 }
+
+#[tokio::test]
+async fn limits_max_body_bytes_is_the_limit_the_node_applies() {
+    let node = TestNode::start_with("", None, "[limits]\nmax_body_bytes = 1024").await;
+    let body = |origin_len: usize| {
+        json!({"user_id": "a", "origin": "o".repeat(origin_len)})
+            .to_string()
+            .into_bytes()
+    };
+    let (s, b) = node
+        .raw(Method::POST, "/v1/sessions", APP_KEY, Some(body(400)))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "under the configured limit: {b}");
+    // Under the built-in 16 KiB, over the configured 1 KiB.
+    let (s, b) = node
+        .raw(Method::POST, "/v1/sessions", APP_KEY, Some(body(2_000)))
+        .await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        None,
+    );
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("1024"),
+        "{b}"
+    );
+}

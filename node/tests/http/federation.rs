@@ -3,7 +3,8 @@
 //! endpoints' answers to requests that are signed but wrong, or not signed at all.
 
 use crate::common::{
-    assert_error, peer_headers, TestNode, ADMIN_KEY, APP_KEY, PEER, PEER_OUTBOX_LIMIT, PEER_SECRET,
+    assert_error, fake_peer, peer_headers, PeerAnswer, TestNode, ADMIN_KEY, APP_KEY, PEER,
+    PEER_OUTBOX_LIMIT, PEER_SECRET,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -202,4 +203,41 @@ async fn the_receiving_endpoints_answer_every_bad_request_clearly() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b, json!({"op_id": "op_1", "applied": true, "ended": 1}));
     assert_eq!(node.validate(&token).await["reason"], "invalidated");
+}
+
+/// Invalidates alice's sessions with `site-p` as the target on a node whose peer answers as
+/// `answer`; the fan-out status of `site-p` and what the federation status says of it.
+async fn invalidate_via(answer: PeerAnswer) -> (Value, Value) {
+    let peer = fake_peer(answer).await;
+    let node = TestNode::start_with_peer("", Some(&peer)).await;
+    node.login("alice").await;
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/v1/users/alice/invalidate",
+            APP_KEY,
+            Some(json!({"targets": [PEER]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, st) = node
+        .call(Method::GET, "/v1/federation/status", ADMIN_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    (b["fanout"][PEER].clone(), st["peers"][0].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_that_is_not_the_peers_acknowledgement_does_not_empty_the_outbox() {
+    // The control: the peer's real acknowledgement empties the outbox at once.
+    let (fanout, peer) = invalidate_via(PeerAnswer::Ack).await;
+    assert_eq!(fanout, "delivered", "{peer}");
+    assert_eq!(peer["queued"], 0, "{peer}");
+    for answer in [PeerAnswer::NotAnAck, PeerAnswer::OtherOp] {
+        let (fanout, peer) = invalidate_via(answer).await;
+        assert_eq!(fanout, "queued", "{answer:?}: {peer}");
+        assert_eq!(peer["queued"], 1, "{answer:?}: {peer}");
+        let error = peer["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("answered 200 but"), "{answer:?}: {peer}");
+    }
 }
