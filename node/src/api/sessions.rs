@@ -199,7 +199,9 @@ async fn touch_and_judge(app: &App, id: &SessionId, now: Timestamp) -> Result<Se
 
 /// On the leader: the touch endpoint's work.
 async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError> {
-    let now = app.rt().cluster_now();
+    // A read like validate's: a node that only believes it leads must not answer from a stale
+    // replica (when no touch needs replicating, nothing else would stop it).
+    let now = app.rt().linearize().await?;
     let sess = touch_and_judge(app, id, now).await?;
     match sess.state {
         SessionState::Ended => {
