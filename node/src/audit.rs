@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::network::client::post_signed;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::session::{AuditNote, Command, RecordAudit};
 
@@ -121,22 +120,8 @@ async fn deliver(rt: &Runtime, notes: Vec<AuditNote>) -> Result<(), RuntimeError
         });
         return rt.propose(cmd).await.map(|_| ());
     }
-    let (leader, url) = rt.leader().ok_or(RuntimeError::NoLeader)?;
-    let unreachable = |reason: String| RuntimeError::LeaderUnreachable { leader, reason };
-    let body = serde_json::to_vec(&notes).map_err(|e| unreachable(e.to_string()))?;
-    let resp = post_signed(
-        rt.http(),
-        rt.cluster_secret(),
-        &url,
-        AUDIT_PATH,
-        body,
-        DELIVERY_TIMEOUT,
-    )
-    .await
-    .map_err(|e| unreachable(e.to_string()))?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(unreachable(format!("it answered {}", resp.status())))
-    }
+    let body = serde_json::to_vec(&notes).map_err(|e| RuntimeError::Raft(e.to_string()))?;
+    rt.ask_leader::<serde_json::Value>(AUDIT_PATH, body, DELIVERY_TIMEOUT)
+        .await
+        .map(|_| ())
 }

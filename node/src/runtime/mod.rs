@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, Fatal, RaftError};
+use serde::de::DeserializeOwned;
 use sessync_config::NodeConfig;
 use sessync_proto::{Policy, SiteName, Timestamp};
 use tokio::time::Instant;
 
 pub(crate) use error::RuntimeError;
 
-use crate::network::client::node_http_client;
+use crate::network::client::{node_http_client, post_signed};
 use crate::raft_types::{NodeId, Raft};
 use crate::session::{Command, Outcome, SetPolicy};
 use crate::store::StateReader;
@@ -101,6 +102,40 @@ impl Runtime {
             .get_node(&id)
             .map(|n| n.addr.clone())?;
         Some((id, url))
+    }
+
+    /// Sends `body` to `path` on the leader (another node), signed, and reads its JSON answer:
+    /// the one way a node asks its leader something (a read index, audit events to record).
+    pub(crate) async fn ask_leader<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<T, RuntimeError> {
+        let (leader, url) = self.leader().ok_or(RuntimeError::NoLeader)?;
+        if leader == self.node_id() {
+            return Err(RuntimeError::LeadershipMoved { to: None });
+        }
+        let unreachable = |reason: String| RuntimeError::LeaderUnreachable { leader, reason };
+        let resp = post_signed(
+            self.http(),
+            self.cluster_secret(),
+            &url,
+            path,
+            body,
+            timeout,
+        )
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(unreachable(format!(
+                "it answered {} to {path}",
+                resp.status()
+            )));
+        }
+        resp.json()
+            .await
+            .map_err(|e| unreachable(format!("bad answer to {path}: {e}")))
     }
 
     /// Proposes `cmd` and waits for it to be applied, within the request deadline.

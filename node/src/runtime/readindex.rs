@@ -13,7 +13,6 @@ use sessync_proto::wire::{ReadIndex, READ_INDEX_PATH};
 use sessync_proto::Timestamp;
 
 use super::{Runtime, RuntimeError};
-use crate::network::client::post_signed;
 
 impl Runtime {
     /// Makes this node's replica reflect every change acknowledged before this call, and returns
@@ -60,31 +59,9 @@ impl Runtime {
             }
             // Leadership was lost in between: fall through and ask whoever leads now.
         }
-        let (leader, url) = self.leader().ok_or(RuntimeError::NoLeader)?;
-        if leader == self.node_id() {
-            return Err(RuntimeError::LeadershipMoved { to: None });
-        }
-        let unreachable = |reason: String| RuntimeError::LeaderUnreachable { leader, reason };
-        let resp = post_signed(
-            self.http(),
-            self.cluster_secret(),
-            &url,
-            READ_INDEX_PATH,
-            b"{}".to_vec(),
-            self.request_timeout(),
-        )
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(unreachable(format!(
-                "it could not confirm a read: status {}",
-                resp.status()
-            )));
-        }
-        let ri: ReadIndex = resp
-            .json()
-            .await
-            .map_err(|e| unreachable(format!("bad read-index answer: {e}")))?;
+        let ri: ReadIndex = self
+            .ask_leader(READ_INDEX_PATH, b"{}".to_vec(), self.request_timeout())
+            .await?;
         let applied = self.raft().metrics().borrow().last_applied.map(|l| l.index);
         self.wait_applied(ri.index, applied).await?;
         Ok(ri.now.max(self.state().read(|s| s.clock())))
