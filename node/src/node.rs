@@ -80,7 +80,7 @@ pub async fn run(
     })?;
     let (log_store, sm) = store::open(&config.data_dir)?;
     let reader = sm.reader();
-    let db = reader.close_watch();
+    let db = reader.closer();
     let network = Network::new(config.cluster_secret.expose().to_vec());
     let raft = Raft::new(
         config.node_id,
@@ -112,7 +112,7 @@ pub async fn run(
         tasks.shutdown().await;
     }
     drop(raft);
-    if !db.closed(DRAIN).await {
+    if !db.close(DRAIN).await {
         tracing::warn!("the database is still open after the node stopped");
     }
     tracing::info!("stopped");

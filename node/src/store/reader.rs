@@ -1,7 +1,7 @@
 //! The read side of the applied state: the shared in-memory store, the audit log on disk, the
 //! stream of applied changes, and the state digest that replicas compare.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -31,21 +31,26 @@ pub(crate) struct StateReader {
     changes: broadcast::Sender<AppliedChange>,
 }
 
-/// Tells when the database is closed: RocksDB closes when the last handle drops, and openraft's
-/// storage tasks drop theirs a moment after `Raft::shutdown` returns.
-pub(crate) struct CloseWatch(Weak<DB>);
+/// Closes the database once every other handle on it is gone. RocksDB closes when the last
+/// handle drops, and openraft's storage tasks drop theirs a moment after `Raft::shutdown`
+/// returns; holding one handle here makes this the last, so the close (and the release of the
+/// directory's lock) has finished when [`DbCloser::close`] returns.
+pub(crate) struct DbCloser(Arc<DB>);
 
-impl CloseWatch {
-    /// Waits until the database is closed, at most `within`; whether it is.
-    pub(crate) async fn closed(&self, within: Duration) -> bool {
+impl DbCloser {
+    /// Waits, at most `within`, until this is the only handle, then closes the database;
+    /// whether it did.
+    pub(crate) async fn close(self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
-        while self.0.strong_count() > 0 {
+        while Arc::strong_count(&self.0) > 1 {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        true
+        // Closing flushes and syncs: off the async threads.
+        let db = self.0;
+        tokio::task::spawn_blocking(move || drop(db)).await.is_ok()
     }
 }
 
@@ -68,9 +73,9 @@ impl StateReader {
         Self { db, state, changes }
     }
 
-    /// A watch on the database's lifetime, for waiting until every handle on it is gone.
-    pub(crate) fn close_watch(&self) -> CloseWatch {
-        CloseWatch(Arc::downgrade(&self.db))
+    /// The handle that closes the database at shutdown (see [`DbCloser`]).
+    pub(crate) fn closer(&self) -> DbCloser {
+        DbCloser(self.db.clone())
     }
 
     /// Runs `f` with the applied session store (never hold it across an await).
