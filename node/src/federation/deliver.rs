@@ -42,27 +42,6 @@ pub(crate) struct Delivery {
     pub(crate) audit: AuditReporter,
 }
 
-impl Delivery {
-    fn federation(&self) -> &Federation {
-        &self.fed
-    }
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-    fn audit(&self) -> &AuditReporter {
-        &self.audit
-    }
-    fn state(&self) -> &crate::store::StateReader {
-        self.rt.state()
-    }
-    fn is_leader(&self) -> bool {
-        self.rt.is_leader()
-    }
-    fn http(&self) -> &reqwest::Client {
-        self.rt.http()
-    }
-}
-
 /// Exponential backoff with "equal jitter": each wait is between half and all of the
 /// doubled delay, so peers retried by many sites do not all hear from them at once.
 #[derive(Clone, Copy)]
@@ -116,14 +95,13 @@ struct Courier {
 
 /// Delivers `peer`'s queue whenever this node leads, until `stop`.
 pub(crate) async fn run(ctx: Delivery, peer: PeerConfig, stop: CancellationToken) {
-    let mut kicks = ctx.federation().kicks();
+    let mut kicks = ctx.fed.kicks();
     let mut courier: Option<Courier> = None;
     while !stop.is_cancelled() {
-        if !ctx.is_leader() {
+        if !ctx.rt.is_leader() {
             if let Some(mut c) = courier.take() {
                 c.inflight.abort_all();
-                ctx.federation()
-                    .set_health(&c.peer.name, PeerHealth::default());
+                ctx.fed.set_health(&c.peer.name, PeerHealth::default());
             }
             stop.run_until_cancelled(tokio::time::sleep(RESCAN)).await;
             continue;
@@ -162,7 +140,7 @@ pub(crate) async fn run(ctx: Delivery, peer: PeerConfig, stop: CancellationToken
 
 impl Courier {
     fn new(ctx: Delivery, peer: PeerConfig) -> Self {
-        let cfg = ctx.federation().config();
+        let cfg = ctx.fed.config();
         let backoff = Backoff {
             initial: cfg.retry_initial,
             max: cfg.retry_max,
@@ -198,7 +176,7 @@ impl Courier {
             return;
         }
         let site = &self.peer.name;
-        let batch: Vec<OutboxEntry> = self.ctx.state().read(|s| {
+        let batch: Vec<OutboxEntry> = self.ctx.rt.state().read(|s| {
             s.ledger()
                 .queue(site)
                 .filter(|e| !self.sending.contains(&e.op_id))
@@ -222,7 +200,7 @@ impl Courier {
         match a.result {
             Ok(()) => {
                 let delay = Timestamp::now().since(a.entry.queued_at);
-                self.ctx.metrics().delivery_attempt(site, Some(delay));
+                self.ctx.metrics.delivery_attempt(site, Some(delay));
                 self.acked.push(op_id);
                 self.backoff.failures = 0;
                 self.health.reachable = Some(true);
@@ -231,7 +209,7 @@ impl Courier {
                 self.health.last_delivered_at = Some(Timestamp::now());
             }
             Err(failure) => {
-                self.ctx.metrics().delivery_attempt(site, None);
+                self.ctx.metrics.delivery_attempt(site, None);
                 self.sending.remove(&op_id);
                 let now = Instant::now();
                 let attempt = self.attempts.get(&op_id).copied().unwrap_or(1);
@@ -259,7 +237,7 @@ impl Courier {
                 self.health.consecutive_failures += 1;
                 self.health.last_error = Some(error.clone());
                 tracing::warn!(peer = site, op_id = %op_id, %error, retry_in_ms = retry_in, "fan-out delivery failed");
-                self.ctx.audit().report(
+                self.ctx.audit.report(
                     "fanout_retry",
                     Some(a.entry.user_id.clone()),
                     json!({
@@ -274,7 +252,7 @@ impl Courier {
             }
         }
         self.ctx
-            .federation()
+            .fed
             .set_health(&self.peer.name, self.health.clone());
     }
 
@@ -301,6 +279,7 @@ impl Courier {
         let site = &self.peer.name;
         let queued: HashSet<OpId> = self
             .ctx
+            .rt
             .state()
             .read(|s| s.ledger().queue(site).map(|e| e.op_id.clone()).collect());
         self.attempts.retain(|op, _| queued.contains(op));
@@ -316,7 +295,7 @@ async fn send(
     url_at: Arc<AtomicUsize>,
     e: OutboxEntry,
 ) -> Attempt {
-    let fed = ctx.federation();
+    let fed = &ctx.fed;
     let body = serde_json::to_vec(&PeerOpRequest {
         op_id: e.op_id.clone(),
         origin_site: fed.site().clone(),
@@ -335,6 +314,7 @@ async fn send(
         let nonce = hex::encode(rand::random::<[u8; 16]>());
         let ts = Timestamp::now().millis();
         let mut rb = ctx
+            .rt
             .http()
             .post(format!("{url}{path}"))
             .timeout(fed.config().send_timeout)

@@ -105,15 +105,11 @@ impl TestNode {
     /// Starts and initialises a one-node cluster with `policy` lines under `[policy]`; its peer
     /// site refuses connections.
     pub(crate) async fn start(policy: &str) -> TestNode {
-        Self::start_with_peer(policy, None).await
+        Self::start_with(policy, None, "").await
     }
 
-    /// Like [`TestNode::start`], with the peer site's one node at `peer_url` if given.
-    pub(crate) async fn start_with_peer(policy: &str, peer_url: Option<&str>) -> TestNode {
-        Self::start_with(policy, peer_url, "").await
-    }
-
-    /// Like [`TestNode::start_with_peer`], with `extra` config sections (`[limits]`, ...).
+    /// Like [`TestNode::start`], with the peer site's one node at `peer_url` if given and
+    /// `extra` config sections (`[limits]`, ...).
     pub(crate) async fn start_with(policy: &str, peer_url: Option<&str>, extra: &str) -> TestNode {
         let dir = TempDir::new().unwrap();
         std::fs::write(

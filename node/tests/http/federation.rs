@@ -209,7 +209,7 @@ async fn the_receiving_endpoints_answer_every_bad_request_clearly() {
 /// `answer`; the fan-out status of `site-p` and what the federation status says of it.
 async fn invalidate_via(answer: PeerAnswer) -> (Value, Value) {
     let peer = fake_peer(answer).await;
-    let node = TestNode::start_with_peer("", Some(&peer)).await;
+    let node = TestNode::start_with("", Some(&peer), "").await;
     node.login("alice").await;
     let (s, b) = node
         .call(
