@@ -27,6 +27,7 @@ mod node;
 mod reader;
 pub mod secret;
 mod sections;
+mod tls;
 mod validate;
 
 pub use api_keys::hash_api_key;
@@ -35,7 +36,7 @@ pub use error::{ConfigError, Problem};
 pub use federation::MAX_RECEIVE_SECRETS;
 pub use model::{
     ApiKey, FederationConfig, Limits, LogConfig, LogFormat, MetricsConfig, NodeConfig, PeerConfig,
-    RaftTuning,
+    RaftTuning, TlsConfig,
 };
 pub use secret::{Secret, MIN_SECRET_BYTES};
 pub use validate::MAX_KEY_NAME_BYTES;

@@ -40,6 +40,27 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// `[tls]`: when set, the node serves HTTPS and calls other nodes and sites over HTTPS.
+    pub tls: Option<TlsConfig>,
+    /// `allow_plaintext`: serve plain HTTP on a non-loopback `listen` (behind a TLS proxy).
+    pub allow_plaintext: bool,
+}
+
+/// The `[tls]` section. The PEM files are read when the config is loaded; the key prints as
+/// `<redacted>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `cert_file`: this node's certificate chain (PEM), leaf first. It is also the client
+    /// certificate this node presents to other nodes and sites.
+    pub cert_pem: Vec<u8>,
+    /// `key_file`: the certificate's private key (PEM).
+    pub key_pem: Secret,
+    /// `client_ca_file`: when set, every client must present a certificate signed by one of
+    /// these CAs (PEM): peer nodes, peer sites, apps and operators alike.
+    pub client_ca_pem: Option<Vec<u8>>,
+    /// `ca_file`: the CAs (PEM) that the servers this node calls (other nodes, peer sites) are
+    /// checked against, besides the public web roots. Default: `client_ca_file`.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// An API key, configured by the SHA-256 of the key (see [`crate::hash_api_key`]).
@@ -147,6 +168,17 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// A request's headers must arrive within this (also how long a kept-alive connection may
+    /// wait for its next request); a TLS handshake too.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this once its headers have.
+    pub body_timeout: Duration,
+    /// A connection on which nothing is read or written for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Most requests in progress at once; more are answered 503 at once.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
@@ -154,6 +186,11 @@ impl Default for Limits {
         Limits {
             request_timeout: Duration::from_secs(5),
             max_body_bytes: sessync_proto::api::MAX_BODY_BYTES,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_concurrent_requests: 512,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{ConfigError, Problem};
 use crate::model::NodeConfig;
 use crate::reader::{Ctx, Read, Table};
 use crate::secret::{io_reason, secret_from_value, Secret};
-use crate::{api_keys, federation, sections, validate};
+use crate::{api_keys, federation, sections, tls, validate};
 
 impl NodeConfig {
     /// Loads the config file at `path` under the process environment's `SESSYNC_*` overrides.
@@ -134,7 +134,14 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
     let site = t.validate("site", site, |s| validate::site_name(&s));
     let listen = t.string("listen").require(&t, "listen");
     let listen = t.validate("listen", listen, |l| validate::listen_addr(&l));
-    let advertise_url = advertise_url(&mut t, listen);
+    let allow_plaintext = t.flag("allow_plaintext").or(false);
+    let tls = tls::tls(t.table("tls"));
+    let scheme = if matches!(tls, Some(Some(_))) {
+        "https"
+    } else {
+        "http"
+    };
+    let advertise_url = advertise_url(&mut t, listen, scheme);
     let data_dir = t.file("data_dir").require(&t, "data_dir");
     let data_dir = t.validate("data_dir", data_dir, |d| {
         if d.exists() && !d.is_dir() {
@@ -153,6 +160,18 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
     let raft = sections::raft(t.table("raft"));
     let limits = sections::limits(t.table("limits"));
     let log = sections::log(t.table("log"));
+    if let (Some(listen), Some(tls), Some(allow_plaintext)) = (listen, &tls, allow_plaintext) {
+        let mut urls: Vec<(String, &str)> = Vec::new();
+        if let Some(url) = &advertise_url {
+            urls.push(("advertise_url".to_owned(), url));
+        }
+        for (i, peer) in federation.iter().flat_map(|f| f.peers.iter()).enumerate() {
+            for (j, url) in peer.urls.iter().enumerate() {
+                urls.push((format!("federation.peers[{i}].urls[{j}]"), url));
+            }
+        }
+        tls::check_links(&t, listen, tls.is_some(), allow_plaintext, &urls);
+    }
     let ctx = t.ctx();
     t.finish();
     if ctx.has_problems() {
@@ -172,11 +191,17 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
         raft: raft?,
         limits: limits?,
         log: log?,
+        tls: tls?,
+        allow_plaintext: allow_plaintext?,
     })
 }
 
-/// `advertise_url`; when absent, `http://<listen>` unless `listen` is a wildcard address.
-fn advertise_url(t: &mut Table<'_>, listen: Option<SocketAddr>) -> Option<String> {
+/// `advertise_url`; when absent, `<scheme>://<listen>` unless `listen` is a wildcard address.
+fn advertise_url(
+    t: &mut Table<'_>,
+    listen: Option<SocketAddr>,
+    scheme: &str,
+) -> Option<String> {
     match t.string("advertise_url") {
         Read::Got(url) => t.validate("advertise_url", Some(url), |u| validate::base_url(&u)),
         Read::Bad => None,
@@ -188,7 +213,7 @@ fn advertise_url(t: &mut Table<'_>, listen: Option<SocketAddr>) -> Option<String
                 );
                 None
             }
-            Some(addr) => Some(format!("http://{addr}")),
+            Some(addr) => Some(format!("{scheme}://{addr}")),
             None => None,
         },
     }

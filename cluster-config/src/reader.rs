@@ -117,6 +117,11 @@ impl<'c> Table<'c> {
         self.ctx
     }
 
+    /// Whether the table has no keys (left to read): an absent section reads as empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// This table's own dotted name (`api_keys[1]`), empty for the top level.
     pub(crate) fn here(&self) -> &str {
         &self.path

@@ -137,21 +137,46 @@ pub(crate) fn raft(mut t: Table<'_>) -> Option<RaftTuning> {
     })
 }
 
-/// `[limits]`: request deadline and body size.
+/// `[limits]`: request deadline, body size, connection timeouts and concurrency bounds.
 pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
     let d = Limits::default();
     let request_timeout = t.duration("request_timeout").or(d.request_timeout);
     let max_body_bytes = t.whole("max_body_bytes").or(d.max_body_bytes);
-    if request_timeout.is_some_and(|r| r.is_zero()) {
-        t.invalid("request_timeout", "must be more than 0");
+    let header_timeout = t.duration("header_timeout").or(d.header_timeout);
+    let body_timeout = t.duration("body_timeout").or(d.body_timeout);
+    let idle_timeout = t.duration("idle_timeout").or(d.idle_timeout);
+    let max_connections = t.whole("max_connections").or(d.max_connections);
+    let max_concurrent_requests = t
+        .whole("max_concurrent_requests")
+        .or(d.max_concurrent_requests);
+    for (key, v) in [
+        ("request_timeout", request_timeout),
+        ("header_timeout", header_timeout),
+        ("body_timeout", body_timeout),
+        ("idle_timeout", idle_timeout),
+    ] {
+        if v.is_some_and(|v| v.is_zero()) {
+            t.invalid(key, "must be more than 0");
+        }
     }
-    if max_body_bytes == Some(0) {
-        t.invalid("max_body_bytes", "must be more than 0");
+    for (key, v) in [
+        ("max_body_bytes", max_body_bytes),
+        ("max_connections", max_connections),
+        ("max_concurrent_requests", max_concurrent_requests),
+    ] {
+        if v == Some(0) {
+            t.invalid(key, "must be more than 0");
+        }
     }
     t.finish();
     Some(Limits {
         request_timeout: request_timeout?,
         max_body_bytes: max_body_bytes?,
+        header_timeout: header_timeout?,
+        body_timeout: body_timeout?,
+        idle_timeout: idle_timeout?,
+        max_connections: max_connections?,
+        max_concurrent_requests: max_concurrent_requests?,
     })
 }
 

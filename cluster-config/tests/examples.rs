@@ -74,16 +74,62 @@ fn template() -> String {
     std::fs::read_to_string(crate_file("sessync.example.toml")).unwrap()
 }
 
-/// The template with every `#key = value` / `#[[table]]` line uncommented.
+/// The template with every `#key = value` / `#[[table]]` line uncommented, except those of
+/// `[tls]` (which would need certificates and https:// URLs; see `template_tls_section_loads`).
 fn template_uncommented() -> String {
-    template()
-        .lines()
-        .map(|line| match line.strip_prefix('#') {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '[') => rest,
-            _ => line,
+    uncomment(&template(), false)
+}
+
+fn uncomment(text: &str, with_tls: bool) -> String {
+    let mut in_tls = false;
+    text.lines()
+        .map(|line| {
+            if line.starts_with("#[") || line.starts_with('[') {
+                in_tls = line.trim_start_matches('#') == "[tls]";
+            }
+            match line.strip_prefix('#') {
+                Some(rest)
+                    if (with_tls || !in_tls)
+                        && rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '[') =>
+                {
+                    rest
+                }
+                _ => line,
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[test]
+fn template_tls_section_loads() {
+    let dir = config_dir();
+    std::fs::create_dir(dir.path().join("tls")).unwrap();
+    for f in ["node.crt", "node.key", "clients-ca.crt", "ca.crt"] {
+        let pem = format!("-----BEGIN X-----\n{f}\n-----END X-----\n");
+        std::fs::write(dir.path().join("tls").join(f), pem).unwrap();
+    }
+    let text = uncomment(&template(), true).replace("http://", "https://");
+    let c = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap();
+    let tls = c.tls.expect("[tls] is set");
+    assert!(String::from_utf8_lossy(&tls.cert_pem).contains("node.crt"));
+    assert!(String::from_utf8_lossy(tls.ca_pem.as_deref().unwrap()).contains("ca.crt"));
+    // The same file with http:// URLs names each one.
+    let text = uncomment(&template(), true);
+    let err = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap_err();
+    assert!(err.to_string().contains("https://"), "{err}");
+}
+
+#[test]
+fn template_mentions_every_overridable_key() {
+    let text = uncomment(&template(), true);
+    for key in ENV_KEYS {
+        let name = key.rsplit('.').next().unwrap();
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name} = "))),
+            "{key} is not documented in sessync.example.toml"
+        );
+    }
 }
 
 #[test]
@@ -112,17 +158,6 @@ fn template_documents_the_real_defaults() {
     assert_eq!(all.federation.peers[0].name.as_str(), "site-b");
 }
 
-#[test]
-fn template_mentions_every_overridable_key() {
-    let text = template_uncommented();
-    for key in ENV_KEYS {
-        let name = key.rsplit('.').next().unwrap();
-        assert!(
-            text.lines().any(|l| l.starts_with(&format!("{name} = "))),
-            "{key} is not documented in sessync.example.toml"
-        );
-    }
-}
 
 #[test]
 fn local_cluster_examples_load() {

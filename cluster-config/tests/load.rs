@@ -100,9 +100,13 @@ fn unknown_keys_are_named() {
     let e = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap_err();
     assert_eq!(e.key(), Some("api_keys[0].sha"), "{e}");
 
+    let text = minimal_with("[tsl]\ncert = \"x\"\n");
+    let e = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap_err();
+    assert_eq!(e.to_string(), "unknown key `tsl` (did you mean `tls`?)");
+
     let text = minimal_with("[tls]\ncert = \"x\"\n");
     let e = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap_err();
-    assert_eq!(e.to_string(), "unknown key `tls`");
+    assert!(e.to_string().contains("did you mean `tls.cert_file`"), "{e}");
 }
 
 #[test]

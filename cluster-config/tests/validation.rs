@@ -341,3 +341,75 @@ fn durations_survive_a_round_trip_through_the_template_units() {
     assert_eq!(c.policy.retention, Duration::from_secs(86_400));
     assert_eq!(c.policy.audit_retention, Duration::from_secs(7 * 86_400));
 }
+
+#[test]
+fn a_node_reachable_from_other_hosts_refuses_plain_http_unless_allowed() {
+    let open = r#"
+node_id = 1
+site = "site-a"
+listen = "0.0.0.0:7101"
+advertise_url = "http://10.0.0.1:7101"
+data_dir = "data/node-1"
+cluster_secret_file = "secrets/cluster"
+"#;
+    let problems = problems_of(open);
+    assert_eq!(keys(&problems), ["listen"]);
+    assert!(problems[0].message.contains("allow_plaintext"), "{problems:?}");
+    assert!(problems_of(&format!("allow_plaintext = true\n{open}")).is_empty());
+    // Loopback needs neither.
+    assert!(problems_of(MINIMAL).is_empty());
+}
+
+#[test]
+fn tls_needs_its_files_and_https_urls() {
+    let dir = config_dir();
+    let pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+    write(dir.path(), "node.crt", pem);
+    write(dir.path(), "node.key", pem);
+    write(dir.path(), "not-pem.txt", "hello");
+    let check = |text: &str| NodeConfig::check_with_env(&write(dir.path(), "n.toml", text), &[]);
+
+    let problems = check(&minimal_with("[tls]\nkey_file = \"node.key\""));
+    assert!(keys(&problems).contains(&"tls.cert_file"), "{problems:?}");
+    assert!(keys(&problems).contains(&"advertise_url"), "{problems:?}");
+
+    let problems = check(&minimal_with(
+        "[tls]\ncert_file = \"not-pem.txt\"\nkey_file = \"missing.key\"",
+    ));
+    assert!(keys(&problems).contains(&"tls.cert_file"), "{problems:?}");
+    assert!(keys(&problems).contains(&"tls.key_file"), "{problems:?}");
+
+    let good = MINIMAL.replace("http://", "https://")
+        + "\n[tls]\ncert_file = \"node.crt\"\nkey_file = \"node.key\"\n";
+    assert!(check(&good).is_empty(), "{:?}", check(&good));
+    let c = NodeConfig::load_with_env(&write(dir.path(), "n.toml", &good), &[]).unwrap();
+    let tls = c.tls.unwrap();
+    assert!(tls.client_ca_pem.is_none() && tls.ca_pem.is_none());
+    // The key never prints.
+    assert!(!format!("{:?}", tls.key_pem).contains("CERTIFICATE"));
+
+    // Without advertise_url, TLS makes the default https://.
+    let no_adv: String = good
+        .lines()
+        .filter(|l| !l.starts_with("advertise_url"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = NodeConfig::load_with_env(&write(dir.path(), "n.toml", &no_adv), &[]).unwrap();
+    assert_eq!(c.advertise_url, "https://127.0.0.1:7101");
+}
+
+#[test]
+fn connection_limits_have_defaults_and_refuse_zero() {
+    let dir = config_dir();
+    let c = NodeConfig::load_with_env(&write(dir.path(), "n.toml", MINIMAL), &[]).unwrap();
+    assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.limits.max_connections, 1024);
+    let problems = problems_of(&minimal_with(
+        "[limits]\nheader_timeout = \"0s\"\nmax_concurrent_requests = 0",
+    ));
+    assert_eq!(
+        keys(&problems),
+        ["limits.header_timeout", "limits.max_concurrent_requests"]
+    );
+}
