@@ -106,7 +106,7 @@ fn unknown_keys_are_named() {
 
     let text = minimal_with("[tls]\ncert = \"x\"\n");
     let e = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap_err();
-    assert!(e.to_string().contains("did you mean `tls.cert_file`"), "{e}");
+    assert!(e.to_string().starts_with("unknown key `tls.cert`"), "{e}");
 }
 
 #[test]
