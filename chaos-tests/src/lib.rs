@@ -25,7 +25,7 @@
 //! directory: build it first (`cargo build -p sessync-node`, same profile as the tests). The
 //! harness creates no tokio runtime; use it inside `#[tokio::test(flavor = "multi_thread")]`.
 //!
-//! Modules: `cluster` ([`TestCluster`]: start and the life of its nodes), `access` (URLs, keys,
+//! Modules: `certs` ([`TestCa`]: certificates for TLS tests), `cluster` ([`TestCluster`]: start and the life of its nodes), `access` (URLs, keys,
 //! clients, files), `checks` (leader, convergence, identical state, crashes), `config`
 //! (options and each node's TOML), `process` (binary, ports, one node process and its log),
 //! `secrets` (API keys and the cluster secret), `sites` ([`Sites`]: two federated clusters,
@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod access;
+mod certs;
 mod checks;
 mod cluster;
 mod config;
@@ -47,6 +48,7 @@ mod sites;
 mod views;
 mod wait;
 
+pub use certs::{Issued, TestCa};
 pub use cluster::{TestCluster, KEEP_DIR_ENV, LEADER_TIMEOUT, START_TIMEOUT};
 pub use config::ClusterOptions;
 pub use process::{node_binary, NODE_BIN_ENV, NODE_LOG_ENV};

@@ -131,6 +131,7 @@ mod tests {
                     matched_index: None,
                 })
                 .collect(),
+            policy_file_differs: Vec::new(),
         }
     }
 

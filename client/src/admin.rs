@@ -6,7 +6,7 @@ use sessync_proto::api::{
     ActiveUser, ActiveUsersResponse, AuditEvent, AuditResponse, ConfigResponse,
 };
 use sessync_proto::federation::FederationStatus;
-use sessync_proto::{Timestamp, UserId};
+use sessync_proto::{PolicyUpdate, Timestamp, UserId};
 
 use crate::client::Client;
 use crate::error::ClientError;
@@ -83,6 +83,27 @@ impl Client {
     /// ```
     pub async fn config(&self) -> Result<ConfigResponse, ClientError> {
         self.call::<(), _>(Method::GET, "/v1/config", None).await
+    }
+
+    /// `PUT /v1/config/policy` (an admin key): the keys `update` gives replace the replicated
+    /// policy's, the others keep theirs; answers the new config. Audited as `policy_changed`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "admin-key")?;
+    /// let update = sessync_proto::PolicyUpdate {
+    ///     idle_timeout: Some(std::time::Duration::from_secs(30 * 60)),
+    ///     ..Default::default()
+    /// };
+    /// let cfg = client.set_policy(&update).await?;
+    /// println!("policy now: {:?}", cfg.policy);
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_policy(&self, update: &PolicyUpdate) -> Result<ConfigResponse, ClientError> {
+        self.call(Method::PUT, "/v1/config/policy", Some(update))
+            .await
     }
 
     /// `GET /v1/users/active`: users with active sessions and how long they have been idle.

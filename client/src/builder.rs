@@ -1,5 +1,5 @@
-//! [`ClientBuilder`]: the endpoints, key, per-call deadline, attempt timeout and retry budget
-//! of a [`Client`], checked once when it is built.
+//! [`ClientBuilder`]: the endpoints, key, per-call deadline, attempt timeout, retry budget and
+//! TLS settings (extra CA, client certificate) of a [`Client`], checked once when it is built.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -56,6 +56,10 @@ pub struct ClientBuilder {
     timeout: Duration,
     attempt_timeout: Option<Duration>,
     rounds: u32,
+    /// PEM CA certificates trusted besides the public web roots.
+    ca_pem: Option<Vec<u8>>,
+    /// PEM certificate chain and private key shown to nodes that ask for one.
+    identity_pem: Option<Vec<u8>>,
 }
 
 impl ClientBuilder {
@@ -67,7 +71,52 @@ impl ClientBuilder {
             timeout: DEFAULT_TIMEOUT,
             attempt_timeout: None,
             rounds: DEFAULT_ROUNDS,
+            ca_pem: None,
+            identity_pem: None,
         }
+    }
+
+    /// Trusts the CA certificates in `pem` (PEM, one or more) for `https://` endpoints, besides
+    /// the public web roots: a cluster with its own CA.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("tls/ca.crt")?;
+    /// let client = sessync_client::Client::builder(vec!["https://127.0.0.1:7101".into()], "app-key")
+    ///     .ca_certificates(ca)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ca_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Shows the certificate chain `cert_pem` with its private key `key_pem` (both PEM) to nodes
+    /// that require client certificates (`[tls] client_ca_file`).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = sessync_client::Client::builder(vec!["https://127.0.0.1:7101".into()], "app-key")
+    ///     .ca_certificates(std::fs::read("tls/ca.crt")?)
+    ///     .client_certificate(std::fs::read("tls/app.crt")?, std::fs::read("tls/app.key")?)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> Self {
+        let mut pem = cert_pem.into();
+        pem.push(b'\n');
+        pem.extend_from_slice(key_pem.as_ref());
+        self.identity_pem = Some(pem);
+        self
     }
 
     /// The per-call deadline: no call, retries and backoff included, lasts longer.
@@ -154,7 +203,29 @@ impl ClientBuilder {
             .iter()
             .map(|e| normalize_endpoint(e))
             .collect::<Result<Vec<_>, _>>()?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder().use_rustls_tls();
+        if let Some(pem) = &self.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                ClientError::InvalidArgument(format!("the CA certificates do not read: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(ClientError::InvalidArgument(
+                    "the CA file holds no CERTIFICATE block".into(),
+                ));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &self.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem).map_err(|e| {
+                ClientError::InvalidArgument(format!(
+                    "the client certificate and key do not read: {e}"
+                ))
+            })?;
+            http = http.identity(identity);
+        }
+        let http = http
             .build()
             .map_err(|e| ClientError::Transport(describe_reqwest(&e)))?;
         Ok(Client {

@@ -179,6 +179,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most requests in progress at once; more are answered 503 at once.
     pub max_concurrent_requests: usize,
+    /// Refused callers (bad API keys, bad peer signatures) are reported to the audit log as
+    /// one event per source and reason per this interval.
+    pub failure_report_interval: Duration,
 }
 
 impl Default for Limits {
@@ -191,6 +194,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             max_concurrent_requests: 512,
+            failure_report_interval: Duration::from_secs(10),
         }
     }
 }

@@ -197,11 +197,7 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
 }
 
 /// `advertise_url`; when absent, `<scheme>://<listen>` unless `listen` is a wildcard address.
-fn advertise_url(
-    t: &mut Table<'_>,
-    listen: Option<SocketAddr>,
-    scheme: &str,
-) -> Option<String> {
+fn advertise_url(t: &mut Table<'_>, listen: Option<SocketAddr>, scheme: &str) -> Option<String> {
     match t.string("advertise_url") {
         Read::Got(url) => t.validate("advertise_url", Some(url), |u| validate::base_url(&u)),
         Read::Bad => None,

@@ -38,6 +38,15 @@ pub(crate) fn policy(mut t: Table<'_>) -> Option<Policy> {
     let touch_interval = t.duration("touch_interval").or(touch_default);
     let retention = t.duration("retention").or(d.retention);
     let audit_retention = t.duration("audit_retention").or(d.audit_retention);
+    let max_blocked_sessions = t.whole("max_blocked_sessions").or(d.max_blocked_sessions);
+    let audit_max_events = t.whole("audit_max_events").or(d.audit_max_events);
+    let audit_max_bytes = t.whole("audit_max_bytes").or(d.audit_max_bytes);
+    if audit_max_events == Some(0) {
+        t.invalid("audit_max_events", "must be more than 0");
+    }
+    if audit_max_bytes.is_some_and(|b| b < 4096) {
+        t.invalid("audit_max_bytes", "must be at least 4096");
+    }
 
     if let Some(idle) = idle_timeout {
         if idle.is_zero() {
@@ -79,6 +88,9 @@ pub(crate) fn policy(mut t: Table<'_>) -> Option<Policy> {
         touch_interval: touch_interval?,
         retention: retention?,
         audit_retention: audit_retention?,
+        max_blocked_sessions: max_blocked_sessions?,
+        audit_max_events: audit_max_events?,
+        audit_max_bytes: audit_max_bytes?,
     })
 }
 
@@ -149,7 +161,11 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
     let max_concurrent_requests = t
         .whole("max_concurrent_requests")
         .or(d.max_concurrent_requests);
+    let failure_report_interval = t
+        .duration("failure_report_interval")
+        .or(d.failure_report_interval);
     for (key, v) in [
+        ("failure_report_interval", failure_report_interval),
         ("request_timeout", request_timeout),
         ("header_timeout", header_timeout),
         ("body_timeout", body_timeout),
@@ -177,6 +193,7 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
         idle_timeout: idle_timeout?,
         max_connections: max_connections?,
         max_concurrent_requests: max_concurrent_requests?,
+        failure_report_interval: failure_report_interval?,
     })
 }
 

@@ -158,7 +158,6 @@ fn template_documents_the_real_defaults() {
     assert_eq!(all.federation.peers[0].name.as_str(), "site-b");
 }
 
-
 #[test]
 fn local_cluster_examples_load() {
     let dir = crate_file("examples/local-3");

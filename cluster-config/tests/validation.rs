@@ -354,7 +354,10 @@ cluster_secret_file = "secrets/cluster"
 "#;
     let problems = problems_of(open);
     assert_eq!(keys(&problems), ["listen"]);
-    assert!(problems[0].message.contains("allow_plaintext"), "{problems:?}");
+    assert!(
+        problems[0].message.contains("allow_plaintext"),
+        "{problems:?}"
+    );
     assert!(problems_of(&format!("allow_plaintext = true\n{open}")).is_empty());
     // Loopback needs neither.
     assert!(problems_of(MINIMAL).is_empty());
@@ -370,8 +373,12 @@ fn tls_needs_its_files_and_https_urls() {
     let check = |text: &str| NodeConfig::check_with_env(&write(dir.path(), "n.toml", text), &[]);
 
     let problems = check(&minimal_with("[tls]\nkey_file = \"node.key\""));
-    assert!(keys(&problems).contains(&"tls.cert_file"), "{problems:?}");
-    assert!(keys(&problems).contains(&"advertise_url"), "{problems:?}");
+    assert_eq!(keys(&problems), ["tls.cert_file"]);
+    let problems = check(&minimal_with(
+        "[tls]\ncert_file = \"node.crt\"\nkey_file = \"node.key\"",
+    ));
+    assert_eq!(keys(&problems), ["advertise_url"]);
+    assert!(problems[0].message.contains("https://"), "{problems:?}");
 
     let problems = check(&minimal_with(
         "[tls]\ncert_file = \"not-pem.txt\"\nkey_file = \"missing.key\"",

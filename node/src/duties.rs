@@ -1,10 +1,12 @@
 //! Background duties of a node.
 //!
-//! Every node warns when its own `[policy]` differs from the replicated one. The leader also
-//! writes its policy into the log when the replicated one differs (at init and after a change of
-//! leader or file), and proposes `Expire` entries stamped with cluster time when some session's
-//! idle or lifetime deadline has passed, when ended sessions have outlived retention, and at
-//! least once a minute so the audit log is trimmed.
+//! Every node warns when its own `[policy]` differs from the replicated one (a log line per
+//! difference; the metric `sessync_policy_file_differs` and `GET /cluster/status` show it too),
+//! and never rewrites the replicated policy: that changes only at init (the first leader writes
+//! its file's policy) and when an operator says so (`PUT /v1/config/policy`). The leader also
+//! proposes `Expire` entries stamped with cluster time when some session's idle or lifetime
+//! deadline has passed, when ended sessions have outlived retention, and at least once a minute
+//! so the audit log is trimmed.
 
 use std::time::{Duration, Instant};
 
@@ -31,10 +33,12 @@ pub(crate) async fn run(rt: Runtime, stop: CancellationToken) {
         if !rt.is_leader() {
             continue;
         }
-        if replicated.as_ref() != Some(rt.file_policy()) {
+        if replicated.is_none() {
+            // Right after init: the first policy is this leader's file's.
             let cmd = Command::SetPolicy(SetPolicy {
                 at: rt.cluster_now(),
                 policy: rt.file_policy().clone(),
+                by: None,
             });
             match rt.propose(cmd).await {
                 Ok(_) => tracing::info!("wrote this node's [policy] into the replicated state"),
@@ -69,7 +73,7 @@ fn warn_on_policy_drift(
     for key in rt.file_policy().differing_keys(r) {
         tracing::warn!(
             key = %format!("policy.{key}"),
-            "this node's config file disagrees with the replicated policy; the replicated value applies"
+            "this node's config file disagrees with the replicated policy; the replicated value applies (change it with PUT /v1/config/policy or `sessyncctl policy set`)"
         );
     }
     *warned_for = Some(r.clone());

@@ -4,13 +4,15 @@
 //! top to bottom (each imports only those below it):
 //!
 //! - [`node`]: the lifecycle: assembles a node from its config, starts every task, stops them.
+//! - `server`: the listener (TLS, timeouts, connection bound, drain) the router is served on.
 //! - `api`: the HTTP API (axum): v1 endpoints, cluster management, node-to-node routes.
 //! - services on the runtime: `touch` (touch coalescing), `audit` (node-local events into the
-//!   replicated log), `duties` (the leader's policy and expiry proposals), `federation` (verify
+//!   replicated log), `refusals` (refused callers counted and reported in aggregate), `duties` (the leader's policy and expiry proposals), `federation` (verify
 //!   and invalidate sent to peer sites: plan, delivery, signatures, status), `metrics`.
 //! - `runtime`: the Raft handle, the one propose path, read index, leader lookup, cluster time.
 //! - `network` (Raft RPC sent to other nodes), `store` (RocksDB: log, state machine,
-//!   snapshots, the typed layout), `signing`, `tokens`.
+//!   snapshots, the typed layout), `signing`, `tokens`, `tls` (rustls settings for the listener
+//!   and the node's HTTP client).
 //! - `session`: the pure, deterministic session state machine (commands, limits, expiry).
 
 // A test reads best as one scenario, however long.
@@ -27,10 +29,13 @@ mod metrics;
 mod network;
 mod node;
 mod raft_types;
+mod refusals;
 mod runtime;
+mod server;
 mod session;
 mod signing;
 mod store;
+mod tls;
 mod tokens;
 mod touch;
 
@@ -39,3 +44,4 @@ mod architecture_tests;
 
 pub use node::{run, NodeError, DRAIN};
 pub use store::OpenError;
+pub use tls::TlsError;

@@ -2,6 +2,7 @@
 //! sessions by state, touches, forwarding, auth failures, and federation (outbox depth,
 //! delivery latency, attempts, rejections per peer). Gauges are read at scrape time.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use prometheus_client::registry::{Metric, Registry};
 use sessync_proto::{SessionState, SiteName};
 
 use crate::runtime::Runtime;
+use crate::store::AuditStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
@@ -26,6 +28,11 @@ pub(crate) struct RequestLabels {
 pub(crate) struct RouteLabels {
     pub(crate) method: String,
     pub(crate) route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub(crate) reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,18 +77,64 @@ pub(crate) struct Metrics {
     registry: Arc<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    pub(crate) auth_failures: Counter,
-    pub(crate) raft_rpc_refused: Counter,
+    auth_failures: Family<ReasonLabels, Counter>,
+    raft_rpc_refused: Family<ReasonLabels, Counter>,
     pub(crate) forwarded: Counter,
     pub(crate) touch_batches: Counter,
     pub(crate) touches_replicated: Counter,
     pub(crate) audit_dropped: Counter,
     sessions: Family<StateLabels, Gauge>,
+    policy_file_differs: Gauge,
+    audit: AuditMetrics,
     is_leader: Gauge,
     term: Gauge,
     last_log_index: Gauge,
     last_applied: Gauge,
     peers: PeerMetrics,
+}
+
+/// The replicated audit log in this replica: size and what was trimmed.
+#[derive(Clone)]
+struct AuditMetrics {
+    events: Gauge,
+    bytes: Gauge,
+    trimmed: Family<ReasonLabels, Counter>,
+}
+
+impl AuditMetrics {
+    fn register(r: &mut Registry) -> Self {
+        Self {
+            events: reg(
+                r,
+                "audit_events",
+                "Audit events kept in this replica",
+                Gauge::default(),
+            ),
+            bytes: reg(
+                r,
+                "audit_bytes",
+                "Bytes of audit events kept in this replica",
+                Gauge::default(),
+            ),
+            trimmed: reg(
+                r,
+                "audit_trimmed",
+                "Audit events trimmed in this replica since it started, by reason (age or cap)",
+                Family::default(),
+            ),
+        }
+    }
+
+    /// Reads the store's figures into the metrics.
+    fn read(&self, stats: &AuditStats) {
+        self.events.set(stats.events.load(Ordering::Relaxed) as i64);
+        self.bytes.set(stats.bytes.load(Ordering::Relaxed) as i64);
+        for (reason, n) in [("age", &stats.trimmed_age), ("cap", &stats.trimmed_cap)] {
+            let c = self.trimmed.get_or_create(&ReasonLabels { reason });
+            let now = n.load(Ordering::Relaxed);
+            c.inc_by(now.saturating_sub(c.get()));
+        }
+    }
 }
 
 /// The federation metrics, by peer site.
@@ -165,14 +218,14 @@ impl Metrics {
             auth_failures: reg(
                 r,
                 "auth_failures",
-                "Requests refused for a missing, wrong or under-privileged API key",
-                Counter::default(),
+                "Requests refused for a missing, wrong or under-privileged API key, by reason",
+                Family::default(),
             ),
             raft_rpc_refused: reg(
                 r,
                 "raft_rpc_refused",
-                "Raft RPCs refused for lack of a valid cluster proof",
-                Counter::default(),
+                "Node-to-node requests refused for lack of a valid cluster proof, by reason",
+                Family::default(),
             ),
             forwarded: reg(
                 r,
@@ -204,6 +257,13 @@ impl Metrics {
                 "Sessions held in this replica, by state",
                 Family::default(),
             ),
+            policy_file_differs: reg(
+                r,
+                "policy_file_differs",
+                "Keys of this node's [policy] that differ from the replicated policy (which applies)",
+                Gauge::default(),
+            ),
+            audit: AuditMetrics::register(r),
             is_leader: reg(
                 r,
                 "raft_is_leader",
@@ -244,6 +304,20 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a request refused for its API key, for `reason` (one of a fixed set).
+    pub(crate) fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Counts a node-to-node request refused for `reason` (one of a fixed set).
+    pub(crate) fn rpc_refused(&self, reason: &'static str) {
+        self.raft_rpc_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Counts a verify or invalidate refused because `site`'s outbox was full.
@@ -313,6 +387,9 @@ impl Metrics {
                 })
                 .set(n);
         }
+        self.policy_file_differs
+            .set(rt.policy_file_differs().len() as i64);
+        self.audit.read(rt.state().audit_stats());
         for site in peers {
             let depth = rt.state().read(|s| s.ledger().queued(site));
             self.peers

@@ -8,7 +8,7 @@
 //! storage tasks let go of it a moment after Raft has stopped). When `run` returns, nothing of
 //! the node is left running and its database is closed.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,10 @@ use crate::federation::Federation;
 use crate::metrics::Metrics;
 use crate::network::client::Network;
 use crate::raft_types::Raft;
+use crate::refusals::Refusals;
 use crate::runtime::Runtime;
+use crate::server::{self, ConnLimits};
+use crate::tls::Tls;
 use crate::touch::TouchBatcher;
 use crate::{duties, store};
 
@@ -42,6 +45,8 @@ pub enum NodeError {
     RaftConfig(#[from] openraft::ConfigError),
     #[error("raft could not start: {0}")]
     Raft(#[from] openraft::error::Fatal<u64>),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
     #[error("cannot create the data directory {path}: {source}")]
@@ -78,10 +83,11 @@ pub async fn run(
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    let tls = Tls::new(config.tls.as_ref())?;
     let (log_store, sm) = store::open(&config.data_dir)?;
     let reader = sm.reader();
     let db = reader.closer();
-    let network = Network::new(config.cluster_secret.expose().to_vec());
+    let network = Network::new(config.cluster_secret.expose().to_vec(), tls.client.clone());
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config(&config)?),
@@ -91,11 +97,32 @@ pub async fn run(
     )
     .await?;
     let stop = CancellationToken::new();
-    let (app, mut tasks) = start(&config, raft.clone(), reader, &stop);
+    let (app, mut tasks) = start(&config, raft.clone(), reader, tls.client, &stop);
     let addr = listener.local_addr().map_err(NodeError::Serve)?;
-    tracing::info!(node_id = config.node_id, site = %config.site, %addr, "sessync node listening");
+    let scheme = if tls.acceptor.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(node_id = config.node_id, site = %config.site, %addr, scheme, "sessync node listening");
 
-    let served = serve(listener, app, shutdown, &stop).await;
+    let router = api::router(app);
+    let serving = server::serve(
+        listener,
+        router,
+        tls.acceptor,
+        ConnLimits::from(&config.limits),
+        stop.clone(),
+    );
+    tokio::pin!(serving);
+    let served = tokio::select! {
+        r = &mut serving => r,
+        () = shutdown => {
+            // The server stops accepting and drains, for at most DRAIN.
+            stop.cancel();
+            serving.await
+        }
+    };
     stop.cancel();
     tracing::info!("shutting down raft");
     if let Err(e) = raft.shutdown().await {
@@ -119,31 +146,6 @@ pub async fn run(
     served.map_err(NodeError::Serve)
 }
 
-/// Serves HTTP until `shutdown` (or a failure), then drains open connections for at most
-/// [`DRAIN`]. Every handle the router held is dropped when this returns.
-async fn serve(
-    listener: TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send,
-    stop: &CancellationToken,
-) -> std::io::Result<()> {
-    let serve = axum::serve(listener, api::router(app))
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future();
-    tokio::pin!(serve);
-    tokio::select! {
-        r = &mut serve => r,
-        () = shutdown => {
-            tracing::info!("stopping: draining open connections");
-            stop.cancel();
-            tokio::time::timeout(DRAIN, &mut serve).await.unwrap_or_else(|_| {
-                tracing::warn!(after = ?DRAIN, "connections still open; closing them");
-                Ok(())
-            })
-        }
-    }
-}
-
 /// Builds the runtime and services and starts every background task, each told to stop by
 /// `stop`: the touch batcher, the audit reporter, the leader's duties, and one delivery task
 /// per peer site.
@@ -151,16 +153,24 @@ fn start(
     config: &NodeConfig,
     raft: Raft,
     reader: store::StateReader,
+    http: reqwest::Client,
     stop: &CancellationToken,
 ) -> (App, JoinSet<()>) {
     let mut tasks = JoinSet::new();
-    let rt = Runtime::new(config, raft, reader);
+    let rt = Runtime::new(config, raft, reader, http);
     let metrics = Metrics::new();
     let (touches, task) = TouchBatcher::new(rt.clone(), metrics.clone(), stop.clone());
     tasks.spawn(task);
     let (audit, task) = AuditReporter::new(rt.clone(), metrics.clone(), stop.clone());
     tasks.spawn(task);
     tasks.spawn(duties::run(rt.clone(), stop.clone()));
+    let (refusals, task) = Refusals::new(
+        audit.clone(),
+        config.node_id,
+        config.limits.failure_report_interval,
+        stop.clone(),
+    );
+    tasks.spawn(task);
     let federation = Federation::new(config.site.clone(), config.federation.clone());
     let delivery = Delivery {
         rt: rt.clone(),
@@ -177,8 +187,8 @@ fn start(
             rt,
             metrics,
             touches,
-            audit,
             federation,
+            refusals,
             stop: stop.clone(),
         },
     );

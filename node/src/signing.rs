@@ -1,8 +1,8 @@
-//! HMAC-SHA256 request signing, shared by node-to-node traffic (the cluster secret, in
-//! `x-sessync-cluster-auth`) and by federation between sites (per-peer secrets).
-//!
-//! The signed string is `v1\n{METHOD}\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`.
-//! Verification recomputes the MAC and compares in constant time.
+//! HMAC-SHA256 request signing: [`Signed`] for federation between sites (per-peer secrets;
+//! the signed string is `v1\n{METHOD}\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`),
+//! and [`ClusterProof`] for node-to-node traffic of one site (the cluster secret, in
+//! `x-sessync-cluster-auth`), checked before the body is read, with its nonces remembered in
+//! [`SeenNonces`]. Verification recomputes the MAC and compares in constant time.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -51,62 +51,188 @@ impl Signed<'_> {
     }
 }
 
-/// Builds the cluster proof header value for a Raft RPC.
-pub(crate) fn cluster_proof(secret: &[u8], path: &str, now_ms: u64, body: &[u8]) -> String {
-    let sig = Signed {
-        method: "POST",
-        path,
-        timestamp_ms: now_ms,
-        nonce: "",
-        body,
-    }
-    .sign(secret);
-    format!("t={now_ms},sig={sig}")
+/// Why a node-to-node proof was refused; also the metric label (bounded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProofRefusal {
+    /// No header, or not `v2` with every field.
+    Malformed,
+    /// The timestamp is outside the window.
+    Stale,
+    /// The proof is for another node (a captured RPC replayed to a different target).
+    WrongTarget,
+    /// The MAC does not match.
+    BadSignature,
+    /// The nonce was used before within the window.
+    Replayed,
+    /// The body is longer than the route takes.
+    TooLarge,
+    /// The body is not the one the proof was made for.
+    BodyMismatch,
 }
 
-/// Splits a proof header `t=<ms>,sig=<hex>` into its timestamp and signature.
-fn parse_proof(header: &str) -> Option<(u64, &str)> {
-    let mut t = None;
-    let mut sig = None;
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", v)) => t = v.parse::<u64>().ok(),
-            Some(("sig", v)) => sig = Some(v),
-            _ => {}
+impl ProofRefusal {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ProofRefusal::Malformed => "malformed",
+            ProofRefusal::Stale => "stale",
+            ProofRefusal::WrongTarget => "wrong_target",
+            ProofRefusal::BadSignature => "bad_signature",
+            ProofRefusal::Replayed => "replayed",
+            ProofRefusal::TooLarge => "too_large",
+            ProofRefusal::BodyMismatch => "body_mismatch",
         }
     }
-    Some((t?, sig?))
 }
 
-/// Whether a proof header is well formed and fresh: the cheap check made before a body is
-/// read, so strangers cannot make a node buffer large bodies.
-pub(crate) fn proof_header_is_fresh(header: &str, now_ms: u64, window_ms: u64) -> bool {
-    parse_proof(header).is_some_and(|(t, sig)| t.abs_diff(now_ms) <= window_ms && sig.len() == 64)
+/// The proof a node-to-node request carries in `x-sessync-cluster-auth`:
+/// `v2 t=<ms>,n=<nonce>,to=<node id>,len=<body bytes>,sha=<hex sha256(body)>,sig=<hex>`, the MAC
+/// (cluster secret) over `sessync-cluster-v2\nPOST\n{path}\n{t}\n{n}\n{to}\n{len}\n{sha}`.
+///
+/// It carries the body's length and hash instead of covering the body itself, so the receiver
+/// checks the whole proof (secret, freshness, target, nonce) before it reads a byte of the body,
+/// and then checks the body it reads against it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClusterProof {
+    pub(crate) timestamp_ms: u64,
+    /// 32 hex characters, random per request.
+    pub(crate) nonce: String,
+    /// The node the request is for.
+    pub(crate) target: u64,
+    pub(crate) body_len: u64,
+    pub(crate) body_sha256: [u8; 32],
 }
 
-/// Checks a cluster proof header value; `window_ms` bounds the clock difference accepted.
-pub(crate) fn check_cluster_proof(
-    secret: &[u8],
-    path: &str,
-    header: &str,
-    now_ms: u64,
-    window_ms: u64,
-    body: &[u8],
-) -> bool {
-    let Some((t, sig)) = parse_proof(header) else {
-        return false;
-    };
-    if t.abs_diff(now_ms) > window_ms {
-        return false;
+impl ClusterProof {
+    /// A proof for sending `body` to node `target` at `now_ms`, with a fresh nonce.
+    pub(crate) fn new(target: u64, now_ms: u64, body: &[u8]) -> Self {
+        ClusterProof {
+            timestamp_ms: now_ms,
+            nonce: hex::encode(rand::random::<[u8; 16]>()),
+            target,
+            body_len: body.len() as u64,
+            body_sha256: Sha256::digest(body).into(),
+        }
     }
-    Signed {
-        method: "POST",
-        path,
-        timestamp_ms: t,
-        nonce: "",
-        body,
+
+    fn mac(&self, secret: &[u8], path: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
+        mac.update(
+            format!(
+                "sessync-cluster-v2\nPOST\n{path}\n{}\n{}\n{}\n{}\n{}",
+                self.timestamp_ms,
+                self.nonce,
+                self.target,
+                self.body_len,
+                hex::encode(self.body_sha256)
+            )
+            .as_bytes(),
+        );
+        mac
     }
-    .verify(secret, sig)
+
+    /// The header value, signed for `path`.
+    pub(crate) fn header(&self, secret: &[u8], path: &str) -> String {
+        let sig = hex::encode(self.mac(secret, path).finalize().into_bytes());
+        format!(
+            "v2 t={},n={},to={},len={},sha={},sig={sig}",
+            self.timestamp_ms,
+            self.nonce,
+            self.target,
+            self.body_len,
+            hex::encode(self.body_sha256)
+        )
+    }
+
+    /// Checks a header value for a request to node `me` on `path`, everything but the body and
+    /// the nonce's novelty: well formed, fresh within `window_ms` of `now_ms`, for this node,
+    /// signed with `secret` (compared in constant time).
+    pub(crate) fn check(
+        header: &str,
+        secret: &[u8],
+        path: &str,
+        me: u64,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Result<ClusterProof, ProofRefusal> {
+        let (proof, sig) = Self::parse(header).ok_or(ProofRefusal::Malformed)?;
+        if proof.timestamp_ms.abs_diff(now_ms) > window_ms {
+            return Err(ProofRefusal::Stale);
+        }
+        if proof.target != me {
+            return Err(ProofRefusal::WrongTarget);
+        }
+        proof
+            .mac(secret, path)
+            .verify_slice(&sig)
+            .map_err(|_| ProofRefusal::BadSignature)?;
+        Ok(proof)
+    }
+
+    /// Whether `body` is the one this proof was made for.
+    pub(crate) fn matches(&self, body: &[u8]) -> bool {
+        body.len() as u64 == self.body_len
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                Sha256::digest(body).as_slice(),
+                self.body_sha256.as_slice(),
+            ))
+    }
+
+    fn parse(header: &str) -> Option<(ClusterProof, Vec<u8>)> {
+        let rest = header.strip_prefix("v2 ")?;
+        let (mut t, mut n, mut to, mut len, mut sha, mut sig) =
+            (None, None, None, None, None, None);
+        for part in rest.split(',') {
+            match part.split_once('=')? {
+                ("t", v) => t = v.parse::<u64>().ok(),
+                ("n", v) if v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    n = Some(v.to_owned());
+                }
+                ("to", v) => to = v.parse::<u64>().ok(),
+                ("len", v) => len = v.parse::<u64>().ok(),
+                ("sha", v) => sha = hex::decode(v).ok().and_then(|b| b.try_into().ok()),
+                ("sig", v) if v.len() == 64 => sig = hex::decode(v).ok(),
+                _ => return None,
+            }
+        }
+        let proof = ClusterProof {
+            timestamp_ms: t?,
+            nonce: n?,
+            target: to?,
+            body_len: len?,
+            body_sha256: sha?,
+        };
+        Some((proof, sig?))
+    }
+}
+
+/// The nonces of node-to-node proofs seen within the window, kept in memory: a captured
+/// request sent again is refused. Only requests whose proof verified are remembered, so a
+/// stranger cannot grow it.
+#[derive(Default)]
+pub(crate) struct SeenNonces {
+    inner: parking_lot::Mutex<NonceMap>,
+}
+
+#[derive(Default)]
+struct NonceMap {
+    /// Nonce → the time (ms) after which it may be forgotten.
+    seen: std::collections::HashMap<String, u64>,
+    /// Size after the last sweep; the next sweep comes when the map has doubled.
+    swept_at: usize,
+}
+
+impl SeenNonces {
+    /// Records `proof`'s nonce; false if it was already recorded (a replay). It is kept until
+    /// its timestamp is out of the window (`window_ms` past it).
+    pub(crate) fn first_use(&self, proof: &ClusterProof, now_ms: u64, window_ms: u64) -> bool {
+        let mut m = self.inner.lock();
+        if m.seen.len() >= 2 * m.swept_at.max(1024) {
+            m.seen.retain(|_, forget_after| *forget_after >= now_ms);
+            m.swept_at = m.seen.len();
+        }
+        let forget_after = proof.timestamp_ms.saturating_add(window_ms);
+        m.seen.insert(proof.nonce.clone(), forget_after).is_none()
+    }
 }
 
 #[cfg(test)]
@@ -115,62 +241,75 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-    #[test]
-    fn proof_round_trip() {
-        let h = cluster_proof(SECRET, "/raft/vote", 1_000_000, b"{}");
-        assert!(check_cluster_proof(
-            SECRET,
-            "/raft/vote",
-            &h,
-            1_000_500,
-            60_000,
-            b"{}"
-        ));
+    const WINDOW: u64 = 60_000;
+
+    fn check(h: &str, path: &str, me: u64, now: u64) -> Result<ClusterProof, ProofRefusal> {
+        ClusterProof::check(h, SECRET, path, me, now, WINDOW)
     }
 
     #[test]
-    fn proof_refuses_tampering() {
-        let h = cluster_proof(SECRET, "/raft/vote", 1_000_000, b"{}");
-        assert!(!check_cluster_proof(
-            SECRET,
-            "/raft/vote",
+    fn proof_round_trip() {
+        let p = ClusterProof::new(2, 1_000_000, b"{}");
+        let h = p.header(SECRET, "/raft/vote");
+        assert_eq!(check(&h, "/raft/vote", 2, 1_000_500), Ok(p.clone()));
+        assert!(p.matches(b"{}"));
+        assert!(!p.matches(b"{ }"));
+        assert!(!p.matches(b"{"));
+    }
+
+    #[test]
+    fn proof_refuses_tampering_staleness_and_other_targets() {
+        let h = ClusterProof::new(2, 1_000_000, b"{}").header(SECRET, "/raft/vote");
+        assert_eq!(
+            check(&h, "/raft/append", 2, 1_000_000),
+            Err(ProofRefusal::BadSignature)
+        );
+        assert_eq!(
+            check(&h, "/raft/vote", 3, 1_000_000),
+            Err(ProofRefusal::WrongTarget)
+        );
+        assert_eq!(
+            check(&h, "/raft/vote", 2, 2_000_000),
+            Err(ProofRefusal::Stale)
+        );
+        let other = ClusterProof::check(
             &h,
-            1_000_000,
-            60_000,
-            b"{ }"
-        ));
-        assert!(!check_cluster_proof(
-            SECRET,
-            "/raft/append",
-            &h,
-            1_000_000,
-            60_000,
-            b"{}"
-        ));
-        assert!(!check_cluster_proof(
             b"another-secret-of-some-length",
             "/raft/vote",
-            &h,
+            2,
             1_000_000,
-            60_000,
-            b"{}"
-        ));
-        assert!(!check_cluster_proof(
-            SECRET,
-            "/raft/vote",
-            &h,
-            2_000_000,
-            60_000,
-            b"{}"
-        ));
-        assert!(!check_cluster_proof(
-            SECRET,
-            "/raft/vote",
-            "garbage",
-            1_000_000,
-            60_000,
-            b"{}"
-        ));
+            WINDOW,
+        );
+        assert_eq!(other, Err(ProofRefusal::BadSignature));
+        // Any field changed breaks the MAC: here the body length a stranger would enlarge.
+        let longer = h.replace("len=2,", "len=64000000,");
+        assert_eq!(
+            check(&longer, "/raft/vote", 2, 1_000_000),
+            Err(ProofRefusal::BadSignature)
+        );
+        for bad in ["garbage", "", "v2 t=1", "t=1000000,sig=00"] {
+            assert_eq!(
+                check(bad, "/raft/vote", 2, 1_000_000),
+                Err(ProofRefusal::Malformed)
+            );
+        }
+    }
+
+    #[test]
+    fn a_nonce_is_accepted_once_within_the_window() {
+        let seen = SeenNonces::default();
+        let p = ClusterProof::new(2, 1_000_000, b"{}");
+        assert!(seen.first_use(&p, 1_000_000, WINDOW));
+        assert!(!seen.first_use(&p, 1_000_001, WINDOW));
+        let q = ClusterProof::new(2, 1_000_000, b"{}");
+        assert_ne!(p.nonce, q.nonce);
+        assert!(seen.first_use(&q, 1_000_000, WINDOW));
+        // Nonces out of the window are swept: the map does not grow with traffic.
+        for i in 0..5000u64 {
+            let r = ClusterProof::new(2, 1_000_000 + i, b"");
+            assert!(seen.first_use(&r, 1_000_000 + WINDOW + 10_000, WINDOW));
+        }
+        assert!(seen.inner.lock().seen.len() <= 2048);
     }
 
     #[test]

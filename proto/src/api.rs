@@ -309,6 +309,10 @@ pub struct ClusterStatus {
     pub last_applied: Option<u64>,
     pub snapshot_index: Option<u64>,
     pub members: Vec<MemberStatus>,
+    /// The `[policy]` keys of this node's config file that differ from the replicated policy
+    /// (which applies); empty when they agree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_file_differs: Vec<String>,
 }
 
 /// Answer of the cluster management writes.

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     AlreadyInitialized,
     LimitReached,
     PayloadTooLarge,
+    /// The request (its body) did not arrive in time.
+    RequestTimeout,
     /// A peer site's queue of undelivered operations is full: nothing was changed.
     OutboxFull,
     Unavailable,
@@ -51,6 +53,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict | ErrorCode::AlreadyInitialized | ErrorCode::LimitReached => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::OutboxFull => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -67,6 +70,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::AlreadyInitialized => "already_initialized",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::OutboxFull => "outbox_full",
             ErrorCode::Unavailable => "unavailable",

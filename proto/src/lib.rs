@@ -26,6 +26,6 @@ pub mod wire;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
 pub use ids::{OpId, SessionId, SiteName, UserId};
-pub use policy::{OnLimit, Policy, Role};
+pub use policy::{OnLimit, Policy, PolicyUpdate, Role};
 pub use session::{Device, EndReason, SessionState, SessionView};
 pub use time::Timestamp;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::FieldError;
+
 /// What a login over `max_concurrent_sessions` does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,6 +60,52 @@ pub struct Policy {
     /// How long audit events are kept.
     #[serde(with = "humantime_serde_compat")]
     pub audit_retention: Duration,
+    /// Blocked sessions a user may have at once; a new blocked one past it ends the oldest
+    /// blocked one `evicted`. (Absent from policies written before it existed: the default.)
+    #[serde(
+        default = "defaults::max_blocked_sessions",
+        skip_serializing_if = "defaults::is_max_blocked_sessions"
+    )]
+    pub max_blocked_sessions: u32,
+    /// Most audit events kept, whatever their age; the oldest are trimmed first.
+    #[serde(
+        default = "defaults::audit_max_events",
+        skip_serializing_if = "defaults::is_audit_max_events"
+    )]
+    pub audit_max_events: u64,
+    /// Most bytes of audit events kept (as stored, JSON); the oldest are trimmed first.
+    #[serde(
+        default = "defaults::audit_max_bytes",
+        skip_serializing_if = "defaults::is_audit_max_bytes"
+    )]
+    pub audit_max_bytes: u64,
+}
+
+/// Defaults of the keys added after the first stored format. A value equal to its default is
+/// not written, so a policy stored by an earlier version reads and writes back byte for byte.
+mod defaults {
+    pub(super) const MAX_BLOCKED_SESSIONS: u32 = 16;
+    pub(super) const AUDIT_MAX_EVENTS: u64 = 100_000;
+    pub(super) const AUDIT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+    pub(super) fn max_blocked_sessions() -> u32 {
+        MAX_BLOCKED_SESSIONS
+    }
+    pub(super) fn is_max_blocked_sessions(v: &u32) -> bool {
+        *v == MAX_BLOCKED_SESSIONS
+    }
+    pub(super) fn audit_max_events() -> u64 {
+        AUDIT_MAX_EVENTS
+    }
+    pub(super) fn is_audit_max_events(v: &u64) -> bool {
+        *v == AUDIT_MAX_EVENTS
+    }
+    pub(super) fn audit_max_bytes() -> u64 {
+        AUDIT_MAX_BYTES
+    }
+    pub(super) fn is_audit_max_bytes(v: &u64) -> bool {
+        *v == AUDIT_MAX_BYTES
+    }
 }
 
 impl Default for Policy {
@@ -71,6 +119,9 @@ impl Default for Policy {
             touch_interval: Duration::from_secs(2),
             retention: Duration::from_secs(24 * 3600),
             audit_retention: Duration::from_secs(7 * 24 * 3600),
+            max_blocked_sessions: defaults::MAX_BLOCKED_SESSIONS,
+            audit_max_events: defaults::AUDIT_MAX_EVENTS,
+            audit_max_bytes: defaults::AUDIT_MAX_BYTES,
         }
     }
 }
@@ -103,7 +154,177 @@ impl Policy {
         if self.audit_retention != other.audit_retention {
             keys.push("audit_retention");
         }
+        if self.max_blocked_sessions != other.max_blocked_sessions {
+            keys.push("max_blocked_sessions");
+        }
+        if self.audit_max_events != other.audit_max_events {
+            keys.push("audit_max_events");
+        }
+        if self.audit_max_bytes != other.audit_max_bytes {
+            keys.push("audit_max_bytes");
+        }
         keys
+    }
+}
+
+/// The longest duration a policy takes (longer ones would overflow timestamps).
+pub const MAX_POLICY_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+impl Policy {
+    /// Checks the rules that tie the keys together (the config file is held to the same):
+    /// the first problem, naming its key.
+    pub fn check(&self) -> Result<(), FieldError> {
+        let human = |d: Duration| humantime::format_duration(d).to_string();
+        for (key, d) in [
+            ("idle_timeout", self.idle_timeout),
+            ("max_lifetime", self.max_lifetime),
+            ("max_clock_skew", self.max_clock_skew),
+            ("touch_interval", self.touch_interval),
+            ("retention", self.retention),
+            ("audit_retention", self.audit_retention),
+        ] {
+            if d > MAX_POLICY_DURATION {
+                return Err(FieldError::new(
+                    key,
+                    format!("must be at most {}", human(MAX_POLICY_DURATION)),
+                ));
+            }
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(FieldError::new("idle_timeout", "must be more than 0"));
+        }
+        if self.max_lifetime < self.idle_timeout {
+            return Err(FieldError::new(
+                "max_lifetime",
+                format!(
+                    "{} is shorter than idle_timeout ({}); it must be at least as long",
+                    human(self.max_lifetime),
+                    human(self.idle_timeout)
+                ),
+            ));
+        }
+        if self.touch_interval >= self.idle_timeout {
+            return Err(FieldError::new(
+                "touch_interval",
+                format!(
+                    "{} must be shorter than idle_timeout ({})",
+                    human(self.touch_interval),
+                    human(self.idle_timeout)
+                ),
+            ));
+        }
+        if self.audit_max_events == 0 {
+            return Err(FieldError::new("audit_max_events", "must be more than 0"));
+        }
+        if self.audit_max_bytes < 4096 {
+            return Err(FieldError::new("audit_max_bytes", "must be at least 4096"));
+        }
+        Ok(())
+    }
+}
+
+/// A change of policy an operator asks for (`PUT /v1/config/policy`): the keys given replace
+/// the replicated values, the others keep theirs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyUpdate {
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_lifetime: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_sessions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_limit: Option<OnLimit>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_clock_skew: Option<Duration>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub touch_interval: Option<Duration>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retention: Option<Duration>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub audit_retention: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_blocked_sessions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_max_events: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_max_bytes: Option<u64>,
+}
+
+impl PolicyUpdate {
+    /// `base` with the given keys replaced.
+    pub fn apply_to(&self, base: &Policy) -> Policy {
+        let mut p = base.clone();
+        macro_rules! set {
+            ($($k:ident),*) => { $( if let Some(v) = self.$k { p.$k = v; } )* };
+        }
+        set!(
+            idle_timeout,
+            max_lifetime,
+            max_concurrent_sessions,
+            on_limit,
+            max_clock_skew,
+            touch_interval,
+            retention,
+            audit_retention,
+            max_blocked_sessions,
+            audit_max_events,
+            audit_max_bytes
+        );
+        p
+    }
+
+    /// Whether no key is given.
+    pub fn is_empty(&self) -> bool {
+        *self == PolicyUpdate::default()
+    }
+}
+
+/// Serde adapter: an optional `Duration` as a humantime string.
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::humantime_serde_compat::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!("{s:?} is not a duration such as 30s or 15m: {e}"))
+        })
     }
 }
 
@@ -155,6 +376,21 @@ mod tests {
     }
 
     #[test]
+    fn keys_added_later_are_not_written_at_their_default() {
+        let v = serde_json::to_value(Policy::default()).unwrap();
+        assert!(v.get("max_blocked_sessions").is_none(), "{v}");
+        let old = r#"{"idle_timeout":"15m","max_lifetime":"8h","max_concurrent_sessions":3,"on_limit":"block_new","max_clock_skew":"500ms","touch_interval":"2s","retention":"1day","audit_retention":"7days"}"#;
+        let p: Policy = serde_json::from_str(old).unwrap();
+        assert_eq!(p.max_blocked_sessions, 16);
+        assert_eq!(serde_json::to_string(&p).unwrap(), old);
+        let q = Policy {
+            audit_max_events: 10,
+            ..p
+        };
+        assert_eq!(serde_json::to_value(&q).unwrap()["audit_max_events"], 10);
+    }
+
+    #[test]
     fn differing_keys_named() {
         let a = Policy::default();
         let b = Policy {
@@ -162,6 +398,21 @@ mod tests {
             ..Policy::default()
         };
         assert_eq!(a.differing_keys(&b), vec!["max_concurrent_sessions"]);
+    }
+
+    #[test]
+    fn an_update_replaces_only_the_keys_it_gives_and_checks_the_result() {
+        let base = Policy::default();
+        let u: PolicyUpdate = serde_json::from_str(r#"{"idle_timeout":"30m"}"#).unwrap();
+        let p = u.apply_to(&base);
+        assert_eq!(p.idle_timeout, Duration::from_secs(1800));
+        assert_eq!(p.max_lifetime, base.max_lifetime);
+        assert!(p.check().is_ok());
+        let u: PolicyUpdate = serde_json::from_str(r#"{"max_lifetime":"1m"}"#).unwrap();
+        assert_eq!(u.apply_to(&base).check().unwrap_err().field, "max_lifetime");
+        assert!(serde_json::from_str::<PolicyUpdate>(r#"{"idle":"1m"}"#).is_err());
+        assert!(serde_json::from_str::<PolicyUpdate>(r#"{"idle_timeout":"soon"}"#).is_err());
+        assert!(PolicyUpdate::default().is_empty());
     }
 
     #[test]

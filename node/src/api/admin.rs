@@ -1,23 +1,31 @@
-//! The admin endpoints: replicated config, who is active now, the audit log, metrics, health.
+//! The admin endpoints: replicated config and the operator's policy change, who is active now,
+//! the audit log, metrics, health.
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use sessync_proto::api::{ActiveUser, ActiveUsersResponse, AuditResponse, ConfigResponse};
 use sessync_proto::time::human_idle;
-use sessync_proto::{SessionId, SessionState, Timestamp, UserId};
+use sessync_proto::{PolicyUpdate, SessionId, SessionState, Timestamp, UserId};
 use std::collections::BTreeMap;
 
 use super::auth::{authenticate, AdminCaller};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::state::App;
+use crate::session::{Command, SetPolicy};
 use crate::store::AuditQuery;
 
 /// Most audit events one call returns.
 const MAX_AUDIT_LIMIT: usize = 1000;
+
+/// The admin writes, served by the leader (a follower forwards them).
+pub(crate) fn write_routes() -> Router<App> {
+    Router::new().route("/v1/config/policy", put(set_policy))
+}
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -51,6 +59,33 @@ async fn config(State(app): State<App>, _caller: AdminCaller) -> Json<ConfigResp
         features: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
         site: app.rt().site().clone(),
     })
+}
+
+/// `PUT /v1/config/policy`: the keys given replace the replicated values (the others keep
+/// theirs); the result is checked like a config file's `[policy]`, replicated, and audited
+/// (`policy_changed`, with the key that asked).
+async fn set_policy(
+    State(app): State<App>,
+    AdminCaller(caller): AdminCaller,
+    JsonBody(update): JsonBody<PolicyUpdate>,
+) -> Result<Json<ConfigResponse>, ApiError> {
+    if update.is_empty() {
+        return Err(ApiError::bad_request(
+            "body",
+            "names no policy key; give at least one, e.g. {\"idle_timeout\": \"30m\"}",
+        ));
+    }
+    app.rt().linearize().await?;
+    let current = app.rt().state().read(|s| s.policy().clone());
+    let policy = update.apply_to(&current);
+    policy.check()?;
+    let cmd = Command::SetPolicy(SetPolicy {
+        at: app.rt().cluster_now(),
+        policy,
+        by: Some(caller.name.clone()),
+    });
+    app.rt().propose(cmd).await?;
+    Ok(config(State(app), AdminCaller(caller)).await)
 }
 
 async fn active_users(

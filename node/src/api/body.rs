@@ -1,18 +1,34 @@
-//! Reading JSON request bodies: bounded in size, and every parse failure a `bad_request` that
-//! names the field at fault.
+//! Reading request bodies: bounded in size and time, and every JSON parse failure a
+//! `bad_request` that names the field at fault.
+
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
+use sessync_proto::ErrorCode;
 
 use super::error::ApiError;
 use super::state::App;
 
-/// Reads at most `limit` bytes of body.
-pub(crate) async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit))
+/// Reads at most `limit` bytes of body, all of it within `deadline` (a client sending a byte
+/// now and then cannot hold a request open).
+pub(crate) async fn read_limited(
+    body: Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::too_large(limit)),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} ([limits] body_timeout)",
+                humantime::format_duration(deadline)
+            ),
+        )),
+    }
 }
 
 /// Parses `bytes` as `T`, naming the field in any error. An empty body reads as `{}`.
@@ -58,7 +74,7 @@ impl<T: DeserializeOwned> FromRequest<App> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
-        let bytes = read_limited(req.into_body(), app.max_body_bytes()).await?;
+        let bytes = read_limited(req.into_body(), app.max_body_bytes(), app.body_timeout()).await?;
         Ok(JsonBody(parse(&bytes)?))
     }
 }
@@ -67,7 +83,6 @@ impl<T: DeserializeOwned> FromRequest<App> for JsonBody<T> {
 mod tests {
     use super::*;
     use sessync_proto::api::CreateSessionRequest;
-    use sessync_proto::ErrorCode;
 
     fn field_of(body: &str) -> String {
         parse::<CreateSessionRequest>(body.as_bytes())

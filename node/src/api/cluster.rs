@@ -172,6 +172,7 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
         last_applied: m.last_applied.map(|l| l.index),
         snapshot_index: m.snapshot.map(|l| l.index),
         members,
+        policy_file_differs: app.rt().policy_file_differs(),
     })
 }
 

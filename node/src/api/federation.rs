@@ -6,61 +6,76 @@
 //! (a follower forwards the request as it came) proposes a `PeerOp`. The state machine refuses a
 //! nonce already seen, on any node of this site, and applies each `op_id` once.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 use sessync_proto::federation::{PeerOpKind, PeerOpRequest, PeerOpResponse};
 use sessync_proto::{ErrorCode, Timestamp};
 
 use super::auth::AdminCaller;
+use super::body::read_limited;
 use super::error::ApiError;
 use super::forward;
 use super::state::App;
 use crate::federation::sign::{self, Rejection};
 use crate::federation::status;
+use crate::refusals::Refused;
 use crate::session::{Command, Outcome, PeerOp};
 
 /// Where the status is served.
 const STATUS_PATH: &str = "/v1/federation/status";
 
-/// The federation routes; a peer's request body may be at most `max_body_bytes`.
-pub(crate) fn routes(max_body_bytes: usize) -> Router<App> {
+/// The federation routes; a peer's request body may be at most `max_body_bytes` and must
+/// arrive within `body_timeout`.
+pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route(PeerOpKind::Verify.path(), post(verify))
         .route(PeerOpKind::Invalidate.path(), post(invalidate))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .route(STATUS_PATH, get(status))
 }
 
-async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    receive(app, PeerOpKind::Verify, headers, body).await
+async fn verify(State(app): State<App>, req: Request) -> Response {
+    receive(app, PeerOpKind::Verify, req).await
 }
 
-async fn invalidate(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    receive(app, PeerOpKind::Invalidate, headers, body).await
+async fn invalidate(State(app): State<App>, req: Request) -> Response {
+    receive(app, PeerOpKind::Invalidate, req).await
 }
 
-/// Counts and audits a refusal, and answers 401. The metric's `peer` label is a configured
-/// site or `unknown`, never a name a stranger chose.
-fn refuse(app: &App, origin: &str, reason: &str, message: String, path: &str) -> Response {
+/// Counts a refusal (metrics, and the aggregated audit report) and answers 401. The metric's
+/// `peer` label and the report's origin are a configured site or `unknown`, never a name a
+/// stranger chose; no log line is written per refusal.
+fn refuse(
+    app: &App,
+    source: Option<IpAddr>,
+    origin: &str,
+    reason: &'static str,
+    message: String,
+) -> Response {
     let configured = app.federation().peer_names().any(|p| p.as_str() == origin);
-    app.metrics()
-        .peer_rejected(if configured { origin } else { "unknown" }, reason);
-    tracing::warn!(origin, reason, path, "refused a request from a peer site");
-    app.audit().report(
-        "fanout_rejected",
-        None,
-        json!({ "origin": origin, "reason": reason, "path": path, "node": app.rt().node_id() }),
-    );
+    let origin = if configured { origin } else { "unknown" };
+    app.metrics().peer_rejected(origin, reason);
+    app.refusals()
+        .record(Refused::PeerSite, reason, source, Some(origin));
     ApiError::unauthorized(message).into_response()
 }
 
-async fn receive(app: App, kind: PeerOpKind, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(app: App, kind: PeerOpKind, req: Request) -> Response {
     let path = kind.path();
+    let (parts, body) = req.into_parts();
+    let source = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let headers = parts.headers;
+    let body = match read_limited(body, app.max_body_bytes(), app.body_timeout()).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let now = Timestamp::now().millis();
     let fed = app.federation();
     let v = match sign::check(fed.config(), &headers, path, &body, now) {
@@ -70,7 +85,7 @@ async fn receive(app: App, kind: PeerOpKind, headers: HeaderMap, body: Bytes) ->
                 Rejection::UnknownSite(s) => s.clone(),
                 _ => sign::claimed_site(&headers),
             };
-            return refuse(&app, &origin, r.reason(), r.message(), path);
+            return refuse(&app, source, &origin, r.reason(), r.message());
         }
     };
     let req: PeerOpRequest = match serde_json::from_slice(&body) {

@@ -35,7 +35,7 @@ pub(crate) async fn to_leader(State(app): State<App>, req: Request, next: Next) 
     if let Err(e) = authenticate(&parts, &app, Role::App) {
         return e.into_response();
     }
-    let bytes = match read_limited(body, app.max_body_bytes()).await {
+    let bytes = match read_limited(body, app.max_body_bytes(), app.body_timeout()).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };

@@ -24,11 +24,14 @@ mod internal;
 mod sessions;
 mod state;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::MatchedPath;
 use axum::http::{Method, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
 
 use sessync_proto::wire::LEADER_HEADER;
 
@@ -40,6 +43,7 @@ pub(crate) fn router(app: App) -> Router {
     let leader_only = Router::new()
         .merge(sessions::write_routes())
         .merge(cluster::write_routes())
+        .merge(admin::write_routes())
         .layer(middleware::from_fn_with_state(
             app.clone(),
             forward::to_leader,
@@ -49,12 +53,29 @@ pub(crate) fn router(app: App) -> Router {
         .merge(sessions::read_routes())
         .merge(admin::routes())
         .merge(events::routes())
-        .merge(federation::routes(app.max_body_bytes()))
+        .merge(federation::routes())
         .merge(cluster::read_routes())
         .merge(internal::routes(app.clone()))
         .fallback(not_found)
+        // Requests in progress are bounded: past the bound a request is answered 503 at once,
+        // before anything else runs (queueing would only make every caller wait).
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    app.max_concurrent_requests(),
+                )),
+        )
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app)
+}
+
+async fn overloaded(_: tower::BoxError) -> ApiError {
+    ApiError::unavailable(
+        "this node has as many requests in progress as it takes ([limits] \
+         max_concurrent_requests); retry shortly",
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sessync_config::NodeConfig;
+use sessync_config::{Limits, NodeConfig};
 use sessync_proto::Role;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::AuditReporter;
 use crate::federation::Federation;
 use crate::metrics::Metrics;
+use crate::refusals::Refusals;
 use crate::runtime::Runtime;
+use crate::signing::SeenNonces;
 use crate::touch::TouchBatcher;
 
 /// What a node is made of, for building an [`App`].
@@ -18,8 +19,8 @@ pub(crate) struct AppParts {
     pub(crate) rt: Runtime,
     pub(crate) metrics: Metrics,
     pub(crate) touches: TouchBatcher,
-    pub(crate) audit: AuditReporter,
     pub(crate) federation: Federation,
+    pub(crate) refusals: Refusals,
     /// Cancelled when the node stops: long-lived answers (event streams) end then.
     pub(crate) stop: CancellationToken,
 }
@@ -32,14 +33,16 @@ struct Inner {
     rt: Runtime,
     metrics: Metrics,
     touches: TouchBatcher,
-    audit: AuditReporter,
     federation: Federation,
+    refusals: Refusals,
     stop: CancellationToken,
     /// API keys by the SHA-256 of the key: the key's name and role.
     keys: HashMap<[u8; 32], (String, Role)>,
     metrics_open: bool,
-    /// `[limits] max_body_bytes`: the largest request body a client route reads.
-    max_body_bytes: usize,
+    /// `[limits]`: body size and timeout, requests in progress.
+    limits: Limits,
+    /// Nonces of node-to-node proofs seen within their window.
+    nonces: SeenNonces,
 }
 
 impl App {
@@ -48,8 +51,8 @@ impl App {
             rt,
             metrics,
             touches,
-            audit,
             federation,
+            refusals,
             stop,
         } = parts;
         let keys = config
@@ -61,12 +64,13 @@ impl App {
             rt,
             metrics,
             touches,
-            audit,
             federation,
+            refusals,
             stop,
             keys,
             metrics_open: config.metrics.open,
-            max_body_bytes: config.limits.max_body_bytes,
+            limits: config.limits.clone(),
+            nonces: SeenNonces::default(),
         }))
     }
 
@@ -80,11 +84,12 @@ impl App {
     pub(crate) fn touches(&self) -> &TouchBatcher {
         &self.0.touches
     }
-    pub(crate) fn audit(&self) -> &AuditReporter {
-        &self.0.audit
-    }
     pub(crate) fn federation(&self) -> &Federation {
         &self.0.federation
+    }
+    /// Refused callers, for aggregated reports.
+    pub(crate) fn refusals(&self) -> &Refusals {
+        &self.0.refusals
     }
     /// Cancelled when the node stops.
     pub(crate) fn stop(&self) -> &CancellationToken {
@@ -95,7 +100,19 @@ impl App {
     }
     /// The largest request body a client route reads (`[limits] max_body_bytes`).
     pub(crate) fn max_body_bytes(&self) -> usize {
-        self.0.max_body_bytes
+        self.0.limits.max_body_bytes
+    }
+    /// How long a request's body may take to arrive (`[limits] body_timeout`).
+    pub(crate) fn body_timeout(&self) -> std::time::Duration {
+        self.0.limits.body_timeout
+    }
+    /// Most requests in progress at once (`[limits] max_concurrent_requests`).
+    pub(crate) fn max_concurrent_requests(&self) -> usize {
+        self.0.limits.max_concurrent_requests
+    }
+    /// Nonces of node-to-node proofs seen lately.
+    pub(crate) fn nonces(&self) -> &SeenNonces {
+        &self.0.nonces
     }
     /// The key's name and role, if `sha256` is a configured key's hash.
     pub(crate) fn key(&self, sha256: &[u8; 32]) -> Option<&(String, Role)> {

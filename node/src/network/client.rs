@@ -1,5 +1,6 @@
-//! The sending side of Raft RPC: openraft's network factory over reqwest, and the one way any
-//! node-to-node request is signed and sent ([`post_signed`]).
+//! The sending side of Raft RPC: openraft's network factory over reqwest (the node's client,
+//! with its TLS settings), and the one way any node-to-node request is signed and sent
+//! ([`post_signed`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,35 +20,27 @@ use sessync_proto::wire::{APPEND_PATH, CLUSTER_AUTH_HEADER, SNAPSHOT_PATH, VOTE_
 use sessync_proto::Timestamp;
 
 use crate::raft_types::{NodeId, TypeConfig};
-use crate::signing::cluster_proof;
+use crate::signing::ClusterProof;
 
-/// How long connecting to another node may take before it counts as unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long an idle pooled connection to another node is kept.
-const POOL_IDLE: Duration = Duration::from_secs(30);
-
-/// The HTTP client for calls to other nodes and sites: short connect timeout, pooled.
-pub(crate) fn node_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(POOL_IDLE)
-        .build()
-        // Only fails when the TLS backend cannot initialise, which no setting here asks for.
-        .expect("reqwest client with static settings builds")
+/// Where a node-to-node request goes: the node's id (bound into the proof, so the request
+/// cannot be replayed to another node) and its base URL.
+pub(crate) struct Target<'a> {
+    pub(crate) id: NodeId,
+    pub(crate) base: &'a str,
 }
 
-/// POSTs `body` to `base` + `path` with the proof of the cluster secret: the one way every
+/// POSTs `body` to `path` on `to` with the proof of the cluster secret: the one way every
 /// node-to-node request (Raft RPC, read index, audit delivery) is sent.
 pub(crate) async fn post_signed(
     http: &reqwest::Client,
     secret: &[u8],
-    base: &str,
+    to: Target<'_>,
     path: &str,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    let proof = cluster_proof(secret, path, Timestamp::now().millis(), &body);
-    http.post(format!("{base}{path}"))
+    let proof = ClusterProof::new(to.id, Timestamp::now().millis(), &body).header(secret, path);
+    http.post(format!("{}{path}", to.base))
         .header(CLUSTER_AUTH_HEADER, proof)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .timeout(timeout)
@@ -64,9 +57,10 @@ pub(crate) struct Network {
 }
 
 impl Network {
-    pub(crate) fn new(secret: Vec<u8>) -> Self {
+    /// `http` is the node's client ([`crate::tls::Tls`]).
+    pub(crate) fn new(secret: Vec<u8>, http: reqwest::Client) -> Self {
         Self {
-            http: node_http_client(),
+            http,
             secret: Arc::new(secret),
         }
     }
@@ -106,7 +100,11 @@ impl Connection {
         E: std::error::Error + DeserializeOwned,
     {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let resp = post_signed(&self.http, &self.secret, &self.base, path, body, ttl)
+        let to = Target {
+            id: self.target,
+            base: &self.base,
+        };
+        let resp = post_signed(&self.http, &self.secret, to, path, body, ttl)
             .await
             .map_err(|e| {
                 if e.is_connect() {

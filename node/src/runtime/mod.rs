@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 pub(crate) use error::RuntimeError;
 
-use crate::network::client::{node_http_client, post_signed};
+use crate::network::client::{post_signed, Target};
 use crate::raft_types::{NodeId, Raft};
 use crate::session::{Command, Outcome, SetPolicy};
 use crate::store::StateReader;
@@ -41,14 +41,20 @@ struct Inner {
 }
 
 impl Runtime {
-    pub(crate) fn new(config: &NodeConfig, raft: Raft, state: StateReader) -> Self {
+    /// `http` is the node's client for other nodes and sites ([`crate::tls::Tls`]).
+    pub(crate) fn new(
+        config: &NodeConfig,
+        raft: Raft,
+        state: StateReader,
+        http: reqwest::Client,
+    ) -> Self {
         Runtime(Arc::new(Inner {
             node_id: config.node_id,
             site: config.site.clone(),
             raft,
             state,
             cluster_secret: config.cluster_secret.expose().to_vec(),
-            http: node_http_client(),
+            http,
             request_timeout: config.limits.request_timeout,
             file_policy: config.policy.clone(),
         }))
@@ -79,6 +85,21 @@ impl Runtime {
     /// This node's own `[policy]` (the replicated one is in the state).
     pub(crate) fn file_policy(&self) -> &Policy {
         &self.0.file_policy
+    }
+
+    /// The keys of this node's `[policy]` that differ from the replicated policy (empty before
+    /// init, when there is none yet).
+    pub(crate) fn policy_file_differs(&self) -> Vec<String> {
+        self.0.state.read(|s| {
+            s.replicated_policy().map_or_else(Vec::new, |r| {
+                self.0
+                    .file_policy
+                    .differing_keys(r)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+        })
     }
 
     /// Cluster time as this node (when leader) stamps it: its clock, never behind the last
@@ -117,16 +138,13 @@ impl Runtime {
             return Err(RuntimeError::LeadershipMoved { to: None });
         }
         let unreachable = |reason: String| RuntimeError::LeaderUnreachable { leader, reason };
-        let resp = post_signed(
-            self.http(),
-            self.cluster_secret(),
-            &url,
-            path,
-            body,
-            timeout,
-        )
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        let to = Target {
+            id: leader,
+            base: &url,
+        };
+        let resp = post_signed(self.http(), self.cluster_secret(), to, path, body, timeout)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(unreachable(format!(
                 "it answered {} to {path}",
@@ -161,6 +179,7 @@ impl Runtime {
             let first = Command::SetPolicy(SetPolicy {
                 at: self.cluster_now(),
                 policy: self.0.file_policy.clone(),
+                by: None,
             });
             self.write(first, deadline).await?;
         }

@@ -57,12 +57,11 @@ fn set_policy(tx: &mut Tx<'_>, c: &SetPolicy) -> Outcome {
         }
     }
     tx.push(Mutation::SetPolicy(c.policy.clone()));
-    tx.audit(
-        "policy_changed",
-        None,
-        None,
-        serde_json::to_value(&c.policy).unwrap_or_default(),
-    );
+    let mut detail = serde_json::to_value(&c.policy).unwrap_or_default();
+    if let (Some(by), Some(d)) = (&c.by, detail.as_object_mut()) {
+        d.insert("by".to_owned(), serde_json::Value::String(by.clone()));
+    }
+    tx.audit("policy_changed", None, None, detail);
     enforce_lowered_limit(tx);
     Outcome::Done
 }

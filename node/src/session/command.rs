@@ -29,11 +29,14 @@ pub(crate) enum Command {
     RecordAudit(RecordAudit),
 }
 
-/// The leader's policy becomes the replicated one.
+/// A policy becomes the replicated one: the leader's file at init, or an operator's change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SetPolicy {
     pub(crate) at: Timestamp,
     pub(crate) policy: Policy,
+    /// The API key (its name) that asked for it; none at init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) by: Option<String>,
 }
 
 /// A login.

@@ -49,6 +49,7 @@ impl Sm {
         sm.run(Command::SetPolicy(SetPolicy {
             at: at(0),
             policy: p,
+            by: None,
         }));
         sm
     }

@@ -343,6 +343,7 @@ fn policy_change_applies_to_existing_sessions() {
     sm.run(Command::SetPolicy(SetPolicy {
         at: at(1),
         policy: shorter,
+        by: None,
     }));
     sm.run(Command::Expire(Expire { at: at(62_000) }));
     assert_eq!(
@@ -385,6 +386,7 @@ fn lowering_the_limit_evicts_the_least_recently_used() {
     sm.run(Command::SetPolicy(SetPolicy {
         at: at(10),
         policy: policy(3, OnLimit::Deny),
+        by: None,
     }));
     assert_eq!(sm.active("a"), 3);
     assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::Evicted)));
@@ -418,6 +420,7 @@ fn a_longer_policy_never_revives_a_session_past_its_old_deadline() {
     sm.run(Command::SetPolicy(SetPolicy {
         at: at(idle_end + 50_000),
         policy: longer,
+        by: None,
     }));
     assert_eq!(
         sm.state(1),

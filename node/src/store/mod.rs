@@ -6,6 +6,7 @@
 //! one batch; `snapshot` builds and installs snapshots; [`StateReader`] is the read side the
 //! runtime shares.
 
+mod audit_log;
 pub(crate) mod layout;
 mod log_store;
 mod reader;
@@ -19,6 +20,7 @@ use openraft::StorageIOError;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
 use crate::raft_types::StorageError;
+pub(crate) use audit_log::AuditStats;
 use layout::Cf;
 pub(crate) use log_store::LogStore;
 pub(crate) use reader::{AuditQuery, StateReader};

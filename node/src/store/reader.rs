@@ -11,6 +11,7 @@ use sessync_proto::{SessionId, Timestamp, UserId};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
+use super::audit_log::AuditStats;
 use super::layout::{self, Cf, SmKey};
 use super::read_err;
 use crate::raft_types::{LogId, StorageError};
@@ -29,6 +30,7 @@ pub(crate) struct StateReader {
     db: Arc<DB>,
     state: Arc<RwLock<SessionStore>>,
     changes: broadcast::Sender<AppliedChange>,
+    audit: Arc<AuditStats>,
 }
 
 /// Closes the database once every other handle on it is gone. RocksDB closes when the last
@@ -69,8 +71,19 @@ impl StateReader {
         db: Arc<DB>,
         state: Arc<RwLock<SessionStore>>,
         changes: broadcast::Sender<AppliedChange>,
+        audit: Arc<AuditStats>,
     ) -> Self {
-        Self { db, state, changes }
+        Self {
+            db,
+            state,
+            changes,
+            audit,
+        }
+    }
+
+    /// How many audit events are kept and have been trimmed (for metrics).
+    pub(crate) fn audit_stats(&self) -> &AuditStats {
+        &self.audit
     }
 
     /// The handle that closes the database at shutdown (see [`DbCloser`]).

@@ -16,15 +16,13 @@ use serde::de::DeserializeOwned;
 use sessync_proto::api::AuditEvent;
 use tokio::sync::broadcast;
 
-use super::layout::{self, index_key, key_index, Cf, SmKey};
+use super::audit_log::AuditLog;
+use super::layout::{self, Cf, SmKey};
 use super::reader::{AppliedChange, StateReader};
 use super::snapshot::{self, SnapshotBuilder, SnapshotPayload};
 use super::{read_err, write_err};
 use crate::raft_types::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
 use crate::session::{self, Command, Mutation, Outcome, Record, Session, SessionStore};
-
-/// Most old audit events one entry removes; later entries remove the rest.
-const AUDIT_TRIM_BATCH: usize = 100_000;
 
 /// How many applied changes a slow event subscriber may fall behind before it is told it lagged.
 const CHANGES_BUFFER: usize = 1024;
@@ -35,7 +33,7 @@ pub(crate) struct StateMachineStore {
     state: Arc<RwLock<SessionStore>>,
     applied: Option<LogId>,
     membership: StoredMembership,
-    audit_next: u64,
+    audit: AuditLog,
     changes: broadcast::Sender<AppliedChange>,
 }
 
@@ -65,6 +63,7 @@ impl StateMachineStore {
         let applied = get_sm::<Option<LogId>>(&db, SmKey::Applied)?.flatten();
         let membership = get_sm::<StoredMembership>(&db, SmKey::Membership)?.unwrap_or_default();
         let audit_next = get_sm::<u64>(&db, SmKey::AuditNext)?.unwrap_or(0);
+        let audit = AuditLog::load(&db, audit_next)?;
         let mut store = SessionStore::new();
         store.restore_meta(
             get_sm(&db, SmKey::Clock)?.unwrap_or_default(),
@@ -82,14 +81,19 @@ impl StateMachineStore {
             state: Arc::new(RwLock::new(store)),
             applied,
             membership,
-            audit_next,
+            audit,
             changes,
         })
     }
 
     /// A read handle for the runtime.
     pub(crate) fn reader(&self) -> StateReader {
-        StateReader::new(self.db.clone(), self.state.clone(), self.changes.clone())
+        StateReader::new(
+            self.db.clone(),
+            self.state.clone(),
+            self.changes.clone(),
+            self.audit.stats(),
+        )
     }
 
     /// Adds an entry's mutations to `batch`; returns the sessions they changed.
@@ -112,19 +116,24 @@ impl StateMachineStore {
                 Mutation::SetPolicy(p) => put_sm(&db, batch, SmKey::Policy, p)?,
                 Mutation::Audit(n) => {
                     let ev = AuditEvent {
-                        seq: self.audit_next,
+                        seq: 0,
                         at: n.at,
                         kind: n.kind.clone(),
                         user_id: n.user_id.clone(),
                         session_id: n.session_id.clone(),
                         detail: n.detail.clone(),
                     };
-                    layout::put_audit(&db, batch, &ev).map_err(write_err)?;
-                    self.audit_next += 1;
+                    self.audit.append(&db, batch, ev)?;
                 }
-                Mutation::TrimAudit(cutoff) => trim_audit(&db, batch, *cutoff)?,
+                Mutation::TrimAudit(cutoff) => self.audit.trim_older_than(&db, batch, *cutoff),
             }
         }
+        // The caps of the replicated policy, after every entry (a SetPolicy may lower them).
+        let (max_events, max_bytes) = {
+            let st = self.state.read();
+            (st.policy().audit_max_events, st.policy().audit_max_bytes)
+        };
+        self.audit.enforce_caps(&db, batch, max_events, max_bytes);
         Ok(changed)
     }
 
@@ -155,7 +164,7 @@ impl StateMachineStore {
         put_sm(&db, &mut batch, SmKey::Applied, &self.applied)?;
         put_sm(&db, &mut batch, SmKey::Membership, &self.membership)?;
         put_sm(&db, &mut batch, SmKey::Clock, &self.state.read().clock())?;
-        put_sm(&db, &mut batch, SmKey::AuditNext, &self.audit_next)?;
+        put_sm(&db, &mut batch, SmKey::AuditNext, &self.audit.next())?;
         db.write(batch).map_err(write_err)?;
         for session in changed {
             // Nobody listening is fine.
@@ -199,7 +208,7 @@ impl StateMachineStore {
         }
         let mut store = SessionStore::new();
         store.restore_meta(payload.clock, payload.policy.clone());
-        self.audit_next = payload.audit_next;
+        self.audit.reset(&payload.audit, payload.audit_next)?;
         for r in payload.into_records() {
             layout::put(&db, &mut batch, &r).map_err(write_err)?;
             store.insert(r);
@@ -216,30 +225,6 @@ impl StateMachineStore {
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
         Ok(())
     }
-}
-
-/// Adds removing the audit events older than `cutoff` to `batch`. Events are stamped with
-/// cluster time, which never runs backwards in the log, so the old ones are a prefix of the
-/// sequence: one range delete.
-fn trim_audit(
-    db: &DB,
-    batch: &mut WriteBatch,
-    cutoff: sessync_proto::Timestamp,
-) -> Result<(), StorageError> {
-    let mut end = None;
-    let it = db.iterator_cf(Cf::Audit.of(db), IteratorMode::Start);
-    for item in it.take(AUDIT_TRIM_BATCH) {
-        let (k, v) = item.map_err(read_err)?;
-        let ev: AuditEvent = layout::decode_value(Cf::Audit, &v).map_err(read_err)?;
-        if ev.at >= cutoff {
-            break;
-        }
-        end = key_index(&k).map(|i| i + 1);
-    }
-    if let Some(end) = end {
-        batch.delete_range_cf(Cf::Audit.of(db), index_key(0), index_key(end));
-    }
-    Ok(())
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {

@@ -60,6 +60,7 @@ fn sample_log() -> Vec<Entry> {
     push(Command::SetPolicy(SetPolicy {
         at: Timestamp(t0),
         policy: Policy::default(),
+        by: None,
     }));
     for n in 0..30u8 {
         push(Command::Create(Create {

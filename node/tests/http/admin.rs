@@ -201,3 +201,83 @@ async fn metrics_labels_are_bounded_whatever_the_method_or_path() {
     // 40 odd requests made a handful of label sets, not 40.
     assert!(requests.len() < 10, "{requests:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_changes_only_when_an_operator_says_so() {
+    let node = TestNode::start("idle_timeout = \"15m\"").await;
+    // An admin changes one key; the others keep their values.
+    let (s, b) = node
+        .call(
+            Method::PUT,
+            "/v1/config/policy",
+            ADMIN_KEY,
+            Some(json!({"idle_timeout": "30m", "max_concurrent_sessions": 5})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["policy"]["idle_timeout"], "30m");
+    assert_eq!(b["policy"]["max_concurrent_sessions"], 5);
+    assert_eq!(b["policy"]["max_lifetime"], "8h");
+    // Audited, with the key that asked.
+    node.wait_until(|| async {
+        let (_, a) = node
+            .call(
+                Method::GET,
+                "/v1/audit?kind=policy_changed",
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        a["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["detail"]["by"] == "admin"))
+    })
+    .await;
+    // This node's file now differs: status and metric say so.
+    let (_, st) = node
+        .call(Method::GET, "/cluster/status", ADMIN_KEY, None)
+        .await;
+    assert_eq!(
+        st["policy_file_differs"],
+        json!(["idle_timeout", "max_concurrent_sessions"])
+    );
+    let (_, m) = node.call(Method::GET, "/metrics", ADMIN_KEY, None).await;
+    assert!(m
+        .as_str()
+        .unwrap()
+        .contains("sessync_policy_file_differs 2"));
+
+    // Bad changes name the key and change nothing.
+    for (body, field) in [
+        (json!({"max_lifetime": "1m"}), "max_lifetime"),
+        (json!({"idle_timeout": "soon"}), "idle_timeout"),
+        (json!({"idle": "1m"}), "idle"),
+        (json!({}), "body"),
+    ] {
+        let (s, b) = node
+            .call(Method::PUT, "/v1/config/policy", ADMIN_KEY, Some(body))
+            .await;
+        assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request", Some(field));
+    }
+    let (s, b) = node
+        .call(
+            Method::PUT,
+            "/v1/config/policy",
+            APP_KEY,
+            Some(json!({"idle_timeout": "1h"})),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden", None);
+
+    // The leader, restarted with its old file, does not write its file over the change.
+    let dir = node.stop().await;
+    let node = TestNode::restart(dir, "idle_timeout = \"15m\"").await;
+    node.wait_until(|| async {
+        let (s, _) = node.call(Method::GET, "/readyz", "", None).await;
+        s == StatusCode::OK
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, c) = node.call(Method::GET, "/v1/config", ADMIN_KEY, None).await;
+    assert_eq!(c["policy"]["idle_timeout"], "30m", "{c}");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sessync_chaos_tests::TestCa;
 use sessync_config::{hash_api_key, NodeConfig};
 use sessync_proto::federation::{NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER};
 use sha2::{Digest, Sha256};
@@ -54,10 +55,54 @@ fn closed_port() -> (TcpSocket, u16) {
     (socket, port)
 }
 
+/// TLS for a test node: its CA, and whether callers must show a certificate it signed.
+pub(crate) struct TestTls {
+    pub ca: TestCa,
+    pub require_client_cert: bool,
+}
+
+impl TestTls {
+    pub(crate) fn new(require_client_cert: bool) -> TestTls {
+        TestTls {
+            ca: TestCa::new("sessync http test CA").unwrap(),
+            require_client_cert,
+        }
+    }
+
+    /// Writes the node's certificate, key and CA into `dir`; the `[tls]` section naming them.
+    fn write(&self, dir: &std::path::Path) -> String {
+        let node = self.ca.issue("node-1").unwrap();
+        std::fs::write(dir.join("node.crt"), &node.cert_pem).unwrap();
+        std::fs::write(dir.join("node.key"), &node.key_pem).unwrap();
+        std::fs::write(dir.join("ca.crt"), self.ca.cert_pem()).unwrap();
+        let client_ca = if self.require_client_cert {
+            "client_ca_file = \"ca.crt\"\n"
+        } else {
+            ""
+        };
+        format!("[tls]\ncert_file = \"node.crt\"\nkey_file = \"node.key\"\nca_file = \"ca.crt\"\n{client_ca}")
+    }
+
+    /// A client that trusts the CA and, if `with_cert`, shows a certificate it signed.
+    pub(crate) fn client(&self, with_cert: bool) -> reqwest::Client {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.ca.cert_pem().as_bytes()).unwrap(),
+            );
+        if with_cert {
+            let me = self.ca.issue("test-client").unwrap();
+            let pem = format!("{}\n{}", me.cert_pem, me.key_pem);
+            b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        b.build().unwrap()
+    }
+}
+
 /// The node's config: one node of site `test` listening at `port`, with `site-p` as a peer at
 /// `peer_url`, `policy` lines under `[policy]` and `extra` sections at the end.
-fn config_toml(port: u16, peer_url: &str, policy: &str, extra: &str) -> String {
-    let url = format!("http://127.0.0.1:{port}");
+fn config_toml(port: u16, scheme: &str, peer_url: &str, policy: &str, extra: &str) -> String {
+    let url = format!("{scheme}://127.0.0.1:{port}");
     format!(
         r#"
 node_id = 1
@@ -111,19 +156,30 @@ impl TestNode {
     /// Like [`TestNode::start`], with the peer site's one node at `peer_url` if given and
     /// `extra` config sections (`[limits]`, ...).
     pub(crate) async fn start_with(policy: &str, peer_url: Option<&str>, extra: &str) -> TestNode {
+        Self::start_full(policy, peer_url, extra, None).await
+    }
+
+    /// Like [`TestNode::start`], serving HTTPS with a certificate of `tls`'s CA; the node's
+    /// own client trusts the CA and shows a client certificate when `tls` requires one.
+    pub(crate) async fn start_tls(tls: &TestTls) -> TestNode {
+        Self::start_full("", None, "", Some(tls)).await
+    }
+
+    async fn start_full(
+        policy: &str,
+        peer_url: Option<&str>,
+        extra: &str,
+        tls: Option<&TestTls>,
+    ) -> TestNode {
         let dir = TempDir::new().unwrap();
-        std::fs::write(
-            dir.path().join("secret"),
-            "an-http-test-cluster-secret-0123456789",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("secret"), CLUSTER_SECRET).unwrap();
         std::fs::write(dir.path().join("peer-recv"), PEER_SECRET).unwrap();
         std::fs::write(
             dir.path().join("peer-send"),
             "we-sign-with-this-0123456789ab",
         )
         .unwrap();
-        let node = Self::run_in(dir, policy, peer_url, extra).await;
+        let node = Self::run_in(dir, policy, peer_url, extra, tls).await;
         let (s, body) = node
             .call(
                 Method::POST,
@@ -143,20 +199,41 @@ impl TestNode {
 
     /// Runs a node on the data in `dir` (secrets there already), on a port of its own (the
     /// listener is bound to port 0 first), and waits until it answers.
-    async fn run_in(dir: TempDir, policy: &str, peer_url: Option<&str>, extra: &str) -> TestNode {
+    async fn run_in(
+        dir: TempDir,
+        policy: &str,
+        peer_url: Option<&str>,
+        extra: &str,
+        tls: Option<&TestTls>,
+    ) -> TestNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (closed_socket, closed) = closed_port();
-        let closed_url = format!("http://127.0.0.1:{closed}");
-        let toml = config_toml(port, peer_url.unwrap_or(&closed_url), policy, extra);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let closed_url = format!("{scheme}://127.0.0.1:{closed}");
+        let extra = match tls {
+            Some(t) => format!("{extra}\n{}", t.write(dir.path())),
+            None => extra.to_owned(),
+        };
+        let toml = config_toml(
+            port,
+            scheme,
+            peer_url.unwrap_or(&closed_url),
+            policy,
+            &extra,
+        );
         let config = NodeConfig::from_toml_str(&toml, dir.path(), &[]).expect("valid test config");
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(sessync_node::run(config, listener, async move {
             let _ = stopped.await;
         }));
+        let http = match tls {
+            Some(t) => t.client(t.require_client_cert),
+            None => reqwest::Client::new(),
+        };
         let mut node = TestNode {
-            url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            http,
             dir: Some(dir),
             stop: Some(stop),
             running: Some(running),
@@ -192,7 +269,7 @@ impl TestNode {
 
     /// Starts a stopped node again on its data (on another port), with `policy`.
     pub(crate) async fn restart(dir: TempDir, policy: &str) -> TestNode {
-        Self::run_in(dir, policy, None, "").await
+        Self::run_in(dir, policy, None, "", None).await
     }
 
     async fn get_open(&self, path: &str) -> StatusCode {
@@ -397,4 +474,31 @@ pub(crate) async fn fake_peer(answer: PeerAnswer) -> String {
         let _ = axum::serve(listener, app).await;
     });
     url
+}
+
+/// The cluster secret of every test node.
+pub(crate) const CLUSTER_SECRET: &str = "an-http-test-cluster-secret-0123456789";
+
+/// A node-to-node proof made the way docs/ARCHITECTURE.md describes it, independently of the
+/// node's code: `v2 t=..,n=..,to=..,len=..,sha=..,sig=..` over
+/// `sessync-cluster-v2\nPOST\n{path}\n{t}\n{n}\n{to}\n{len}\n{sha}`.
+pub(crate) fn cluster_proof(
+    path: &str,
+    to: u64,
+    declared_len: usize,
+    body: &[u8],
+    nonce: &str,
+) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let sha = hex::encode(Sha256::digest(body));
+    let mut mac = Hmac::<Sha256>::new_from_slice(CLUSTER_SECRET.as_bytes()).unwrap();
+    mac.update(
+        format!("sessync-cluster-v2\nPOST\n{path}\n{t}\n{nonce}\n{to}\n{declared_len}\n{sha}")
+            .as_bytes(),
+    );
+    let sig = hex::encode(mac.finalize().into_bytes());
+    format!("v2 t={t},n={nonce},to={to},len={declared_len},sha={sha},sig={sig}")
 }

@@ -9,5 +9,6 @@ mod common;
 mod errors;
 mod events;
 mod federation;
+mod hardening;
 mod lifecycle;
 mod sessions;

@@ -283,6 +283,7 @@ mod tests {
                     matched_index: None,
                 },
             ],
+            policy_file_differs: Vec::new(),
         }
     }
 

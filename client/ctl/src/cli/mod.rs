@@ -9,6 +9,7 @@ mod federation;
 mod keys;
 mod membership;
 mod output;
+mod policy;
 mod progress;
 mod sessions;
 mod users;
@@ -61,6 +62,16 @@ pub(crate) struct GlobalOpts {
     /// Deadline of each call, retries included (e.g. `500ms`, `10s`).
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// A PEM file of CA certificates that `https://` endpoints are checked against (besides
+    /// the public web roots): the cluster's own CA.
+    #[arg(long, global = true, env = "SESSYNC_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// A PEM client certificate, for nodes that require one (with --key).
+    #[arg(long, global = true, env = "SESSYNC_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The PEM private key of --cert.
+    #[arg(long, global = true, env = "SESSYNC_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -72,6 +83,9 @@ pub(crate) enum Command {
     /// Sessions: create, get, validate, touch, end, list, verify, invalidate (an app key).
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// The replicated session policy: show it, or change keys of it (an admin key).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Users with active sessions (an admin key).
     #[command(subcommand)]
     Users(users::UsersCommand),
@@ -104,12 +118,22 @@ impl GlobalOpts {
         Ok(self.api_key.clone().unwrap_or_default())
     }
 
-    /// A client over the endpoints with the key and deadline given.
+    /// A client over the endpoints with the key, deadline and TLS files given.
     fn client(&self) -> anyhow::Result<Client> {
-        let client = Client::builder(self.endpoints.clone(), self.api_key()?)
-            .timeout(self.timeout)
-            .build()?;
-        Ok(client)
+        let read = |p: &PathBuf, what: &str| {
+            std::fs::read(p).with_context(|| format!("cannot read the {what} {}", p.display()))
+        };
+        let mut b = Client::builder(self.endpoints.clone(), self.api_key()?).timeout(self.timeout);
+        if let Some(ca) = &self.cacert {
+            b = b.ca_certificates(read(ca, "CA file (--cacert)")?);
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            b = b.client_certificate(
+                read(cert, "certificate (--cert)")?,
+                read(key, "key (--key)")?,
+            );
+        }
+        Ok(b.build()?)
     }
 }
 
@@ -123,6 +147,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys::run(cmd, format, &mut out),
         Command::Cluster(cmd) => cluster::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Sessions(cmd) => sessions::run(&cli.global.client()?, cmd, format, &mut out).await,
+        Command::Policy(cmd) => policy::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Users(cmd) => users::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Audit(cmd) => audit::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Federation(cmd) => {

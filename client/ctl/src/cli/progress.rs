@@ -110,6 +110,7 @@ mod tests {
                 voter: false,
                 matched_index: Some(12),
             }],
+            policy_file_differs: Vec::new(),
         };
         assert_eq!(
             progress_text(&s, 4),

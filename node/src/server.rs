@@ -1,0 +1,240 @@
+//! The listener: accepts TCP connections (wrapped in TLS when `[tls]` is set) and serves the
+//! HTTP router on each, so that no slow, idle or numerous client can tie the node up.
+//!
+//! - At most `max_connections` connections are open at once; the accept loop waits for one to
+//!   close before it takes the next (the rest wait in the kernel's backlog).
+//! - A TLS handshake and a request's headers must arrive within `header_timeout`; a kept-alive
+//!   connection waiting for its next request is closed after the same time (hyper's header
+//!   timer runs from the moment it starts reading a request).
+//! - A connection on which nothing is read or written for `idle_timeout` is closed, whatever
+//!   state it is in (a client that stops reading an answer, say).
+//! - Body timeouts and the bound on requests in flight are layers of the router
+//!   (`api::router`), where the answer can be a JSON error.
+//!
+//! On `stop`, the loop stops accepting, every connection is told to finish its request in
+//! progress and close, and [`serve`] waits for them for at most [`crate::DRAIN`]; event streams
+//! end on the same token, so a drain does not hang on them.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use sessync_config::Limits;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::node::DRAIN;
+
+/// What the listener bounds, from `[limits]`.
+#[derive(Clone, Copy)]
+pub(crate) struct ConnLimits {
+    pub(crate) header_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: usize,
+}
+
+impl From<&Limits> for ConnLimits {
+    fn from(l: &Limits) -> Self {
+        ConnLimits {
+            header_timeout: l.header_timeout,
+            idle_timeout: l.idle_timeout,
+            max_connections: l.max_connections,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop`, then drains for at most [`DRAIN`].
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    limits: ConnLimits,
+    stop: CancellationToken,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            () = stop.cancelled() => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            connection(tcp, peer, router, tls, limits, watcher).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("stopping: draining open connections");
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(after = ?DRAIN, "connections still open; closing them");
+    }
+    Ok(())
+}
+
+/// One connection: the TLS handshake (bounded by `header_timeout`), then HTTP/1.1 until the
+/// client closes, a timeout fires, or the node drains.
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    limits: ConnLimits,
+    watcher: Watcher,
+) {
+    let activity = Activity::new();
+    let io = Watched {
+        inner: tcp,
+        activity: activity.clone(),
+    };
+    match tls {
+        None => http(io, peer, router, limits, watcher, activity).await,
+        Some(acceptor) => {
+            // A failed or slow handshake is the caller's problem, not the node's: no log line
+            // per attempt, the connection just closes.
+            let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(io));
+            if let Ok(Ok(stream)) = handshake.await {
+                http(stream, peer, router, limits, watcher, activity).await;
+            }
+        }
+    }
+}
+
+async fn http<IO>(
+    io: IO,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnLimits,
+    watcher: Watcher,
+    activity: Activity,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Handlers see the caller's address as axum's `ConnectInfo`.
+    let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().oneshot(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    let conn = watcher.watch(conn);
+    tokio::select! {
+        _ = conn => {}
+        () = activity.idle_for(limits.idle_timeout) => {}
+    }
+}
+
+/// When a connection last read or wrote a byte, shared between its IO and its watchdog.
+#[derive(Clone)]
+struct Activity {
+    since: Instant,
+    /// Milliseconds after `since`.
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            since: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.since + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// Completes once nothing has been read or written for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let due = self.last() + idle;
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due).await;
+        }
+    }
+}
+
+/// A stream that records its activity.
+struct Watched<S> {
+    inner: S,
+    activity: Activity,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

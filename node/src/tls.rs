@@ -1,0 +1,128 @@
+//! TLS from `[tls]` (rustls, ring): the server side, which the listener wraps every connection
+//! in (and which requires client certificates when `client_ca_file` is set), and the HTTP
+//! client every node-to-node and site-to-site call goes through (trusting `ca_file` besides the
+//! public web roots, and showing this node's certificate to servers that ask for one).
+//!
+//! Without `[tls]` the listener serves plain HTTP and the client still speaks HTTPS to URLs
+//! that say so (trusting the public roots).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use sessync_config::TlsConfig;
+use tokio_rustls::TlsAcceptor;
+
+/// How long connecting to another node may take before it counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long an idle pooled connection to another node is kept.
+const POOL_IDLE: Duration = Duration::from_secs(30);
+
+/// Why the TLS settings could not be built; each names the config key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("tls.cert_file: no certificate in the file ({0})")]
+    Cert(String),
+    #[error("tls.key_file: no usable private key in the file ({0})")]
+    Key(String),
+    #[error("tls.client_ca_file: {0}")]
+    ClientCa(String),
+    #[error("tls.ca_file: {0}")]
+    Ca(String),
+    #[error("tls: the certificate and key do not make a server identity: {0}")]
+    Server(String),
+    #[error("tls: the HTTP client could not be built: {0}")]
+    Client(String),
+}
+
+/// The listener's TLS acceptor, if `[tls]` is set, and the client for calls to other nodes
+/// and sites.
+pub(crate) struct Tls {
+    pub(crate) acceptor: Option<TlsAcceptor>,
+    pub(crate) client: reqwest::Client,
+}
+
+impl Tls {
+    pub(crate) fn new(config: Option<&TlsConfig>) -> Result<Tls, TlsError> {
+        let acceptor = config
+            .map(|c| server_config(c).map(|s| TlsAcceptor::from(Arc::new(s))))
+            .transpose()?;
+        Ok(Tls {
+            acceptor,
+            client: client(config)?,
+        })
+    }
+}
+
+fn certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("the file holds no CERTIFICATE block".to_owned());
+    }
+    Ok(certs)
+}
+
+fn roots(pem: &[u8]) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs(pem)? {
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    Ok(roots)
+}
+
+fn server_config(c: &TlsConfig) -> Result<ServerConfig, TlsError> {
+    let chain = certs(&c.cert_pem).map_err(TlsError::Cert)?;
+    let key = PrivateKeyDer::from_pem_slice(c.key_pem.expose())
+        .map_err(|e| TlsError::Key(e.to_string()))?;
+    let builder = ServerConfig::builder();
+    let builder = match &c.client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let roots = roots(pem).map_err(TlsError::ClientCa)?;
+            let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Server(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The HTTP client for calls to other nodes and sites: short connect timeout, pooled, and
+/// with `[tls]` the CAs of `ca_file` trusted and this node's certificate shown.
+fn client(config: Option<&TlsConfig>) -> Result<reqwest::Client, TlsError> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE);
+    if let Some(c) = config {
+        if let Some(pem) = &c.ca_pem {
+            let bundle = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| TlsError::Ca(e.to_string()))?;
+            if bundle.is_empty() {
+                return Err(TlsError::Ca(
+                    "the file holds no CERTIFICATE block".to_owned(),
+                ));
+            }
+            for cert in bundle {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        let mut identity = c.cert_pem.clone();
+        identity.push(b'\n');
+        identity.extend_from_slice(c.key_pem.expose());
+        let identity =
+            reqwest::Identity::from_pem(&identity).map_err(|e| TlsError::Key(e.to_string()))?;
+        b = b.identity(identity);
+    }
+    b.build().map_err(|e| TlsError::Client(e.to_string()))
+}
