@@ -23,6 +23,7 @@ pub const ENV_KEYS: &[&str] = &[
     "advertise_url",
     "data_dir",
     "cluster_secret_file",
+    "token_secret_file",
     "policy.idle_timeout",
     "policy.max_lifetime",
     "policy.max_concurrent_sessions",
@@ -34,6 +35,7 @@ pub const ENV_KEYS: &[&str] = &[
     "policy.max_blocked_sessions",
     "policy.audit_max_events",
     "policy.audit_max_bytes",
+    "policy.idempotency_window",
     "raft.heartbeat_interval",
     "raft.election_timeout_min",
     "raft.election_timeout_max",
@@ -66,6 +68,10 @@ pub const ENV_KEYS: &[&str] = &[
 /// `cluster_secret_file`.
 pub const CLUSTER_SECRET_VAR: &str = "SESSYNC_CLUSTER_SECRET";
 
+/// The variable that holds the token secret itself; it takes precedence over
+/// `token_secret_file`.
+pub const TOKEN_SECRET_VAR: &str = "SESSYNC_TOKEN_SECRET";
+
 /// The variable that overrides `key`: `policy.idle_timeout` → `SESSYNC_POLICY_IDLE_TIMEOUT`.
 pub fn env_var_name(key: &str) -> String {
     format!("SESSYNC_{}", key.replace('.', "_").to_ascii_uppercase())
@@ -78,7 +84,11 @@ pub fn unknown_vars<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String>
     names
         .into_iter()
         .filter(|n| n.to_ascii_uppercase().starts_with("SESSYNC_"))
-        .filter(|n| key_for_var(n).is_none() && !n.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR))
+        .filter(|n| {
+            key_for_var(n).is_none()
+                && !n.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR)
+                && !n.trim().eq_ignore_ascii_case(TOKEN_SECRET_VAR)
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -106,6 +116,8 @@ pub(crate) struct Overrides {
     values: BTreeMap<&'static str, (String, String)>,
     /// `SESSYNC_CLUSTER_SECRET`, if set. Never printed.
     cluster_secret: Option<String>,
+    /// `SESSYNC_TOKEN_SECRET`, if set. Never printed.
+    token_secret: Option<String>,
 }
 
 impl Overrides {
@@ -119,9 +131,11 @@ impl Overrides {
             }
         }
         let cluster_secret = std::env::var(CLUSTER_SECRET_VAR).ok();
+        let token_secret = std::env::var(TOKEN_SECRET_VAR).ok();
         Overrides {
             values,
             cluster_secret,
+            token_secret,
         }
     }
 
@@ -129,9 +143,12 @@ impl Overrides {
     pub(crate) fn from_pairs(env: &[(String, String)]) -> Self {
         let mut values = BTreeMap::new();
         let mut cluster_secret = None;
+        let mut token_secret = None;
         for (var, value) in env {
             if var.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR) {
                 cluster_secret = Some(value.clone());
+            } else if var.trim().eq_ignore_ascii_case(TOKEN_SECRET_VAR) {
+                token_secret = Some(value.clone());
             } else if let Some(key) = key_for_var(var) {
                 values.insert(key, (var.trim().to_owned(), value.clone()));
             }
@@ -139,6 +156,7 @@ impl Overrides {
         Overrides {
             values,
             cluster_secret,
+            token_secret,
         }
     }
 
@@ -150,6 +168,11 @@ impl Overrides {
     /// The value of `SESSYNC_CLUSTER_SECRET`, if set.
     pub(crate) fn cluster_secret(&self) -> Option<&str> {
         self.cluster_secret.as_deref()
+    }
+
+    /// The value of `SESSYNC_TOKEN_SECRET`, if set.
+    pub(crate) fn token_secret(&self) -> Option<&str> {
+        self.token_secret.as_deref()
     }
 }
 

@@ -31,7 +31,10 @@ mod tls;
 mod validate;
 
 pub use api_keys::hash_api_key;
-pub use env::{env_var_name, unknown_process_vars, unknown_vars, CLUSTER_SECRET_VAR, ENV_KEYS};
+pub use env::{
+    env_var_name, unknown_process_vars, unknown_vars, CLUSTER_SECRET_VAR, ENV_KEYS,
+    TOKEN_SECRET_VAR,
+};
 pub use error::{ConfigError, Problem};
 pub use federation::MAX_RECEIVE_SECRETS;
 pub use model::{

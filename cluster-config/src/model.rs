@@ -26,6 +26,9 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Shared by every node of the site; authenticates Raft traffic.
     pub cluster_secret: Secret,
+    /// Shared by every node of the site; the key tokens of idempotent creates are derived with.
+    /// `None`: the node derives one from the cluster secret.
+    pub token_secret: Option<Secret>,
     /// The session policy this node proposes when it leads.
     pub policy: Policy,
     /// The API keys, by hash. May be empty.

@@ -9,7 +9,7 @@ use figment::providers::{Format, Toml};
 use figment::value::Dict;
 use figment::Figment;
 
-use crate::env::{Overrides, CLUSTER_SECRET_VAR};
+use crate::env::{Overrides, CLUSTER_SECRET_VAR, TOKEN_SECRET_VAR};
 use crate::error::{ConfigError, Problem};
 use crate::model::NodeConfig;
 use crate::reader::{Ctx, Read, Table};
@@ -151,6 +151,7 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
         }
     });
     let cluster_secret = cluster_secret(&mut t);
+    let token_secret = token_secret(&mut t);
 
     let policy = sections::policy(t.table("policy"));
     let keys = t.tables("api_keys");
@@ -184,6 +185,7 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
         advertise_url: advertise_url?,
         data_dir: data_dir?,
         cluster_secret: cluster_secret?,
+        token_secret: token_secret?,
         policy: policy?,
         api_keys: api_keys?,
         federation: federation?,
@@ -212,6 +214,26 @@ fn advertise_url(t: &mut Table<'_>, listen: Option<SocketAddr>, scheme: &str) ->
             Some(addr) => Some(format!("{scheme}://{addr}")),
             None => None,
         },
+    }
+}
+
+/// The token secret: `SESSYNC_TOKEN_SECRET` if set, else the content of `token_secret_file`,
+/// else none (`Some(None)`; the node derives one). `None` on a problem.
+fn token_secret(t: &mut Table<'_>) -> Option<Option<Secret>> {
+    let file = t.file("token_secret_file");
+    if let Some(value) = t.ctx().env.token_secret() {
+        return match secret_from_value(value) {
+            Ok(secret) => Some(Some(secret)),
+            Err(message) => {
+                t.ctx().invalid(TOKEN_SECRET_VAR, message);
+                None
+            }
+        };
+    }
+    match file {
+        Read::Got(path) => federation::secret(t, "token_secret_file", &path).map(Some),
+        Read::Missing => Some(None),
+        Read::Bad => None,
     }
 }
 

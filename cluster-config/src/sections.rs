@@ -41,6 +41,7 @@ pub(crate) fn policy(mut t: Table<'_>) -> Option<Policy> {
     let max_blocked_sessions = t.whole("max_blocked_sessions").or(d.max_blocked_sessions);
     let audit_max_events = t.whole("audit_max_events").or(d.audit_max_events);
     let audit_max_bytes = t.whole("audit_max_bytes").or(d.audit_max_bytes);
+    let idempotency_window = t.duration("idempotency_window").or(d.idempotency_window);
     if audit_max_events == Some(0) {
         t.invalid("audit_max_events", "must be more than 0");
     }
@@ -91,6 +92,7 @@ pub(crate) fn policy(mut t: Table<'_>) -> Option<Policy> {
         max_blocked_sessions: max_blocked_sessions?,
         audit_max_events: audit_max_events?,
         audit_max_bytes: audit_max_bytes?,
+        idempotency_window: idempotency_window?,
     })
 }
 

@@ -440,3 +440,27 @@ fn secrets_do_not_leak_through_debug() {
     assert!(!printed.contains(CLUSTER_SECRET), "{printed}");
     assert!(printed.contains("<redacted>"));
 }
+
+#[test]
+fn token_secret_from_file_or_env_and_none_by_default() {
+    let dir = config_dir();
+    let c = NodeConfig::from_toml_str(MINIMAL, dir.path(), &[]).unwrap();
+    assert!(c.token_secret.is_none());
+    let text = format!("token_secret_file = \"secrets/tokens\"\n{MINIMAL}");
+    let c = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap();
+    assert_eq!(
+        c.token_secret.unwrap().expose(),
+        b"token-secret-0123456789abcdef"
+    );
+    let e = env(&[("SESSYNC_TOKEN_SECRET", "from-the-environment-0123456789")]);
+    let c = NodeConfig::from_toml_str(&text, dir.path(), &e).unwrap();
+    assert_eq!(
+        c.token_secret.unwrap().expose(),
+        b"from-the-environment-0123456789"
+    );
+    let missing = format!("token_secret_file = \"secrets/none\"\n{MINIMAL}");
+    let err = NodeConfig::from_toml_str(&missing, dir.path(), &[]).unwrap_err();
+    assert_eq!(err.key(), Some("token_secret_file"), "{err}");
+    // The variable is the node's, not an unknown one.
+    assert!(sessync_config::unknown_vars(["SESSYNC_TOKEN_SECRET"]).is_empty());
+}

@@ -79,6 +79,14 @@ pub struct Policy {
         skip_serializing_if = "defaults::is_audit_max_bytes"
     )]
     pub audit_max_bytes: u64,
+    /// A create repeated with the same idempotency key (by the same API key) within this long
+    /// of the first gets the same session back; later, the key is forgotten.
+    #[serde(
+        default = "defaults::idempotency_window",
+        skip_serializing_if = "defaults::is_idempotency_window",
+        with = "humantime_serde_compat"
+    )]
+    pub idempotency_window: Duration,
 }
 
 /// Defaults of the keys added after the first stored format. A value equal to its default is
@@ -87,6 +95,15 @@ mod defaults {
     pub(super) const MAX_BLOCKED_SESSIONS: u32 = 16;
     pub(super) const AUDIT_MAX_EVENTS: u64 = 100_000;
     pub(super) const AUDIT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    pub(super) const IDEMPOTENCY_WINDOW: std::time::Duration =
+        std::time::Duration::from_secs(24 * 3600);
+
+    pub(super) fn idempotency_window() -> std::time::Duration {
+        IDEMPOTENCY_WINDOW
+    }
+    pub(super) fn is_idempotency_window(v: &std::time::Duration) -> bool {
+        *v == IDEMPOTENCY_WINDOW
+    }
 
     pub(super) fn max_blocked_sessions() -> u32 {
         MAX_BLOCKED_SESSIONS
@@ -122,6 +139,7 @@ impl Default for Policy {
             max_blocked_sessions: defaults::MAX_BLOCKED_SESSIONS,
             audit_max_events: defaults::AUDIT_MAX_EVENTS,
             audit_max_bytes: defaults::AUDIT_MAX_BYTES,
+            idempotency_window: defaults::IDEMPOTENCY_WINDOW,
         }
     }
 }
@@ -163,6 +181,9 @@ impl Policy {
         if self.audit_max_bytes != other.audit_max_bytes {
             keys.push("audit_max_bytes");
         }
+        if self.idempotency_window != other.idempotency_window {
+            keys.push("idempotency_window");
+        }
         keys
     }
 }
@@ -182,6 +203,7 @@ impl Policy {
             ("touch_interval", self.touch_interval),
             ("retention", self.retention),
             ("audit_retention", self.audit_retention),
+            ("idempotency_window", self.idempotency_window),
         ] {
             if d > MAX_POLICY_DURATION {
                 return Err(FieldError::new(
@@ -274,6 +296,12 @@ pub struct PolicyUpdate {
     pub audit_max_events: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_max_bytes: Option<u64>,
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idempotency_window: Option<Duration>,
 }
 
 impl PolicyUpdate {
@@ -294,7 +322,8 @@ impl PolicyUpdate {
             audit_retention,
             max_blocked_sessions,
             audit_max_events,
-            audit_max_bytes
+            audit_max_bytes,
+            idempotency_window
         );
         p
     }

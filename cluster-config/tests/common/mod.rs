@@ -10,13 +10,14 @@ use tempfile::TempDir;
 /// A cluster secret long enough to be accepted.
 pub(crate) const CLUSTER_SECRET: &str = "cluster-secret-0123456789abcdef";
 
-/// A temporary directory holding `secrets/cluster`, `secrets/to-site-b`,
+/// A temporary directory holding `secrets/cluster`, `secrets/tokens`, `secrets/to-site-b`,
 /// `secrets/from-site-b` and `secrets/from-site-b.next`.
 pub(crate) fn config_dir() -> TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).expect("secrets dir");
     std::fs::write(secrets.join("cluster"), format!("{CLUSTER_SECRET}\n")).expect("write");
+    std::fs::write(secrets.join("tokens"), "token-secret-0123456789abcdef\n").expect("write");
     std::fs::write(secrets.join("to-site-b"), "to-site-b-secret-0123456789\n").expect("write");
     std::fs::write(secrets.join("from-site-b"), "from-site-b-secret-0123456789").expect("write");
     std::fs::write(

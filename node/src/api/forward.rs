@@ -1,8 +1,6 @@
 //! Followers serve every endpoint: a write that reaches a follower is sent on to the leader
 //! as it came (method, path, key, body) and the leader's answer is passed back.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -85,7 +83,8 @@ async fn send(
     let mut rb = rt
         .http()
         .request(method, format!("{base}{path}"))
-        .timeout(rt.request_timeout() + Duration::from_secs(1))
+        // The caller's own deadline (`within_deadline`) bounds the whole request anyway.
+        .timeout(rt.request_timeout())
         .header(FORWARDED_HEADER, rt.node_id().to_string())
         .body(body);
     for name in [

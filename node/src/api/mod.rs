@@ -94,7 +94,7 @@ async fn count_requests(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
     let started = std::time::Instant::now();
-    let mut resp = json_errors(next.run(req).await.into_response()).await;
+    let mut resp = json_errors(within_deadline(&app, req, next).await).await;
     // Clients learn where to send writes from any answer.
     if let Some(url) = app
         .rt()
@@ -106,6 +106,25 @@ async fn count_requests(
     app.metrics()
         .observe_request(method, &route, resp.status().as_u16(), started.elapsed());
     resp
+}
+
+/// Runs the request with one deadline for all it does (reading its body, a policy write before
+/// its command, a follower's read index and then its forward): past `request_timeout` the
+/// answer is 503 `unavailable`. Node-to-node routes are bounded by Raft's own timeouts instead.
+async fn within_deadline(app: &App, req: Request<axum::body::Body>, next: Next) -> Response {
+    if req.uri().path().starts_with("/raft/") {
+        return next.run(req).await.into_response();
+    }
+    let timeout = app.rt().request_timeout();
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp.into_response(),
+        Err(_) => ApiError::unavailable(format!(
+            "the request did not finish within {} ([limits] request_timeout); it may still \
+             take effect: retry it (idempotently) or check",
+            humantime::format_duration(timeout)
+        ))
+        .into_response(),
+    }
 }
 
 /// The method as a metric label: a standard method or `other`, so no request can add a label

@@ -66,23 +66,25 @@ fn lookup(app: &App, id: &SessionId) -> Result<(Session, sessync_proto::Policy),
 
 async fn create(
     State(app): State<App>,
-    _caller: AppCaller,
+    AppCaller(caller): AppCaller,
     JsonBody(req): JsonBody<CreateSessionRequest>,
 ) -> Result<Response, ApiError> {
     req.validate()?;
     let rt = app.rt();
+    let session_id = SessionId::from_random(rand::random());
     let token = match &req.idempotency_key {
-        Some(k) => tokens::idempotent(rt.cluster_secret(), &req.user_id, k),
+        Some(_) => app.token_key().for_session(&session_id),
         None => tokens::random(),
     };
     let cmd = Command::Create(Create {
         at: rt.cluster_now(),
-        session_id: SessionId::from_random(rand::random()),
+        session_id,
         token_hash: TokenHash::of(&token),
         user_id: req.user_id.clone(),
         device: req.device,
         origin: req.origin,
         idempotency_key: req.idempotency_key,
+        by: Some(caller.name),
     });
     let policy = || rt.state().read(|s| s.policy().clone());
     match rt.propose(cmd).await? {
@@ -91,6 +93,12 @@ async fn create(
                 StatusCode::OK
             } else {
                 StatusCode::CREATED
+            };
+            // A replay's token is the one its first create was given.
+            let token = if replayed {
+                app.token_key().for_session(&session.id)
+            } else {
+                token
             };
             let body = CreateSessionResponse {
                 session: session.view(&policy()),

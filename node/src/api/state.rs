@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::refusals::Refusals;
 use crate::runtime::Runtime;
 use crate::signing::SeenNonces;
+use crate::tokens::TokenKey;
 use crate::touch::TouchBatcher;
 
 /// What a node is made of, for building an [`App`].
@@ -43,6 +44,8 @@ struct Inner {
     limits: Limits,
     /// Nonces of node-to-node proofs seen within their window.
     nonces: SeenNonces,
+    /// What idempotent creates' tokens are derived with.
+    token_key: TokenKey,
 }
 
 impl App {
@@ -71,6 +74,10 @@ impl App {
             metrics_open: config.metrics.open,
             limits: config.limits.clone(),
             nonces: SeenNonces::default(),
+            token_key: TokenKey::new(
+                config.token_secret.as_ref().map(|s| s.expose()),
+                config.cluster_secret.expose(),
+            ),
         }))
     }
 
@@ -109,6 +116,10 @@ impl App {
     /// Most requests in progress at once (`[limits] max_concurrent_requests`).
     pub(crate) fn max_concurrent_requests(&self) -> usize {
         self.0.limits.max_concurrent_requests
+    }
+    /// The key idempotent creates' tokens are derived with.
+    pub(crate) fn token_key(&self) -> &TokenKey {
+        &self.0.token_key
     }
     /// Nonces of node-to-node proofs seen lately.
     pub(crate) fn nonces(&self) -> &SeenNonces {

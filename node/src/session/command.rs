@@ -49,6 +49,9 @@ pub(crate) struct Create {
     pub(crate) device: Device,
     pub(crate) origin: Option<String>,
     pub(crate) idempotency_key: Option<String>,
+    /// The API key (its name) that asked: an idempotent replay is answered only to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) by: Option<String>,
 }
 
 /// Touches of several sessions, coalesced into one entry; each carries the cluster time at

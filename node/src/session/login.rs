@@ -1,5 +1,6 @@
 //! A login: a new session for a user, admitted under the limit (see [`super::limit`]), or the
-//! session an earlier create with the same idempotency key made.
+//! session an earlier create with the same idempotency key made (by the same API key, within
+//! the policy's `idempotency_window`).
 
 use serde_json::json;
 use sessync_proto::SessionState;
@@ -15,10 +16,24 @@ pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
     tx.expire_user(&c.user_id);
     if let Some(key) = &c.idempotency_key {
         if let Some(existing) = tx.store.by_idempotency(&c.user_id, key) {
-            return Outcome::Created {
-                session: existing.clone(),
-                replayed: true,
-            };
+            // An idempotency key is a way to get a token back: a replay is answered only to
+            // the API key that made the session, and only within the window; past it the key
+            // is forgotten and a new session is made.
+            let window = tx.store.policy().idempotency_window;
+            if tx.at < existing.created_at.plus(window) {
+                if c.by.is_some() && existing.created_by == c.by {
+                    return Outcome::Created {
+                        session: existing.clone(),
+                        replayed: true,
+                    };
+                }
+                return Outcome::Refused {
+                    message: format!(
+                        "idempotency_key {key:?} was used for another create of this user \
+                         (by another API key, or before this version); choose a new key"
+                    ),
+                };
+            }
         }
     }
     if tx.store.get(&c.session_id).is_some() {
@@ -51,6 +66,7 @@ pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
         last_seen_at: tx.at,
         ended_at: None,
         idempotency_key: c.idempotency_key.clone(),
+        created_by: c.by.clone(),
     };
     tx.put(session.clone());
     let kind = if state == SessionState::Blocked {

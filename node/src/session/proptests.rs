@@ -41,6 +41,7 @@ fn to_command(op: &Op, t: Timestamp) -> Command {
             device: Device::default(),
             origin: None,
             idempotency_key: None,
+            by: Some("app".to_owned()),
         }),
         Op::Touch(s) => Command::Touch(Touch {
             at: t,

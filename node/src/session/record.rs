@@ -55,6 +55,10 @@ pub(crate) struct Session {
     pub(crate) ended_at: Option<Timestamp>,
     /// The app's idempotency key of the create, so a retried create finds this session.
     pub(crate) idempotency_key: Option<String>,
+    /// The API key (its name) that created the session; a replay is answered only to it.
+    /// (None for sessions made before it was recorded: those are never replayed.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) created_by: Option<String>,
 }
 
 impl Session {

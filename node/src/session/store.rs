@@ -204,8 +204,11 @@ impl SessionStore {
             }
         }
         if let Some(k) = &old.idempotency_key {
-            self.by_idempotency
-                .remove(&(old.user_id.clone(), k.clone()));
+            // Only if it still points here: a later create may have taken the key over.
+            let key = (old.user_id.clone(), k.clone());
+            if self.by_idempotency.get(&key) == Some(id) {
+                self.by_idempotency.remove(&key);
+            }
         }
         match old.ended_at {
             Some(t) if !old.is_live() => {

@@ -69,6 +69,7 @@ impl Sm {
             device: Device::default(),
             origin: None,
             idempotency_key: None,
+            by: Some("app".to_owned()),
         }))
     }
 

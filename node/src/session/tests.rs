@@ -313,6 +313,7 @@ fn idempotent_create_replays_the_same_session() {
             device: Device::default(),
             origin: None,
             idempotency_key: Some("login-42".to_owned()),
+            by: Some("app".to_owned()),
         }))
     };
     assert!(matches!(
@@ -446,6 +447,7 @@ fn an_idempotent_replay_past_the_deadline_shows_the_session_ended() {
             device: Device::default(),
             origin: None,
             idempotency_key: Some("key-1".to_owned()),
+            by: Some("app".to_owned()),
         })
     };
     assert!(matches!(
@@ -467,4 +469,53 @@ fn an_idempotent_replay_past_the_deadline_shows_the_session_ended() {
         o => panic!("expected the replayed session, got {o:?}"),
     }
     assert_eq!(sm.state(0).0, SessionState::Ended, "and the state says so");
+}
+
+#[test]
+fn an_idempotency_key_replays_only_to_the_same_api_key_and_only_within_the_window() {
+    let mut sm = Sm::new(Policy {
+        idempotency_window: Duration::from_secs(60),
+        ..policy(0, OnLimit::Deny)
+    });
+    let create = |t: u64, n: u8, by: Option<&str>| {
+        Command::Create(Create {
+            at: at(t),
+            session_id: sid(n),
+            token_hash: TokenHash::of(&format!("token-{n}")),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: Some("key-1".to_owned()),
+            by: by.map(str::to_owned),
+        })
+    };
+    assert!(matches!(
+        sm.run(create(0, 1, Some("app"))),
+        Outcome::Created {
+            replayed: false,
+            ..
+        }
+    ));
+    // Another API key (or none) does not get the session (nor its token) back.
+    for by in [Some("other-app"), None] {
+        match sm.run(create(1_000, 2, by)) {
+            Outcome::Refused { message } => assert!(message.contains("idempotency_key")),
+            o => panic!("expected a refusal for {by:?}, got {o:?}"),
+        }
+    }
+    assert!(sm.store.get(&sid(2)).is_none());
+    // The same key within the window: a replay.
+    assert!(matches!(
+        sm.run(create(59_000, 3, Some("app"))),
+        Outcome::Created { replayed: true, session } if session.id == sid(1)
+    ));
+    // Past the window the key is forgotten: a new session, which the key now names.
+    assert!(matches!(
+        sm.run(create(61_000, 4, Some("app"))),
+        Outcome::Created { replayed: false, session } if session.id == sid(4)
+    ));
+    assert!(matches!(
+        sm.run(create(62_000, 5, Some("app"))),
+        Outcome::Created { replayed: true, session } if session.id == sid(4)
+    ));
 }

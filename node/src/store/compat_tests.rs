@@ -184,6 +184,7 @@ fn the_previous_versions_data_dir_takes_new_entries_and_its_snapshot_installs() 
                 device: Device::default(),
                 origin: None,
                 idempotency_key: None,
+                by: Some("app".to_owned()),
             })),
         };
         sm.apply(vec![next]).await.unwrap();

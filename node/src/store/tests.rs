@@ -74,6 +74,7 @@ fn sample_log() -> Vec<Entry> {
             },
             origin: Some("test".to_owned()),
             idempotency_key: None,
+            by: Some("app".to_owned()),
         }));
     }
     push(Command::End(End {

@@ -308,4 +308,15 @@ async fn idempotent_create_returns_the_same_session_and_token() {
         node.validate(b["token"].as_str().unwrap()).await["valid"],
         true
     );
+    // Another API key with the same idempotency key gets neither the session nor its token.
+    let (s3, c) = node
+        .call(
+            Method::POST,
+            "/v1/sessions",
+            ADMIN_KEY,
+            Some(json!({"user_id": "gus", "idempotency_key": "login-7"})),
+        )
+        .await;
+    assert_error(s3, &c, StatusCode::CONFLICT, "conflict", None);
+    assert!(c.get("token").is_none() && c.to_string().find(a["token"].as_str().unwrap()).is_none());
 }

@@ -243,4 +243,35 @@ mod tests {
         assert_eq!(cli.global.api_key().unwrap(), "secret-key");
         std::fs::remove_file(&dir).unwrap();
     }
+
+    #[test]
+    fn a_token_that_begins_with_a_hyphen_is_a_token() {
+        // base64url tokens begin with '-' one time in 64 (the CLI test failed on one).
+        let cli = Cli::try_parse_from(["sessyncctl", "sessions", "validate", "-PzX4_token"]);
+        let cli = cli.expect("a token beginning with '-' parses");
+        assert!(format!("{:?}", cli.command).contains("-PzX4_token"));
+    }
+
+    #[test]
+    fn tls_files_go_together() {
+        assert!(
+            Cli::try_parse_from(["sessyncctl", "--cert", "c.pem", "cluster", "status"]).is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "sessyncctl",
+            "--cacert",
+            "ca.pem",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+            "cluster",
+            "status",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.global.cacert.as_deref(),
+            Some(std::path::Path::new("ca.pem"))
+        );
+    }
 }

@@ -47,6 +47,8 @@ pub(crate) struct SetArgs {
     audit_max_events: Option<u64>,
     #[arg(long)]
     audit_max_bytes: Option<u64>,
+    #[arg(long, value_parser = parse_duration)]
+    idempotency_window: Option<Duration>,
 }
 
 fn parse_on_limit(s: &str) -> Result<OnLimit, String> {
@@ -70,6 +72,7 @@ impl From<SetArgs> for PolicyUpdate {
             max_blocked_sessions: a.max_blocked_sessions,
             audit_max_events: a.audit_max_events,
             audit_max_bytes: a.audit_max_bytes,
+            idempotency_window: a.idempotency_window,
         }
     }
 }
@@ -122,6 +125,7 @@ fn render(p: &Policy) -> String {
         ("max_blocked_sessions", p.max_blocked_sessions.to_string()),
         ("audit_max_events", p.audit_max_events.to_string()),
         ("audit_max_bytes", p.audit_max_bytes.to_string()),
+        ("idempotency_window", d(p.idempotency_window)),
     ] {
         t.row([k.to_owned(), v]);
     }

@@ -51,7 +51,9 @@ pub(crate) enum SessionsCommand {
     },
     /// Check a token; exits 1 (after printing the answer) when it is not valid.
     Validate {
-        /// The session token.
+        /// The session token. Tokens may begin with `-` (base64url), so one is taken as the
+        /// token even then.
+        #[arg(allow_hyphen_values = true)]
         token: String,
         /// Do not mark the session used.
         #[arg(long)]
