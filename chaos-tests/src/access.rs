@@ -28,7 +28,8 @@ impl TestCluster {
         self.node(id).is_live()
     }
 
-    /// Node `id`'s base URL, `http://127.0.0.1:<port>` (its listen address and advertise URL).
+    /// Node `id`'s base URL, `http://127.0.0.1:<port>` (its listen address and advertise URL;
+    /// `https://` with TLS).
     ///
     /// # Panics
     /// If the cluster has no node `id` (so do the other methods taking an id).
@@ -51,27 +52,37 @@ impl TestCluster {
         &self.secrets.admin_key
     }
 
+    /// A client over `urls` with `key`; with TLS it trusts the cluster's CA and shows the
+    /// harness's client certificate.
+    pub fn client_with(&self, urls: Vec<String>, key: &str) -> Client {
+        let mut b = Client::builder(urls, key);
+        if let Some(t) = &self.tls {
+            b = b
+                .ca_certificates(t.ca_pem.clone())
+                .client_certificate(t.client.cert_pem.clone(), &t.client.key_pem);
+        }
+        b.build().expect("loopback URLs and the test CA")
+    }
+
     /// A client over every node (failover) with the app key.
     pub fn app_client(&self) -> Client {
-        Client::new(self.urls(), self.app_key()).expect("loopback URLs")
+        self.client_with(self.urls(), self.app_key())
     }
 
     /// A client over every node (failover) with the admin key.
     pub fn admin_client(&self) -> Client {
-        Client::new(self.urls(), self.admin_key()).expect("loopback URLs")
+        self.client_with(self.urls(), self.admin_key())
     }
 
     /// A client that talks only to node `id` (one attempt, no failover) with the app key.
     pub fn app_client_for(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], self.app_key())
-            .expect("a loopback URL")
+        self.client_with(vec![self.url(id)], self.app_key())
             .pinned(0)
     }
 
     /// A client that talks only to node `id` (one attempt, no failover) with the admin key.
     pub fn admin_client_for(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], self.admin_key())
-            .expect("a loopback URL")
+        self.client_with(vec![self.url(id)], self.admin_key())
             .pinned(0)
     }
 

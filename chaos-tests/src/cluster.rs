@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use sessync_client::{Client, ClientError};
+use sessync_client::ClientError;
 use sessync_proto::ErrorCode;
 use tempfile::TempDir;
 
+use crate::certs::Issued;
 use crate::config::{self, ClusterOptions, KeyHashes, NodeFile};
 use crate::process::{self, tail, Node};
 use crate::secrets::{sha256_hex, Secrets};
@@ -41,6 +42,15 @@ pub struct TestCluster {
     bin: PathBuf,
     pub(crate) secrets: Secrets,
     pub(crate) nodes: BTreeMap<u64, Node>,
+    /// With TLS: the CA certificate and the certificate the harness's clients show.
+    pub(crate) tls: Option<ClientTls>,
+}
+
+/// What the harness's clients need to call nodes over TLS.
+#[derive(Clone)]
+pub(crate) struct ClientTls {
+    pub(crate) ca_pem: String,
+    pub(crate) client: Issued,
 }
 
 impl TestCluster {
@@ -68,6 +78,13 @@ impl TestCluster {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(&secret_path, fs::Permissions::from_mode(0o600))?;
         }
+        let tls = match &opts.tls {
+            Some(ca) => Some(ClientTls {
+                ca_pem: ca.cert_pem(),
+                client: ca.issue("sessync test client")?,
+            }),
+            None => None,
+        };
         let mut cluster = TestCluster {
             dir: Some(dir),
             root,
@@ -75,6 +92,7 @@ impl TestCluster {
             bin,
             secrets,
             nodes: BTreeMap::new(),
+            tls,
         };
         let ports = if cluster.opts.ports.is_empty() {
             process::free_ports(cluster.opts.nodes, &BTreeSet::new())?
@@ -106,8 +124,16 @@ impl TestCluster {
 
     /// Creates a node's directory and config file.
     fn create_node(&mut self, id: u64, port: u16) -> anyhow::Result<()> {
-        let node = Node::new(id, port, self.root.join(format!("node-{id}")));
+        let ca = self.opts.tls.clone();
+        let node = Node::new(id, port, self.root.join(format!("node-{id}")), ca.is_some());
         fs::create_dir_all(node.data_dir())?;
+        if let Some(ca) = ca {
+            let issued = ca.issue(&format!("node-{id}"))?;
+            let (cert, key, ca_file) = node.tls_paths();
+            fs::write(cert, issued.cert_pem)?;
+            fs::write(key, issued.key_pem)?;
+            fs::write(ca_file, ca.cert_pem())?;
+        }
         self.nodes.insert(id, node);
         self.write_config(id)
     }
@@ -115,6 +141,12 @@ impl TestCluster {
     fn write_config(&self, id: u64) -> anyhow::Result<()> {
         let node = self.node(id);
         let (data_dir, secret_file) = (node.data_dir(), self.secret_path());
+        let (cert, key, ca) = node.tls_paths();
+        let tls = node.https.then_some(config::TlsFiles {
+            cert: &cert,
+            key: &key,
+            ca: &ca,
+        });
         let app = sha256_hex(&self.secrets.app_key);
         let admin = sha256_hex(&self.secrets.admin_key);
         let text = config::render(
@@ -125,6 +157,7 @@ impl TestCluster {
                 data_dir: &data_dir,
                 secret_file: &secret_file,
                 node_toml: &node.node_toml,
+                tls,
             },
             &KeyHashes {
                 app_sha256: &app,
@@ -201,8 +234,8 @@ impl TestCluster {
     /// retries the start if the port was still taken.
     async fn wait_healthy(&self, id: u64) -> anyhow::Result<()> {
         let node = self.node(id);
-        let probe = Client::new(vec![node.url()], "")
-            .expect("a loopback URL")
+        let probe = self
+            .client_with(vec![node.url()], "")
             .pinned(0)
             .with_timeout(PROBE_TIMEOUT);
         let what = format!("node {id} to answer /healthz at {}", node.url());

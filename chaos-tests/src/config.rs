@@ -40,6 +40,10 @@ pub struct ClusterOptions {
     /// The node program to run; default `$SESSYNC_NODE_BIN`, else `sessync-node` next to the
     /// tests (see [`crate::node_binary`]).
     pub node_bin: Option<PathBuf>,
+    /// TLS on every link: each node gets a certificate of this CA, serves HTTPS only, requires
+    /// client certificates of it (from other nodes, peer sites and the harness's clients), and
+    /// trusts it when it calls out. Default none (plain HTTP on loopback).
+    pub tls: Option<crate::TestCa>,
 }
 
 impl Default for ClusterOptions {
@@ -54,6 +58,7 @@ impl Default for ClusterOptions {
             ports: Vec::new(),
             init: true,
             node_bin: None,
+            tls: None,
         }
     }
 }
@@ -66,6 +71,15 @@ pub(crate) struct NodeFile<'a> {
     pub secret_file: &'a Path,
     /// This node's own extra TOML, merged last (see [`crate::TestCluster::set_node_toml`]).
     pub node_toml: &'a str,
+    /// With TLS: the node's certificate, key and CA files.
+    pub tls: Option<TlsFiles<'a>>,
+}
+
+/// A node's TLS files.
+pub(crate) struct TlsFiles<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub ca: &'a Path,
 }
 
 /// The API keys' hashes, as the `[[api_keys]]` entries carry them.
@@ -138,10 +152,19 @@ pub(crate) fn render(
     doc.insert("node_id".into(), Value::Integer(node.id as i64));
     doc.insert("site".into(), Value::String(opts.site.clone()));
     doc.insert("listen".into(), Value::String(addr.clone()));
+    let scheme = if node.tls.is_some() { "https" } else { "http" };
     doc.insert(
         "advertise_url".into(),
-        Value::String(format!("http://{addr}")),
+        Value::String(format!("{scheme}://{addr}")),
     );
+    if let Some(files) = &node.tls {
+        let mut tls = Table::new();
+        tls.insert("cert_file".into(), path_value(files.cert)?);
+        tls.insert("key_file".into(), path_value(files.key)?);
+        tls.insert("client_ca_file".into(), path_value(files.ca)?);
+        tls.insert("ca_file".into(), path_value(files.ca)?);
+        doc.insert("tls".into(), Value::Table(tls));
+    }
     doc.insert("data_dir".into(), path_value(node.data_dir)?);
     doc.insert("cluster_secret_file".into(), path_value(node.secret_file)?);
 
@@ -198,6 +221,7 @@ mod tests {
                 data_dir: &data,
                 secret_file: &secret,
                 node_toml,
+                tls: None,
             },
             &KeyHashes {
                 app_sha256: "aa",
@@ -299,6 +323,7 @@ mod tests {
                 data_dir: &data,
                 secret_file: &data,
                 node_toml: "",
+                tls: None,
             },
             &KeyHashes {
                 app_sha256: "a",
@@ -337,6 +362,7 @@ mod tests {
                 data_dir: &data,
                 secret_file: &secret,
                 node_toml: "",
+                tls: None,
             },
             &KeyHashes {
                 app_sha256: &app_sha,

@@ -94,6 +94,8 @@ pub(crate) struct Node {
     pub id: u64,
     pub port: u16,
     pub dir: PathBuf,
+    /// Whether it serves HTTPS.
+    pub https: bool,
     /// This node's own extra TOML (see `TestCluster::set_node_toml`).
     pub node_toml: String,
     child: Mutex<Option<Child>>,
@@ -102,12 +104,14 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// A node whose files will live in `dir`; nothing is created or started yet.
-    pub(crate) fn new(id: u64, port: u16, dir: PathBuf) -> Self {
+    /// A node whose files will live in `dir` (serving HTTPS if `https`); nothing is created
+    /// or started yet.
+    pub(crate) fn new(id: u64, port: u16, dir: PathBuf, https: bool) -> Self {
         Self {
             id,
             port,
             dir,
+            https,
             node_toml: String::new(),
             child: Mutex::new(None),
             paused: false,
@@ -115,9 +119,19 @@ impl Node {
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` with TLS).
     pub(crate) fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The node's TLS certificate, key and CA files (written when TLS is on).
+    pub(crate) fn tls_paths(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            self.dir.join("node.crt"),
+            self.dir.join("node.key"),
+            self.dir.join("ca.crt"),
+        )
     }
 
     pub(crate) fn data_dir(&self) -> PathBuf {
@@ -282,7 +296,7 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let mut node = Node::new(7, 1, dir.path().to_path_buf());
+        let mut node = Node::new(7, 1, dir.path().to_path_buf(), false);
         let offset = node.spawn(&script).unwrap();
         assert!(node.is_live());
         let mut seen = String::new();

@@ -77,9 +77,10 @@ impl Sites {
             .context("cannot create the sites' directory")?;
         let ports = process::free_ports(o.a.nodes + o.b.nodes, &BTreeSet::new())?;
         let (pa, pb) = ports.split_at(o.a.nodes);
-        let url = |p: &u16| format!("http://127.0.0.1:{p}");
-        let a_urls: Vec<String> = pa.iter().map(url).collect();
-        let b_urls: Vec<String> = pb.iter().map(url).collect();
+        let scheme = |o: &ClusterOptions| if o.tls.is_some() { "https" } else { "http" };
+        let (sa, sb) = (scheme(&o.a), scheme(&o.b));
+        let a_urls: Vec<String> = pa.iter().map(|p| format!("{sa}://127.0.0.1:{p}")).collect();
+        let b_urls: Vec<String> = pb.iter().map(|p| format!("{sb}://127.0.0.1:{p}")).collect();
         let mut proxies = Vec::new();
         let b_seen_by_a = match o.slow_link {
             None => b_urls.clone(),

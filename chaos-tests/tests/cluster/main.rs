@@ -24,3 +24,4 @@ mod replication;
 mod smoke;
 mod snapshot;
 mod stale_leader;
+mod tls;
