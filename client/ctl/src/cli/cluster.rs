@@ -229,6 +229,17 @@ pub(super) fn render_status(
         }
         text.push_str(&members.render());
     }
+    // Config files that disagree with the replicated policy (which applies).
+    for s in &answered {
+        if !s.policy_file_differs.is_empty() {
+            text.push_str(&format!(
+                "\nnode {}: its [policy] differs from the replicated policy in {} (the replicated \
+                 values apply; change them with `sessyncctl policy set`)\n",
+                s.node_id,
+                s.policy_file_differs.join(", ")
+            ));
+        }
+    }
     if !errors.is_empty() {
         text.push('\n');
         text.push_str(&errors);
