@@ -15,14 +15,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Runtime;
 use crate::session::{Command, Expire, SetPolicy};
+use crate::touch::TouchBatcher;
 
 /// How often the duties run.
 const TICK: Duration = Duration::from_millis(250);
 /// An `Expire` at least this often, even when nothing is due.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs the duties until `stop`.
-pub(crate) async fn run(rt: Runtime, stop: CancellationToken) {
+/// Runs the duties until `stop`; `touches` is the leader's touch queue, which an expiry sweep
+/// lets drain first.
+pub(crate) async fn run(rt: Runtime, touches: TouchBatcher, stop: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep = Instant::now();
@@ -46,7 +48,16 @@ pub(crate) async fn run(rt: Runtime, stop: CancellationToken) {
             }
             continue;
         }
-        let now = rt.cluster_now();
+        // Touches taken before this sweep are applied before it, and it is stamped with the
+        // time the touch queue took it, so a touch taken later never meets a sweep that ended
+        // its session after the touch (see `crate::touch`).
+        let now = match touches.barrier().await {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::debug!(error = %e, "touches did not drain before the expiry check");
+                continue;
+            }
+        };
         let due = rt.state().read(|s| {
             let p = s.policy();
             s.next_deadline().is_some_and(|t| t <= now)

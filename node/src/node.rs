@@ -163,7 +163,7 @@ fn start(
     tasks.spawn(task);
     let (audit, task) = AuditReporter::new(rt.clone(), metrics.clone(), stop.clone());
     tasks.spawn(task);
-    tasks.spawn(duties::run(rt.clone(), stop.clone()));
+    tasks.spawn(duties::run(rt.clone(), touches.clone(), stop.clone()));
     let (refusals, task) = Refusals::new(
         audit.clone(),
         config.node_id,

@@ -75,7 +75,7 @@ async fn set_policy(
             "names no policy key; give at least one, e.g. {\"idle_timeout\": \"30m\"}",
         ));
     }
-    app.rt().linearize().await?;
+    app.linearize().await?;
     let current = app.rt().state().read(|s| s.policy().clone());
     let policy = update.apply_to(&current);
     policy.check()?;
@@ -92,7 +92,7 @@ async fn active_users(
     State(app): State<App>,
     _caller: AdminCaller,
 ) -> Result<Json<ActiveUsersResponse>, ApiError> {
-    let now = app.rt().linearize().await?;
+    let now = app.linearize().await?;
     let users = app.rt().state().read(|s| {
         let p = s.policy();
         let mut by_user: BTreeMap<UserId, (u32, Timestamp)> = BTreeMap::new();
@@ -173,7 +173,7 @@ async fn audit(
         since,
         limit,
     };
-    app.rt().linearize().await?;
+    app.linearize().await?;
     let events = app
         .rt()
         .state()

@@ -150,8 +150,17 @@ async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
 }
 
 async fn read_index(State(app): State<App>) -> Response {
+    // Touches queued before this read are applied first, and the read is judged at the time
+    // the touch queue took it (see `crate::touch`).
+    let at = match app.touches().barrier().await {
+        Ok(at) => at,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     match app.rt().read_index().await {
-        Ok(ri) => json(&ri),
+        Ok(mut ri) => {
+            ri.now = at;
+            json(&ri)
+        }
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -148,7 +148,7 @@ async fn validate(
 ) -> Result<Response, ApiError> {
     req.validate()?;
     let now = match req.consistency {
-        Consistency::Linearizable => app.rt().linearize().await?,
+        Consistency::Linearizable => app.linearize().await?,
         Consistency::Local => local_now(&app),
     };
     let hash = TokenHash::of(&req.token);
@@ -192,24 +192,25 @@ fn judged(sess: &Session, now: Timestamp, policy: &sessync_proto::Policy) -> Val
     }
 }
 
-/// On the leader: replicates a touch of an active session accepted at cluster time `now`
-/// (batched with others) unless a recent one stands, then judges the session again.
+/// On the leader: replicates a touch of a session active at `now` (batched with others) unless
+/// a recent one stands, then judges the session again at the touch's stamp: a touch taken after
+/// the session's deadline did not count, and the session is then ended for every reader.
 async fn touch_and_judge(app: &App, id: &SessionId, now: Timestamp) -> Result<Session, ApiError> {
     let (sess, policy) = lookup(app, id)?;
     let sess = sess.as_of(now, &policy);
     if sess.state != SessionState::Active || now.since(sess.last_seen_at) < policy.touch_interval {
         return Ok(sess);
     }
-    app.touches().touch(id.clone(), now).await?;
+    let stamped = app.touches().touch(id.clone()).await?;
     let (after, policy) = lookup(app, id)?;
-    Ok(after.as_of(now, &policy))
+    Ok(after.as_of(now.max(stamped), &policy))
 }
 
 /// On the leader: the touch endpoint's work.
 async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError> {
     // A read like validate's: a node that only believes it leads must not answer from a stale
     // replica (when no touch needs replicating, nothing else would stop it).
-    let now = app.rt().linearize().await?;
+    let now = app.linearize().await?;
     let sess = touch_and_judge(app, id, now).await?;
     match sess.state {
         SessionState::Ended => {
@@ -249,7 +250,7 @@ async fn get_session(
     Path(raw): Path<String>,
 ) -> Result<Json<SessionResponse>, ApiError> {
     let id = session_id(&raw)?;
-    let now = app.rt().linearize().await?;
+    let now = app.linearize().await?;
     let (sess, policy) = lookup(&app, &id)?;
     Ok(Json(SessionResponse {
         session: sess.as_of(now, &policy).view(&policy),
@@ -308,7 +309,7 @@ async fn list(
             ))
         }
     };
-    let now = app.rt().linearize().await?;
+    let now = app.linearize().await?;
     let sessions = app.rt().state().read(|s| {
         let p = s.policy();
         let mut v: Vec<Session> = s

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sessync_config::{Limits, NodeConfig};
-use sessync_proto::Role;
+use sessync_proto::{Role, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::federation::Federation;
 use crate::metrics::Metrics;
 use crate::refusals::Refusals;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeError};
 use crate::signing::SeenNonces;
 use crate::tokens::TokenKey;
 use crate::touch::TouchBatcher;
@@ -79,6 +79,20 @@ impl App {
                 config.cluster_secret.expose(),
             ),
         }))
+    }
+
+    /// A linearizable read: the replica reflects every change acknowledged before this call
+    /// and, on the leader, every touch queued before it (see [`crate::touch`]); the cluster
+    /// time to judge by. On the leader that is the time the touch queue took the read's
+    /// barrier, the read's linearization point.
+    pub(crate) async fn linearize(&self) -> Result<Timestamp, RuntimeError> {
+        if self.0.rt.is_leader() {
+            let at = self.0.touches.barrier().await?;
+            let confirmed = self.0.rt.linearize().await?;
+            // Still the leader: judge at the barrier; else the new leader's time came back.
+            return Ok(if self.0.rt.is_leader() { at } else { confirmed });
+        }
+        self.0.rt.linearize().await
     }
 
     /// The node's runtime: Raft, the replica, proposing and linearizing.

@@ -64,7 +64,9 @@ impl Runtime {
             .await?;
         let applied = self.raft().metrics().borrow().last_applied.map(|l| l.index);
         self.wait_applied(ri.index, applied).await?;
-        Ok(ri.now.max(self.state().read(|s| s.clock())))
+        // The leader's time for this read (its linearization point), not a later stamp this
+        // replica has applied since: a touch taken after that time may not be applied yet.
+        Ok(ri.now)
     }
 
     async fn wait_applied(

@@ -1,6 +1,8 @@
 //! HTTP tests of the session endpoints: each endpoint's success path and the session lifecycle.
 
 use crate::common::{assert_error, TestNode, ADMIN_KEY, APP_KEY};
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -319,4 +321,61 @@ async fn idempotent_create_returns_the_same_session_and_token() {
         .await;
     assert_error(s3, &c, StatusCode::CONFLICT, "conflict", None);
     assert!(c.get("token").is_none() && c.to_string().find(a["token"].as_str().unwrap()).is_none());
+}
+
+/// Ended is final: sessions touched right around their idle deadline, while other readers keep
+/// asking. Once any linearizable read has called a session ended, no later read calls it valid
+/// (a touch queued just before the deadline and committed just after it must not bring the
+/// session back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_committed_after_the_deadline_never_brings_a_session_back() {
+    let node = std::sync::Arc::new(
+        TestNode::start("idle_timeout = \"1s\"\ntouch_interval = \"100ms\"").await,
+    );
+    // The idle end is last_seen_at + idle_timeout + touch_interval = 1.1 s after the login.
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let node = node.clone();
+        tasks.push(tokio::spawn(async move {
+            let (_, token) = node.login(&format!("edge-{i}")).await;
+            let start = tokio::time::Instant::now();
+            // One toucher, at an offset that sweeps across the deadline.
+            let toucher = {
+                let (node, token) = (node.clone(), token.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(start + Duration::from_millis(1_080 + i)).await;
+                    node.validate(&token).await
+                })
+            };
+            // A reader that never touches, polling from just before the deadline until well past it.
+            tokio::time::sleep_until(start + Duration::from_millis(1_050)).await;
+            let mut seen_ended = false;
+            let mut revived = None;
+            while start.elapsed() < Duration::from_millis(1_300) {
+                let (_, b) = node
+                    .call(
+                        Method::POST,
+                        "/v1/sessions/validate",
+                        APP_KEY,
+                        Some(json!({"token": token, "touch": false})),
+                    )
+                    .await;
+                match b["valid"].as_bool() {
+                    Some(false) => seen_ended = true,
+                    Some(true) if seen_ended => revived = Some(start.elapsed()),
+                    _ => {}
+                }
+            }
+            let touched = toucher.await.unwrap();
+            (i, revived, touched)
+        }));
+    }
+    for t in tasks {
+        let (i, revived, touched) = t.await.unwrap();
+        assert!(
+            revived.is_none(),
+            "session {i} was called valid at {revived:?} after a read had called it ended \
+             (the late toucher got {touched})"
+        );
+    }
 }
