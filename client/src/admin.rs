@@ -36,7 +36,7 @@ pub struct AuditQuery {
     pub kind: Option<String>,
     /// Only events at or after this cluster time.
     pub since: Option<Timestamp>,
-    /// At most this many events.
+    /// At most this many events (default: every matching one, fetched a page at a time).
     pub limit: Option<u32>,
 }
 
@@ -121,10 +121,10 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn active_users(&self) -> Result<Vec<ActiveUser>, ClientError> {
-        let r: ActiveUsersResponse = self
-            .call::<(), _>(Method::GET, "/v1/users/active", None)
-            .await?;
-        Ok(r.users)
+        self.all_pages("/v1/users/active", None, |r: ActiveUsersResponse| {
+            (r.users, r.next_cursor)
+        })
+        .await
     }
 
     /// `GET /v1/audit`: replicated audit events matching `query`.
@@ -147,8 +147,11 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, ClientError> {
-        let r: AuditResponse = self.call::<(), _>(Method::GET, &query.path(), None).await?;
-        Ok(r.events)
+        let want = query.limit.map(|l| l as usize);
+        self.all_pages(&query.path(), want, |r: AuditResponse| {
+            (r.events, r.next_cursor)
+        })
+        .await
     }
 
     /// `GET /v1/federation/status`: each peer site's queue of undelivered operations and

@@ -57,6 +57,7 @@ pub mod builder;
 mod client;
 mod cluster;
 pub mod error;
+mod pages;
 mod paths;
 mod retry;
 mod sessions;

@@ -197,8 +197,10 @@ impl Client {
         all: bool,
     ) -> Result<Vec<SessionView>, ClientError> {
         let path = list_path(user_id, all)?;
-        let r: SessionsResponse = self.call::<(), _>(Method::GET, &path, None).await?;
-        Ok(r.sessions)
+        self.all_pages(&path, None, |r: SessionsResponse| {
+            (r.sessions, r.next_cursor)
+        })
+        .await
     }
 
     /// `POST /v1/users/{user_id}/verify`: makes one session (default: the newest) the user's

@@ -137,6 +137,9 @@ pub struct SessionResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionsResponse {
     pub sessions: Vec<SessionView>,
+    /// Present when more follow: pass it as `cursor` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 fn check_targets(targets: &[SiteName]) -> Result<(), FieldError> {
@@ -233,6 +236,9 @@ pub struct ActiveUser {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveUsersResponse {
     pub users: Vec<ActiveUser>,
+    /// Present when more follow: pass it as `cursor` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// One replicated audit event.
@@ -256,6 +262,9 @@ pub struct AuditEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditResponse {
     pub events: Vec<AuditEvent>,
+    /// Present when more follow: pass it as `cursor` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// POST /cluster/init: node id (as a string key, JSON objects need them) to its advertised URL.

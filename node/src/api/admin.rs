@@ -10,17 +10,14 @@ use serde::Deserialize;
 use sessync_proto::api::{ActiveUser, ActiveUsersResponse, AuditResponse, ConfigResponse};
 use sessync_proto::time::human_idle;
 use sessync_proto::{PolicyUpdate, SessionId, SessionState, Timestamp, UserId};
-use std::collections::BTreeMap;
 
 use super::auth::{authenticate, AdminCaller};
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::page::{self, Page};
 use super::state::App;
 use crate::session::{Command, SetPolicy};
 use crate::store::AuditQuery;
-
-/// Most audit events one call returns.
-const MAX_AUDIT_LIMIT: usize = 1000;
 
 /// The admin writes, served by the leader (a follower forwards them).
 pub(crate) fn write_routes() -> Router<App> {
@@ -88,36 +85,58 @@ async fn set_policy(
     Ok(config(State(app), AdminCaller(caller)).await)
 }
 
+#[derive(Deserialize)]
+struct PageParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Users with an active session now, by user id, a page at a time: walks the users that hold
+/// live sessions from the cursor on, so a page costs those users' live sessions only.
 async fn active_users(
     State(app): State<App>,
     _caller: AdminCaller,
+    Query(q): Query<PageParams>,
 ) -> Result<Json<ActiveUsersResponse>, ApiError> {
+    let page = Page::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let after = page
+        .after
+        .as_deref()
+        .map(|u| {
+            UserId::parse_field(u, "cursor")
+                .map_err(|_| ApiError::bad_request("cursor", "is not a cursor of this list"))
+        })
+        .transpose()?;
     let now = app.linearize().await?;
     let users = app.rt().state().read(|s| {
         let p = s.policy();
-        let mut by_user: BTreeMap<UserId, (u32, Timestamp)> = BTreeMap::new();
-        for sess in s.all() {
-            if sess.state == SessionState::Active && sess.is_valid_at(now, p) {
-                let e = by_user.entry(sess.user_id.clone()).or_default();
-                e.0 += 1;
-                e.1 = e.1.max(sess.last_seen_at);
+        let mut out = Vec::new();
+        for user in s.users_with_live_sessions(after.as_ref()) {
+            let (sessions, last_seen_at) = s
+                .live_sessions(user)
+                .filter(|x| x.state == SessionState::Active && x.is_valid_at(now, p))
+                .fold((0u32, Timestamp(0)), |(n, t), x| {
+                    (n + 1, t.max(x.last_seen_at))
+                });
+            if sessions == 0 {
+                continue;
+            }
+            let idle = now.since(last_seen_at);
+            out.push(ActiveUser {
+                user_id: user.clone(),
+                sessions,
+                last_seen_at,
+                idle_seconds: idle.as_secs(),
+                idle: human_idle(idle),
+            });
+            if out.len() > page.limit {
+                break;
             }
         }
-        by_user
-            .into_iter()
-            .map(|(user_id, (sessions, last_seen_at))| {
-                let idle = now.since(last_seen_at);
-                ActiveUser {
-                    user_id,
-                    sessions,
-                    last_seen_at,
-                    idle_seconds: idle.as_secs(),
-                    idle: human_idle(idle),
-                }
-            })
-            .collect()
+        out
     });
-    Ok(Json(ActiveUsersResponse { users }))
+    let (users, next_cursor) = page::cut(users, page.limit, |u| u.user_id.to_string());
+    Ok(Json(ActiveUsersResponse { users, next_cursor }))
 }
 
 #[derive(Deserialize)]
@@ -127,6 +146,7 @@ struct AuditParams {
     kind: Option<String>,
     since: Option<String>,
     limit: Option<String>,
+    cursor: Option<String>,
 }
 
 async fn audit(
@@ -134,18 +154,15 @@ async fn audit(
     _caller: AdminCaller,
     Query(p): Query<AuditParams>,
 ) -> Result<Json<AuditResponse>, ApiError> {
-    let limit = match p.limit.as_deref() {
-        None => 100,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_AUDIT_LIMIT}"),
-                ))
-            }
-        },
-    };
+    let page = Page::parse(p.limit.as_deref(), p.cursor.as_deref())?;
+    let before = page
+        .after
+        .as_deref()
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::bad_request("cursor", "is not a cursor of this list"))
+        })
+        .transpose()?;
     let since = p
         .since
         .as_deref()
@@ -171,7 +188,8 @@ async fn audit(
             .transpose()?,
         kind: p.kind,
         since,
-        limit,
+        before,
+        limit: page.limit + 1,
     };
     app.linearize().await?;
     let events = app
@@ -179,7 +197,11 @@ async fn audit(
         .state()
         .audit(&q)
         .map_err(|e| ApiError::internal(format!("cannot read the audit log: {e}")))?;
-    Ok(Json(AuditResponse { events }))
+    let (events, next_cursor) = page::cut(events, page.limit, |e| e.seq.to_string());
+    Ok(Json(AuditResponse {
+        events,
+        next_cursor,
+    }))
 }
 
 async fn metrics(State(app): State<App>, req: axum::extract::Request) -> Response {

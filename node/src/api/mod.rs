@@ -21,6 +21,7 @@ mod events;
 mod federation;
 mod forward;
 mod internal;
+mod page;
 mod sessions;
 mod state;
 

@@ -14,13 +14,16 @@ use sessync_proto::api::{
     ValidateResponse, VerifyRequest, VerifyResponse,
 };
 use sessync_proto::federation::PeerOpKind;
-use sessync_proto::{EndReason, Role, SessionId, SessionState, SiteName, Timestamp, UserId};
+use sessync_proto::{
+    EndReason, Role, SessionId, SessionState, SessionView, SiteName, Timestamp, UserId,
+};
 
 use super::auth::AppCaller;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::federation::outbox_full;
 use super::forward;
+use super::page::{self, Page};
 use super::state::App;
 use crate::federation::FanoutPlan;
 use crate::session::{Command, Create, End, Outcome, Session, TokenHash, UserOp};
@@ -287,6 +290,13 @@ async fn end(
 #[derive(Deserialize)]
 struct ListQuery {
     state: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A session's place in a user's list (newest first): creation time, then id.
+fn list_position(s: &SessionView) -> String {
+    format!("{}:{}", s.created_at.millis(), s.session_id)
 }
 
 async fn list(
@@ -309,18 +319,41 @@ async fn list(
             ))
         }
     };
+    let page = Page::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let after = match page.after.as_deref() {
+        None => None,
+        Some(pos) => Some(parse_list_position(pos)?),
+    };
     let now = app.linearize().await?;
-    let sessions = app.rt().state().read(|s| {
+    let sessions: Vec<SessionView> = app.rt().state().read(|s| {
         let p = s.policy();
         let mut v: Vec<Session> = s
             .user_sessions(&user)
+            .filter(|x| {
+                after
+                    .as_ref()
+                    .is_none_or(|(t, id)| (x.created_at, &x.id) < (*t, id))
+            })
             .map(|x| x.as_of(now, p))
             .filter(keep)
             .collect();
         v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        v.truncate(page.limit + 1);
         v.iter().map(|x| x.view(p)).collect()
     });
-    Ok(Json(SessionsResponse { sessions }))
+    let (sessions, next_cursor) = page::cut(sessions, page.limit, list_position);
+    Ok(Json(SessionsResponse {
+        sessions,
+        next_cursor,
+    }))
+}
+
+fn parse_list_position(pos: &str) -> Result<(Timestamp, SessionId), ApiError> {
+    let bad = || ApiError::bad_request("cursor", "is not a cursor of this list");
+    let (t, id) = pos.split_once(':').ok_or_else(bad)?;
+    let t = t.parse::<u64>().map_err(|_| bad())?;
+    let id = SessionId::parse_field(id, "cursor").map_err(|_| bad())?;
+    Ok((Timestamp(t), id))
 }
 
 async fn verify(

@@ -73,11 +73,11 @@ fn enforce_lowered_limit(tx: &mut Tx<'_>) {
     if limit == 0 {
         return;
     }
-    let users: Vec<UserId> = tx.store.users().cloned().collect();
+    let users: Vec<UserId> = tx.store.users_with_live_sessions(None).cloned().collect();
     for user in users {
         let mut active: Vec<Session> = tx
             .store
-            .user_sessions(&user)
+            .live_sessions(&user)
             .filter(|s| s.state == SessionState::Active)
             .cloned()
             .collect();

@@ -113,8 +113,8 @@ pub(super) fn peer_op(tx: &mut Tx<'_>, r: &PeerOp) -> Outcome {
     };
     let to_end: Vec<SessionId> = tx
         .store
-        .user_sessions(&r.user_id)
-        .filter(|s| s.is_live() && only.is_none_or(|id| &s.id == id))
+        .live_sessions(&r.user_id)
+        .filter(|s| only.is_none_or(|id| &s.id == id))
         .map(|s| s.id.clone())
         .collect();
     for id in &to_end {

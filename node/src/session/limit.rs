@@ -27,7 +27,7 @@ pub(super) fn admit(tx: &mut Tx<'_>, user: &UserId) -> Admission {
     }
     let mut active: Vec<Session> = tx
         .store
-        .user_sessions(user)
+        .live_sessions(user)
         .filter(|s| s.state == SessionState::Active)
         .cloned()
         .collect();
@@ -39,7 +39,10 @@ pub(super) fn admit(tx: &mut Tx<'_>, user: &UserId) -> Admission {
             active.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
             Admission::Denied(active)
         }
-        OnLimit::BlockNew => Admission::Blocked,
+        OnLimit::BlockNew => {
+            evict_blocked_over_cap(tx, user, policy.max_blocked_sessions as usize);
+            Admission::Blocked
+        }
         OnLimit::EvictOldest => {
             // Least recently used first; ties broken by age, then id, so every replica agrees.
             active.sort_by(|a, b| {
@@ -51,5 +54,29 @@ pub(super) fn admit(tx: &mut Tx<'_>, user: &UserId) -> Admission {
             }
             Admission::Active
         }
+    }
+}
+
+/// Makes room for one more blocked session of `user` under `cap` (0: no cap): the oldest
+/// blocked ones end `evicted`, so a client that keeps logging in over the limit cannot grow the
+/// user's state without bound.
+fn evict_blocked_over_cap(tx: &mut Tx<'_>, user: &UserId, cap: usize) {
+    if cap == 0 {
+        return;
+    }
+    let mut blocked: Vec<Session> = tx
+        .store
+        .live_sessions(user)
+        .filter(|s| s.state == SessionState::Blocked)
+        .cloned()
+        .collect();
+    if blocked.len() < cap {
+        return;
+    }
+    // Oldest first; ties broken by id, so every replica agrees.
+    blocked.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let excess = blocked.len() + 1 - cap;
+    for s in blocked.iter().take(excess) {
+        tx.end(&s.id, EndReason::Evicted, tx.at);
     }
 }

@@ -19,7 +19,11 @@ static DEFAULT_POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
 pub(crate) struct SessionStore {
     sessions: BTreeMap<SessionId, Session>,
     by_token: HashMap<TokenHash, SessionId>,
-    by_user: BTreeMap<UserId, BTreeSet<SessionId>>,
+    /// Live (active or blocked) sessions by user: what every command of a user looks at, so
+    /// its cost follows the user's live sessions, not every session retention still keeps.
+    live_by_user: BTreeMap<UserId, BTreeSet<SessionId>>,
+    /// Ended sessions by user (kept for listing until retention removes them).
+    ended_by_user: BTreeMap<UserId, BTreeSet<SessionId>>,
     by_idempotency: HashMap<(UserId, String), SessionId>,
     /// Live sessions by the time at which time alone ends them.
     deadlines: BTreeSet<(Timestamp, SessionId)>,
@@ -78,21 +82,43 @@ impl SessionStore {
             .and_then(|id| self.sessions.get(id))
     }
 
-    /// Every session of a user, in no particular order.
+    /// The live (active or blocked) sessions of a user, in no particular order: O(those).
+    pub(crate) fn live_sessions<'a>(
+        &'a self,
+        user: &UserId,
+    ) -> impl Iterator<Item = &'a Session> + 'a {
+        self.sessions_in(&self.live_by_user, user)
+    }
+
+    /// Every session of a user, live and ended, in no particular order.
     pub(crate) fn user_sessions<'a>(
         &'a self,
         user: &UserId,
     ) -> impl Iterator<Item = &'a Session> + 'a {
-        self.by_user
+        self.sessions_in(&self.live_by_user, user)
+            .chain(self.sessions_in(&self.ended_by_user, user))
+    }
+
+    fn sessions_in<'a>(
+        &'a self,
+        index: &'a BTreeMap<UserId, BTreeSet<SessionId>>,
+        user: &UserId,
+    ) -> impl Iterator<Item = &'a Session> + 'a {
+        index
             .get(user)
             .into_iter()
             .flat_map(|ids| ids.iter())
             .filter_map(|id| self.sessions.get(id))
     }
 
-    /// Every user holding a session (of any state), in order.
-    pub(crate) fn users(&self) -> impl Iterator<Item = &UserId> {
-        self.by_user.keys()
+    /// Users holding a live session, in order, starting after `after` if given.
+    pub(crate) fn users_with_live_sessions<'a>(
+        &'a self,
+        after: Option<&UserId>,
+    ) -> impl Iterator<Item = &'a UserId> + 'a {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, |u| Excluded(u.clone()));
+        self.live_by_user.range((from, Unbounded)).map(|(u, _)| u)
     }
 
     /// Every session, ordered by id.
@@ -167,7 +193,12 @@ impl SessionStore {
     fn put(&mut self, s: Session) {
         self.unindex(&s.id);
         self.by_token.insert(s.token_hash, s.id.clone());
-        self.by_user
+        let index = if s.is_live() {
+            &mut self.live_by_user
+        } else {
+            &mut self.ended_by_user
+        };
+        index
             .entry(s.user_id.clone())
             .or_default()
             .insert(s.id.clone());
@@ -197,10 +228,15 @@ impl SessionStore {
             return;
         };
         self.by_token.remove(&old.token_hash);
-        if let Some(set) = self.by_user.get_mut(&old.user_id) {
+        let index = if old.is_live() {
+            &mut self.live_by_user
+        } else {
+            &mut self.ended_by_user
+        };
+        if let Some(set) = index.get_mut(&old.user_id) {
             set.remove(id);
             if set.is_empty() {
-                self.by_user.remove(&old.user_id);
+                index.remove(&old.user_id);
             }
         }
         if let Some(k) = &old.idempotency_key {

@@ -519,3 +519,37 @@ fn an_idempotency_key_replays_only_to_the_same_api_key_and_only_within_the_windo
         Outcome::Created { replayed: true, session } if session.id == sid(4)
     ));
 }
+
+#[test]
+fn blocked_sessions_per_user_are_capped_by_max_blocked_sessions() {
+    let mut sm = Sm::new(Policy {
+        max_blocked_sessions: 3,
+        ..policy(1, OnLimit::BlockNew)
+    });
+    for n in 1..=6u8 {
+        sm.run(Command::Create(Create {
+            at: at(u64::from(n)),
+            session_id: sid(n),
+            token_hash: TokenHash::of(&format!("t{n}")),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: None,
+            by: Some("app".to_owned()),
+        }));
+    }
+    // One active, then blocked ones: never more than three; the oldest blocked ended first.
+    let state = |n: u8| {
+        let s = sm.store.get(&sid(n)).unwrap();
+        (s.state, s.end_reason)
+    };
+    assert_eq!(state(1), (SessionState::Active, None));
+    assert_eq!(state(2), (SessionState::Ended, Some(EndReason::Evicted)));
+    assert_eq!(state(3), (SessionState::Ended, Some(EndReason::Evicted)));
+    for n in 4..=6 {
+        assert_eq!(state(n), (SessionState::Blocked, None), "session {n}");
+    }
+    // The ended ones are out of the user's live index (what commands iterate).
+    assert_eq!(sm.store.live_sessions(&user("a")).count(), 4);
+    assert_eq!(sm.store.user_sessions(&user("a")).count(), 6);
+}

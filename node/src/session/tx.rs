@@ -70,8 +70,7 @@ impl Tx<'_> {
         let policy = self.store.policy().clone();
         let due: Vec<(SessionId, Timestamp, EndReason)> = self
             .store
-            .user_sessions(user)
-            .filter(|s| s.is_live())
+            .live_sessions(user)
             .filter_map(|s| {
                 let (t, reason) = s.deadline(&policy);
                 (t <= self.at).then(|| (s.id.clone(), t, reason))

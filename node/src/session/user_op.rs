@@ -39,11 +39,7 @@ pub(super) fn apply(tx: &mut Tx<'_>, kind: PeerOpKind, op: &UserOp) -> Outcome {
 
 /// The user's live sessions, newest first (by creation time, then id).
 fn live_newest_first(store: &SessionStore, user: &UserId) -> Vec<Session> {
-    let mut v: Vec<Session> = store
-        .user_sessions(user)
-        .filter(|s| s.is_live())
-        .cloned()
-        .collect();
+    let mut v: Vec<Session> = store.live_sessions(user).cloned().collect();
     v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
     v
 }

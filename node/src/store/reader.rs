@@ -63,6 +63,8 @@ pub(crate) struct AuditQuery {
     pub(crate) session_id: Option<SessionId>,
     pub(crate) kind: Option<String>,
     pub(crate) since: Option<Timestamp>,
+    /// Only events with a smaller sequence number (the page after a cursor).
+    pub(crate) before: Option<u64>,
     pub(crate) limit: usize,
 }
 
@@ -104,9 +106,17 @@ impl StateReader {
     /// Audit events matching `q`, newest first.
     pub(crate) fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StorageError> {
         let mut out = Vec::new();
-        let it = self
-            .db
-            .iterator_cf(Cf::Audit.of(&self.db), IteratorMode::End);
+        let key;
+        let mode = match q.before {
+            // Newest first, from just below the previous page's last event.
+            Some(0) => return Ok(out),
+            Some(seq) => {
+                key = layout::index_key(seq - 1);
+                IteratorMode::From(&key, Direction::Reverse)
+            }
+            None => IteratorMode::End,
+        };
+        let it = self.db.iterator_cf(Cf::Audit.of(&self.db), mode);
         for item in it {
             let (_, v) = item.map_err(read_err)?;
             let ev: AuditEvent = layout::decode_value(Cf::Audit, &v).map_err(read_err)?;

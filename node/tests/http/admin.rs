@@ -281,3 +281,100 @@ async fn policy_changes_only_when_an_operator_says_so() {
     let (_, c) = node.call(Method::GET, "/v1/config", ADMIN_KEY, None).await;
     assert_eq!(c["policy"]["idle_timeout"], "30m", "{c}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_come_in_pages_with_a_cursor() {
+    let node = TestNode::start("max_concurrent_sessions = 0").await;
+    for _ in 0..5 {
+        node.login("pager").await;
+    }
+    for u in ["u-a", "u-b", "u-c"] {
+        node.login(u).await;
+    }
+    // Every item once, in order, page by page.
+    async fn walk(node: &TestNode, first: &str, items: &str, id: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut path = first.to_owned();
+        for _ in 0..20 {
+            let (s, b) = node.call(Method::GET, &path, ADMIN_KEY, None).await;
+            assert_eq!(s, StatusCode::OK, "{path}: {b}");
+            let page = b[items].as_array().unwrap();
+            assert!(page.len() <= 2, "{b}");
+            out.extend(page.iter().map(|x| x[id].as_str().unwrap().to_owned()));
+            match b["next_cursor"].as_str() {
+                Some(c) => {
+                    let sep = if first.contains('?') { '&' } else { '?' };
+                    path = format!("{first}{sep}cursor={c}");
+                }
+                None => return out,
+            }
+        }
+        panic!("more than 20 pages")
+    }
+    let sessions = walk(
+        &node,
+        "/v1/users/pager/sessions?limit=2",
+        "sessions",
+        "session_id",
+    )
+    .await;
+    assert_eq!(sessions.len(), 5, "{sessions:?}");
+    let (_, all) = node
+        .call(Method::GET, "/v1/users/pager/sessions", ADMIN_KEY, None)
+        .await;
+    let newest_first: Vec<String> = all["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["session_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sessions, newest_first);
+    assert!(all.get("next_cursor").is_none());
+
+    let users = walk(&node, "/v1/users/active?limit=2", "users", "user_id").await;
+    assert_eq!(users, ["pager", "u-a", "u-b", "u-c"]);
+
+    node.wait_until(|| async {
+        let (_, a) = node
+            .call(
+                Method::GET,
+                "/v1/audit?kind=session_created",
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        a["events"].as_array().is_some_and(|e| e.len() == 8)
+    })
+    .await;
+    let mut seqs = Vec::new();
+    let mut path = "/v1/audit?kind=session_created&limit=3".to_owned();
+    loop {
+        let (_, b) = node.call(Method::GET, &path, ADMIN_KEY, None).await;
+        seqs.extend(
+            b["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap()),
+        );
+        match b["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/audit?kind=session_created&limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seqs.len(), 8);
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seqs:?}"
+    );
+
+    for path in [
+        "/v1/users/pager/sessions?cursor=%25%25",
+        "/v1/users/active?limit=1001",
+        "/v1/audit?cursor=bm90LWEtbnVtYmVy",
+    ] {
+        let (s, b) = node.call(Method::GET, path, ADMIN_KEY, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {b}");
+        assert!(["cursor", "limit"].contains(&b["error"]["field"].as_str().unwrap()));
+    }
+}
