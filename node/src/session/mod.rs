@@ -40,6 +40,8 @@ pub(crate) use store::SessionStore;
 #[cfg(test)]
 mod federation_tests;
 #[cfg(test)]
+mod login_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod testkit;

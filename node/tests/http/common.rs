@@ -4,13 +4,10 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sessync_chaos_tests::TestCa;
 use sessync_config::{hash_api_key, NodeConfig};
-use sessync_proto::federation::{NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER};
-use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
@@ -418,87 +415,5 @@ pub(crate) fn assert_error(
     }
 }
 
-/// The headers of a request to `path` signed by `site` with `secret`, written from the
-/// documented recipe (docs/federation.md), independently of the node's own signing code:
-/// HMAC-SHA256 over `v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`.
-pub(crate) fn peer_headers(
-    site: &str,
-    secret: &[u8],
-    path: &str,
-    body: &[u8],
-    timestamp_ms: u64,
-    nonce: &str,
-) -> Vec<(&'static str, String)> {
-    let body_hash = hex::encode(Sha256::digest(body));
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
-    mac.update(format!("v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{body_hash}").as_bytes());
-    vec![
-        (SITE_HEADER, site.to_owned()),
-        (TIMESTAMP_HEADER, timestamp_ms.to_string()),
-        (NONCE_HEADER, nonce.to_owned()),
-        (SIGNATURE_HEADER, hex::encode(mac.finalize().into_bytes())),
-    ]
-}
-
-/// How [`fake_peer`] answers a delivery.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum PeerAnswer {
-    /// The peer's acknowledgement of the operation delivered.
-    Ack,
-    /// 200 with a body that is no acknowledgement (a proxy's page, say).
-    NotAnAck,
-    /// 200 with the acknowledgement of another operation.
-    OtherOp,
-}
-
-/// A stand-in for `site-p`'s one node on loopback, answering every invalidate delivered to it as
-/// `answer` says; its URL. It runs until the test's runtime ends.
-pub(crate) async fn fake_peer(answer: PeerAnswer) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let handler = move |body: axum::body::Bytes| async move {
-        let req: Value = serde_json::from_slice(&body).unwrap_or_default();
-        match answer {
-            PeerAnswer::Ack => {
-                json!({"op_id": req["op_id"], "applied": true, "ended": 0}).to_string()
-            }
-            PeerAnswer::NotAnAck => "<html>ok</html>".to_owned(),
-            PeerAnswer::OtherOp => {
-                json!({"op_id": format!("op_{}", "f".repeat(32)), "applied": true, "ended": 0})
-                    .to_string()
-            }
-        }
-    };
-    let app = axum::Router::new().route("/v1/federation/invalidate", axum::routing::post(handler));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    url
-}
-
 /// The cluster secret of every test node.
 pub(crate) const CLUSTER_SECRET: &str = "an-http-test-cluster-secret-0123456789";
-
-/// A node-to-node proof made the way docs/ARCHITECTURE.md describes it, independently of the
-/// node's code: `v2 t=..,n=..,to=..,len=..,sha=..,sig=..` over
-/// `sessync-cluster-v2\nPOST\n{path}\n{t}\n{n}\n{to}\n{len}\n{sha}`.
-pub(crate) fn cluster_proof(
-    path: &str,
-    to: u64,
-    declared_len: usize,
-    body: &[u8],
-    nonce: &str,
-) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let sha = hex::encode(Sha256::digest(body));
-    let mut mac = Hmac::<Sha256>::new_from_slice(CLUSTER_SECRET.as_bytes()).unwrap();
-    mac.update(
-        format!("sessync-cluster-v2\nPOST\n{path}\n{t}\n{nonce}\n{to}\n{declared_len}\n{sha}")
-            .as_bytes(),
-    );
-    let sig = hex::encode(mac.finalize().into_bytes());
-    format!("v2 t={t},n={nonce},to={to},len={declared_len},sha={sha},sig={sig}")
-}

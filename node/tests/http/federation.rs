@@ -3,9 +3,9 @@
 //! endpoints' answers to requests that are signed but wrong, or not signed at all.
 
 use crate::common::{
-    assert_error, fake_peer, peer_headers, PeerAnswer, TestNode, ADMIN_KEY, APP_KEY, PEER,
-    PEER_OUTBOX_LIMIT, PEER_SECRET,
+    assert_error, TestNode, ADMIN_KEY, APP_KEY, PEER, PEER_OUTBOX_LIMIT, PEER_SECRET,
 };
+use crate::recipes::{fake_peer, peer_headers, PeerAnswer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sessync_proto::Timestamp;

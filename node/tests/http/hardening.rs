@@ -10,7 +10,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{cluster_proof, TestNode, TestTls, ADMIN_KEY, APP_KEY};
+use crate::common::{TestNode, TestTls, ADMIN_KEY, APP_KEY};
+use crate::recipes::cluster_proof;
 
 /// The node's address (`127.0.0.1:port`).
 fn addr(node: &TestNode) -> String {

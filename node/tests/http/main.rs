@@ -11,4 +11,5 @@ mod events;
 mod federation;
 mod hardening;
 mod lifecycle;
+mod recipes;
 mod sessions;

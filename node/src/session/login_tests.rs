@@ -1,0 +1,129 @@
+//! Unit tests of logins under the bounds that keep a user's state small and a token private:
+//! idempotent replays (the session as it is now, only to the same API key, only within the
+//! window) and the cap on blocked sessions.
+
+use std::time::Duration;
+
+use sessync_proto::{Device, EndReason, OnLimit, Policy, SessionState};
+
+use super::testkit::*;
+use super::*;
+
+#[test]
+fn an_idempotent_replay_past_the_deadline_shows_the_session_ended() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    let create = |t| {
+        Command::Create(Create {
+            at: at(t),
+            session_id: sid(t as u8),
+            token_hash: TokenHash::of("token-k"),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: Some("key-1".to_owned()),
+            by: Some("app".to_owned()),
+        })
+    };
+    assert!(matches!(
+        sm.run(create(0)),
+        Outcome::Created {
+            replayed: false,
+            ..
+        }
+    ));
+    match sm.run(create(700_000)) {
+        Outcome::Created {
+            session,
+            replayed: true,
+        } => {
+            assert_eq!(session.id, sid(0));
+            assert_eq!(session.state, SessionState::Ended);
+            assert_eq!(session.end_reason, Some(EndReason::IdleTimeout));
+        }
+        o => panic!("expected the replayed session, got {o:?}"),
+    }
+    assert_eq!(sm.state(0).0, SessionState::Ended, "and the state says so");
+}
+
+#[test]
+fn an_idempotency_key_replays_only_to_the_same_api_key_and_only_within_the_window() {
+    let mut sm = Sm::new(Policy {
+        idempotency_window: Duration::from_secs(60),
+        ..policy(0, OnLimit::Deny)
+    });
+    let create = |t: u64, n: u8, by: Option<&str>| {
+        Command::Create(Create {
+            at: at(t),
+            session_id: sid(n),
+            token_hash: TokenHash::of(&format!("token-{n}")),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: Some("key-1".to_owned()),
+            by: by.map(str::to_owned),
+        })
+    };
+    assert!(matches!(
+        sm.run(create(0, 1, Some("app"))),
+        Outcome::Created {
+            replayed: false,
+            ..
+        }
+    ));
+    // Another API key (or none) does not get the session (nor its token) back.
+    for by in [Some("other-app"), None] {
+        match sm.run(create(1_000, 2, by)) {
+            Outcome::Refused { message } => assert!(message.contains("idempotency_key")),
+            o => panic!("expected a refusal for {by:?}, got {o:?}"),
+        }
+    }
+    assert!(sm.store.get(&sid(2)).is_none());
+    // The same key within the window: a replay.
+    assert!(matches!(
+        sm.run(create(59_000, 3, Some("app"))),
+        Outcome::Created { replayed: true, session } if session.id == sid(1)
+    ));
+    // Past the window the key is forgotten: a new session, which the key now names.
+    assert!(matches!(
+        sm.run(create(61_000, 4, Some("app"))),
+        Outcome::Created { replayed: false, session } if session.id == sid(4)
+    ));
+    assert!(matches!(
+        sm.run(create(62_000, 5, Some("app"))),
+        Outcome::Created { replayed: true, session } if session.id == sid(4)
+    ));
+}
+
+#[test]
+fn blocked_sessions_per_user_are_capped_by_max_blocked_sessions() {
+    let mut sm = Sm::new(Policy {
+        max_blocked_sessions: 3,
+        ..policy(1, OnLimit::BlockNew)
+    });
+    for n in 1..=6u8 {
+        sm.run(Command::Create(Create {
+            at: at(u64::from(n)),
+            session_id: sid(n),
+            token_hash: TokenHash::of(&format!("t{n}")),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: None,
+            by: Some("app".to_owned()),
+        }));
+    }
+    // One active, then blocked ones: never more than three; the oldest blocked ended first.
+    let state = |n: u8| {
+        let s = sm.store.get(&sid(n)).unwrap();
+        (s.state, s.end_reason)
+    };
+    assert_eq!(state(1), (SessionState::Active, None));
+    assert_eq!(state(2), (SessionState::Ended, Some(EndReason::Evicted)));
+    assert_eq!(state(3), (SessionState::Ended, Some(EndReason::Evicted)));
+    for n in 4..=6 {
+        assert_eq!(state(n), (SessionState::Blocked, None), "session {n}");
+    }
+    // The ended ones are out of the user's live index (what commands iterate).
+    assert_eq!(sm.store.live_sessions(&user("a")).count(), 4);
+    assert_eq!(sm.store.user_sessions(&user("a")).count(), 6);
+}
