@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build and check sessync: libclang (RocksDB's bindgen),
-# a C++ compiler, curl, and cargo-machete. Safe to run again: it installs only what is missing.
+# a C++ compiler, curl, libfaketime (the clock-skew tests run a node with its wall clock off),
+# cargo-machete and cargo-fuzz. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+dpkg -s libfaketime >/dev/null 2>&1 || need+=(libfaketime)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""
@@ -19,4 +21,10 @@ command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing; install Rus
 if ! cargo machete --version >/dev/null 2>&1; then
   echo "setup: installing cargo-machete" >&2
   cargo install --locked --quiet cargo-machete --version 0.9.2
+fi
+# The fuzz targets of scripts/fuzz.sh (about a minute to build, once per machine; they run on
+# stable Rust without a sanitizer).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz" >&2
+  cargo install --locked --quiet cargo-fuzz --version 0.13.2
 fi

@@ -181,8 +181,9 @@ impl TestCluster {
             .unwrap_or_else(|| panic!("no node {id} in this cluster ({ids:?})"))
     }
 
-    /// `POST /cluster/init` on node 1 with every node, then waits for an agreed leader.
-    async fn init_all(&self) -> anyhow::Result<()> {
+    /// `POST /cluster/init` on node 1 with every node, then waits for an agreed leader (what
+    /// [`TestCluster::start`] does unless `ClusterOptions::init` is false).
+    pub async fn init_all(&self) -> anyhow::Result<()> {
         let members: BTreeMap<u64, String> = self.nodes.values().map(|n| (n.id, n.url())).collect();
         let first = *members.keys().next().expect("at least one node");
         let admin = self.admin_client_for(first);
@@ -285,6 +286,14 @@ impl TestCluster {
     pub fn set_node_toml(&mut self, id: u64, toml: &str) -> anyhow::Result<()> {
         self.node_mut(id).node_toml = toml.to_owned();
         self.write_config(id)
+    }
+
+    /// Runs node `id`'s wall clock off by `offset` from its next start on (libfaketime's
+    /// `FAKETIME`, e.g. `"+180"` for three minutes fast, `"-90"` for 90 s slow; `None` for the
+    /// true clock). Its monotonic clock stays true, so only the time it stamps and judges by
+    /// moves.
+    pub fn set_clock_offset(&mut self, id: u64, offset: Option<&str>) {
+        self.node_mut(id).clock_offset = offset.map(str::to_owned);
     }
 
     /// SIGKILLs node `id` and reaps it; a no-op if it is not running.

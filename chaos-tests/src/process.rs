@@ -89,6 +89,20 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Debian's libfaketime (package `libfaketime`, installed by `scripts/setup.sh`).
+pub(crate) fn libfaketime() -> anyhow::Result<PathBuf> {
+    let lib = Path::new("/usr/lib");
+    let found = fs::read_dir(lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.is_file());
+    found.ok_or_else(|| {
+        anyhow::anyhow!("libfaketime is not installed (apt-get install libfaketime): no /usr/lib/*/faketime/libfaketime.so.1")
+    })
+}
+
 /// What the harness knows of one node.
 pub(crate) struct Node {
     pub id: u64,
@@ -98,6 +112,8 @@ pub(crate) struct Node {
     pub https: bool,
     /// This node's own extra TOML (see `TestCluster::set_node_toml`).
     pub node_toml: String,
+    /// libfaketime's offset for this node's wall clock (see `TestCluster::set_clock_offset`).
+    pub clock_offset: Option<String>,
     child: Mutex<Option<Child>>,
     paused: bool,
     starts: u32,
@@ -113,6 +129,7 @@ impl Node {
             dir,
             https,
             node_toml: String::new(),
+            clock_offset: None,
             child: Mutex::new(None),
             paused: false,
             starts: 0,
@@ -203,6 +220,12 @@ impl Node {
         }
         let level = std::env::var(NODE_LOG_ENV).unwrap_or_else(|_| "info".into());
         cmd.env("RUST_LOG", level).env("RUST_BACKTRACE", "1");
+        if let Some(offset) = &self.clock_offset {
+            // Only the wall clock moves: timers and timeouts (the monotonic clock) stay true.
+            cmd.env("LD_PRELOAD", libfaketime()?)
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {} for node {}", bin.display(), self.id))?;

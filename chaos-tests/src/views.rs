@@ -132,6 +132,9 @@ mod tests {
                 })
                 .collect(),
             policy_file_differs: Vec::new(),
+            not_ready: Vec::new(),
+            clock_offset_ms: None,
+            clock_skewed: false,
         }
     }
 

@@ -87,6 +87,13 @@ pub enum ClientError {
         /// The node's explanation.
         message: String,
     },
+    /// 503 `clock_skew`: the node's clock, or its leader's, is off the voters' median by more
+    /// than `max_clock_skew`; nothing was stamped. Another node (or a later try) may answer.
+    #[error("clock skew: {message}")]
+    ClockSkew {
+        /// The node's explanation.
+        message: String,
+    },
     /// Any other error status.
     #[error("HTTP {status}{}: {message}", code.map(|c| format!(" ({c})")).unwrap_or_default())]
     Api {
@@ -179,6 +186,7 @@ impl ClientError {
                 message,
             },
             (413, _) => ClientError::PayloadTooLarge { message },
+            (503, Some(ErrorCode::ClockSkew)) => ClientError::ClockSkew { message },
             (503, _) => ClientError::Unavailable { message },
             (status, code) => ClientError::Api {
                 status,
@@ -188,8 +196,9 @@ impl ClientError {
         }
     }
 
-    /// True for [`ClientError::Unavailable`] and [`ClientError::Transport`]: the cluster (or
-    /// the network) could not answer now; the same call may succeed later.
+    /// True for [`ClientError::Unavailable`], [`ClientError::ClockSkew`] and
+    /// [`ClientError::Transport`]: the cluster (or the network, or this node's clock) could not
+    /// answer now; the same call may succeed later or on another node.
     ///
     /// # Example
     ///
@@ -207,7 +216,9 @@ impl ClientError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            ClientError::Unavailable { .. } | ClientError::Transport(_)
+            ClientError::Unavailable { .. }
+                | ClientError::ClockSkew { .. }
+                | ClientError::Transport(_)
         )
     }
 
@@ -233,7 +244,7 @@ impl ClientError {
             ClientError::Forbidden { .. } => 403,
             ClientError::BadRequest { .. } => 400,
             ClientError::PayloadTooLarge { .. } => 413,
-            ClientError::Unavailable { .. } => 503,
+            ClientError::Unavailable { .. } | ClientError::ClockSkew { .. } => 503,
             ClientError::Api { status, .. } => *status,
             ClientError::Transport(_)
             | ClientError::Decode(_)
@@ -265,6 +276,7 @@ impl ClientError {
             ClientError::Conflict { code, .. } => Some(*code),
             ClientError::PayloadTooLarge { .. } => Some(ErrorCode::PayloadTooLarge),
             ClientError::Unavailable { .. } => Some(ErrorCode::Unavailable),
+            ClientError::ClockSkew { .. } => Some(ErrorCode::ClockSkew),
             ClientError::Api { code, .. } => *code,
             ClientError::Transport(_)
             | ClientError::Decode(_)

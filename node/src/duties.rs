@@ -1,5 +1,7 @@
 //! Background duties of a node.
 //!
+//! Every node keeps its clock guard's voters current and acts on its verdict
+//! ([`Runtime::watch_clock`]: a node whose clock is off does not campaign or lead).
 //! Every node warns when its own `[policy]` differs from the replicated one (a log line per
 //! difference; the metric `sessync_policy_file_differs` and `GET /cluster/status` show it too),
 //! and never rewrites the replicated policy: that changes only at init (the first leader writes
@@ -30,6 +32,7 @@ pub(crate) async fn run(rt: Runtime, touches: TouchBatcher, stop: CancellationTo
     let mut last_sweep = Instant::now();
     let mut warned_for: Option<Policy> = None;
     while stop.run_until_cancelled(tick.tick()).await.is_some() {
+        rt.watch_clock();
         let replicated = rt.state().read(|s| s.replicated_policy().cloned());
         warn_on_policy_drift(&rt, replicated.as_ref(), &mut warned_for);
         if !rt.is_leader() {

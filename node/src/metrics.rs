@@ -2,7 +2,7 @@
 //! sessions by state, touches, forwarding, auth failures, and federation (outbox depth,
 //! delivery latency, attempts, rejections per peer). Gauges are read at scrape time.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Metric, Registry};
 use sessync_proto::{SessionState, SiteName};
 
-use crate::runtime::Runtime;
+use crate::runtime::{Readiness, Runtime};
 use crate::store::AuditStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -90,7 +90,49 @@ pub(crate) struct Metrics {
     term: Gauge,
     last_log_index: Gauge,
     last_applied: Gauge,
+    health: HealthMetrics,
     peers: PeerMetrics,
+}
+
+/// The node's readiness and its clock against the voters' median.
+#[derive(Clone)]
+struct HealthMetrics {
+    ready: Gauge,
+    clock_offset: Gauge<f64, AtomicU64>,
+    clock_skewed: Gauge,
+}
+
+impl HealthMetrics {
+    fn register(r: &mut Registry) -> Self {
+        Self {
+            ready: reg(
+                r,
+                "ready",
+                "1 if this node is ready (what /readyz says)",
+                Gauge::default(),
+            ),
+            clock_offset: reg(
+                r,
+                "clock_offset_seconds",
+                "This node's clock minus the median of the voters' clocks, as last measured",
+                Gauge::default(),
+            ),
+            clock_skewed: reg(
+                r,
+                "clock_skewed",
+                "1 if this node's clock is off the voters' median by more than max_clock_skew",
+                Gauge::default(),
+            ),
+        }
+    }
+
+    fn read(&self, r: &Readiness) {
+        self.ready.set(i64::from(r.ready));
+        self.clock_skewed.set(i64::from(r.clock.skewed));
+        if let Some(ms) = r.clock.deviation_ms {
+            self.clock_offset.set(ms as f64 / 1000.0);
+        }
+    }
 }
 
 /// The replicated audit log in this replica: size and what was trimmed.
@@ -283,6 +325,7 @@ impl Metrics {
                 "Index of the last applied log entry",
                 Gauge::default(),
             ),
+            health: HealthMetrics::register(r),
             peers: PeerMetrics::register(r),
             // Last: every metric above is registered by now.
             registry: Arc::new(std::mem::take(r)),
@@ -390,6 +433,7 @@ impl Metrics {
         self.policy_file_differs
             .set(rt.policy_file_differs().len() as i64);
         self.audit.read(rt.state().audit_stats());
+        self.health.read(&rt.readiness());
         for site in peers {
             let depth = rt.state().read(|s| s.ledger().queued(site));
             self.peers

@@ -20,10 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, App, AppParts};
 use crate::audit::AuditReporter;
+use crate::clock::ClockGuard;
 use crate::federation::deliver::{self, Delivery};
 use crate::federation::Federation;
 use crate::metrics::Metrics;
-use crate::network::client::Network;
+use crate::network::client::{Link, Network};
 use crate::raft_types::Raft;
 use crate::refusals::Refusals;
 use crate::runtime::Runtime;
@@ -87,17 +88,21 @@ pub async fn run(
     let (log_store, sm) = store::open(&config.data_dir)?;
     let reader = sm.reader();
     let db = reader.closer();
-    let network = Network::new(config.cluster_secret.expose().to_vec(), tls.client.clone());
+    let link = Link {
+        http: tls.client,
+        secret: Arc::new(config.cluster_secret.expose().to_vec()),
+        clock: Arc::new(ClockGuard::new(config.node_id)),
+    };
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config(&config)?),
-        network,
+        Network::new(link.clone()),
         log_store,
         sm,
     )
     .await?;
     let stop = CancellationToken::new();
-    let (app, mut tasks) = start(&config, raft.clone(), reader, tls.client, &stop);
+    let (app, mut tasks) = start(&config, raft.clone(), reader, link, &stop);
     let addr = listener.local_addr().map_err(NodeError::Serve)?;
     let scheme = if tls.acceptor.is_some() {
         "https"
@@ -153,11 +158,11 @@ fn start(
     config: &NodeConfig,
     raft: Raft,
     reader: store::StateReader,
-    http: reqwest::Client,
+    link: Link,
     stop: &CancellationToken,
 ) -> (App, JoinSet<()>) {
     let mut tasks = JoinSet::new();
-    let rt = Runtime::new(config, raft, reader, http);
+    let rt = Runtime::new(config, raft, reader, link);
     let metrics = Metrics::new();
     let (touches, task) = TouchBatcher::new(rt.clone(), metrics.clone(), stop.clone());
     tasks.spawn(task);

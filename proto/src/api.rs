@@ -322,6 +322,17 @@ pub struct ClusterStatus {
     /// (which applies); empty when they agree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy_file_differs: Vec<String>,
+    /// Why this node is not ready (what `/readyz` says): `no_leader`, `leader_silent`,
+    /// `lagging`, `clock_skew`; empty when it is ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
+    /// This node's clock minus the median of the voters' clocks, in ms, as last measured.
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    /// Whether that is more than `max_clock_skew`: the node then stamps nothing and answers
+    /// local reads `clock_skew`.
+    #[serde(default)]
+    pub clock_skewed: bool,
 }
 
 /// Answer of the cluster management writes.

@@ -40,6 +40,9 @@ pub enum ErrorCode {
     /// A peer site's queue of undelivered operations is full: nothing was changed.
     OutboxFull,
     Unavailable,
+    /// This node's clock, or the leader's, is off the voters' median by more than
+    /// `max_clock_skew`: nothing was stamped and no session was judged by it.
+    ClockSkew,
     Internal,
 }
 
@@ -55,7 +58,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::OutboxFull => 429,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::ClockSkew => 503,
             ErrorCode::Internal => 500,
         }
     }
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::OutboxFull => "outbox_full",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::ClockSkew => "clock_skew",
             ErrorCode::Internal => "internal",
         }
     }

@@ -18,6 +18,12 @@ pub const FORWARDED_HEADER: &str = "x-sessync-forwarded-by";
 /// The proof of the cluster secret on node-to-node requests: `t=<ms>,sig=<hex>`.
 pub const CLUSTER_AUTH_HEADER: &str = "x-sessync-cluster-auth";
 
+/// Clock exchange between the nodes of one site, signed with the cluster secret and bound to
+/// the request's nonce: on an answer, the answering node's wall clock (`now=<ms>,sig=<hex>`);
+/// on a request, how far the receiver's clock is from the voters' median as the sender
+/// measures it (`report=<ms>,sig=<hex>`). See `node/src/clock.rs`.
+pub const CLOCK_HEADER: &str = "x-sessync-clock";
+
 /// Raft: append entries (and heartbeats).
 pub const APPEND_PATH: &str = "/raft/append";
 /// Raft: request a vote.

@@ -11,6 +11,7 @@ mod cli_offline;
 mod cli_tail;
 mod client;
 mod client_routing;
+mod clock;
 mod crash;
 mod ctl;
 mod fed;

@@ -79,3 +79,68 @@ async fn no_quorum_is_unavailable_not_a_hang() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The one-deadline defect: a follower's read index then its forward, or a forward to a leader
+/// that no longer answers, each waited its own timeout, so one request could take several
+/// `request_timeout`s. Every request is answered within one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_answers_within_one_request_timeout() -> anyhow::Result<()> {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    // What the answer may take past the node's deadline (loopback, a loaded CI machine).
+    const SLACK: Duration = Duration::from_millis(1500);
+    let mut cluster = TestCluster::start(ClusterOptions {
+        extra_toml: "[limits]\nrequest_timeout = \"2s\"".to_owned(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let leader = cluster.leader().await?;
+    let created = cluster.app_client().create_session(&login()).await?;
+    let followers: Vec<u64> = cluster
+        .node_ids()
+        .into_iter()
+        .filter(|n| *n != leader)
+        .collect();
+    let (asked, gone) = (followers[0], followers[1]);
+    cluster.kill(gone);
+    // The leader hangs: the follower still names it, forwards to it and asks it for read
+    // indexes, and gets no answer.
+    cluster.pause(leader)?;
+    let client = cluster.app_client_for(asked);
+    let id = created.session.session_id.as_str().to_owned();
+    let validate = serde_json::json!({"token": created.token, "touch": true}).to_string();
+    let login = serde_json::json!({"user_id": "lonely"}).to_string();
+    let touch = format!("/v1/sessions/{id}/touch");
+    let calls: [(&str, &str, Option<&str>); 3] = [
+        ("/v1/sessions", "POST", Some(&login)),
+        ("/v1/sessions/validate", "POST", Some(&validate)),
+        (&touch, "POST", None),
+    ];
+    // Twice: while the follower still names the paused leader, and after it gave up on it.
+    for round in 0..2 {
+        for (path, method, body) in &calls {
+            let started = std::time::Instant::now();
+            let (status, answer) = client
+                .request_raw(
+                    method.parse()?,
+                    path,
+                    body.map(|b| b.as_bytes().to_vec()),
+                    &[],
+                )
+                .await?;
+            let took = started.elapsed();
+            assert_eq!(
+                status,
+                503,
+                "round {round}, {path}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            assert!(
+                took <= DEADLINE + SLACK,
+                "round {round}, {path} took {took:?}, past one request_timeout ({DEADLINE:?})"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    cluster.resume(leader)?;
+    Ok(())
+}

@@ -228,21 +228,23 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Most entries a ready node's replica may be behind its own log.
-const READY_MAX_LAG: u64 = 100;
-
+/// Ready when a leader is known and was heard from within the election timeout, this replica
+/// is within 100 entries of the leader's commit index, and the clock is within
+/// `max_clock_skew` (see `runtime::health`); 503 with the reasons otherwise.
 async fn readyz(State(app): State<App>) -> Response {
     let m = app.rt().raft().metrics().borrow().clone();
-    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-    let last = m.last_log_index.unwrap_or(0);
-    let ready = m.current_leader.is_some() && last.saturating_sub(applied) <= READY_MAX_LAG;
+    let r = app.rt().readiness();
     let body = Json(serde_json::json!({
-        "ready": ready,
+        "ready": r.ready,
+        "reasons": r.reasons,
         "leader": m.current_leader,
+        "lag": r.lag,
         "last_log_index": m.last_log_index,
         "last_applied": m.last_applied.map(|l| l.index),
+        "clock_offset_ms": r.clock.deviation_ms,
+        "clock_skewed": r.clock.skewed,
     }));
-    if ready {
+    if r.ready {
         body.into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()

@@ -160,6 +160,7 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
         ServerState::Learner => "learner",
         ServerState::Shutdown => "shutdown",
     };
+    let readiness = app.rt().readiness();
     Json(ClusterStatus {
         node_id: app.rt().node_id(),
         site: app.rt().site().clone(),
@@ -173,6 +174,9 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
         snapshot_index: m.snapshot.map(|l| l.index),
         members,
         policy_file_differs: app.rt().policy_file_differs(),
+        not_ready: readiness.reasons.iter().map(|r| (*r).to_owned()).collect(),
+        clock_offset_ms: readiness.clock.deviation_ms,
+        clock_skewed: readiness.clock.skewed,
     })
 }
 

@@ -99,6 +99,7 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::LeaderUnreachable { .. }
             | RuntimeError::Raft(_)
             | RuntimeError::ShuttingDown => Self::unavailable(e.to_string()),
+            RuntimeError::ClockSkew { .. } => Self::new(ErrorCode::ClockSkew, e.to_string()),
         }
     }
 }

@@ -4,27 +4,33 @@
 //! Every one needs a proof of the cluster secret ([`CLUSTER_AUTH_HEADER`], see
 //! [`ClusterProof`]): [`require_proof`] checks all of it (MAC, freshness, target node, nonce,
 //! declared length within the route's limit) before it reads the body, then the body against
-//! the proof's hash, before anything reaches a handler.
+//! the proof's hash, before anything reaches a handler. Every answer to a caller whose proof is
+//! authentic (refusals for staleness included) carries this node's clock, signed for the
+//! caller's nonce ([`ClockNote`]); a fresh request may carry the sender's report of this
+//! node's clock deviation ([`crate::clock`]).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
-    APPEND_PATH, AUDIT_PATH, CLUSTER_AUTH_HEADER, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
+    APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH, SNAPSHOT_PATH,
+    VOTE_PATH,
 };
 use sessync_proto::Timestamp;
 
 use super::error::ApiError;
 use super::state::App;
 use crate::audit::MAX_BATCH as MAX_AUDIT_BATCH;
+use crate::raft_types::TypeConfig;
 use crate::session::{AuditNote, Command, RecordAudit};
-use crate::signing::{ClusterProof, ProofRefusal};
+use crate::signing::{ClockNote, ClusterProof, ProofRefusal};
 
 /// How far apart two nodes' clocks may be for a proof to be accepted; a proof's nonce is
 /// remembered this long past its timestamp.
@@ -88,34 +94,49 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
         .unwrap_or("");
     let now = Timestamp::now().millis();
     let rt = app.rt();
-    let proof = match ClusterProof::check(
-        header,
-        rt.cluster_secret(),
-        &path,
-        rt.node_id(),
-        now,
-        PROOF_WINDOW_MS,
-    ) {
+    let proof = match ClusterProof::authentic(header, rt.cluster_secret(), &path) {
         Ok(p) => p,
         Err(reason) => return refuse(reason),
     };
+    // The caller holds the cluster secret: whatever the answer, it learns this node's clock.
+    let nonce = proof.nonce.clone();
+    let with_clock = |mut resp: Response| {
+        let note = ClockNote::Now(Timestamp::now().millis()).header(rt.cluster_secret(), &nonce);
+        if let Ok(v) = HeaderValue::from_str(&note) {
+            resp.headers_mut().insert(CLOCK_HEADER, v);
+        }
+        resp
+    };
+    if let Err(reason) = proof.admissible(rt.node_id(), now, PROOF_WINDOW_MS) {
+        return with_clock(refuse(reason));
+    }
     if proof.body_len > limit {
-        return refuse(ProofRefusal::TooLarge);
+        return with_clock(refuse(ProofRefusal::TooLarge));
     }
     if !app.nonces().first_use(&proof, now, PROOF_WINDOW_MS) {
-        return refuse(ProofRefusal::Replayed);
+        return with_clock(refuse(ProofRefusal::Replayed));
+    }
+    let report = req
+        .headers()
+        .get(CLOCK_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| ClockNote::check(v, rt.cluster_secret(), &proof.nonce));
+    if let Some(ClockNote::Report(deviation_ms)) = report {
+        rt.clock().reported(deviation_ms);
     }
     let (parts, body) = req.into_parts();
     // A body longer than declared fails here, one shorter at `matches`.
     let read = axum::body::to_bytes(body, proof.body_len as usize);
     let Ok(Ok(bytes)) = tokio::time::timeout(app.body_timeout(), read).await else {
-        return refuse(ProofRefusal::BodyMismatch);
+        return with_clock(refuse(ProofRefusal::BodyMismatch));
     };
     if !proof.matches(&bytes) {
-        return refuse(ProofRefusal::BodyMismatch);
+        return with_clock(refuse(ProofRefusal::BodyMismatch));
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    with_clock(
+        next.run(Request::from_parts(parts, Body::from(bytes)))
+            .await,
+    )
 }
 
 /// The (already authenticated) body as `T`.
@@ -129,10 +150,17 @@ fn json<T: serde::Serialize>(v: &T) -> Response {
 }
 
 async fn append(State(app): State<App>, body: Bytes) -> Response {
-    match parse(APPEND_PATH, &body) {
-        Ok(req) => json(&app.rt().raft().append_entries(req).await),
-        Err(r) => r,
+    let req: AppendEntriesRequest<TypeConfig> = match parse(APPEND_PATH, &body) {
+        Ok(req) => req,
+        Err(r) => return r,
+    };
+    let leader_commit = req.leader_commit.map(|l| l.index);
+    let res = app.rt().raft().append_entries(req).await;
+    if matches!(&res, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+        // The current leader reached this node (readiness counts on it).
+        app.rt().heard_from_leader(leader_commit);
     }
+    json(&res)
 }
 
 async fn vote(State(app): State<App>, body: Bytes) -> Response {

@@ -145,7 +145,8 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// Makes every error answer JSON, including axum's own rejections (wrong method, bad path).
+/// Makes every error answer JSON, including axum's own rejections (wrong method, bad path). The
+/// answer's other headers (the leader's URL, a node's signed clock) are kept.
 async fn json_errors(resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
@@ -156,9 +157,8 @@ async fn json_errors(resp: Response) -> Response {
     if status.as_u16() < 400 || is_json {
         return resp;
     }
-    let bytes = axum::body::to_bytes(resp.into_body(), 4096)
-        .await
-        .unwrap_or_default();
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes).trim().to_owned();
     let code = match status.as_u16() {
         400 | 422 => sessync_proto::ErrorCode::BadRequest,
@@ -176,5 +176,10 @@ async fn json_errors(resp: Response) -> Response {
     };
     let mut out = ApiError::new(code, message).into_response();
     *out.status_mut() = status;
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name, value.clone());
+        }
+    }
     out
 }

@@ -134,13 +134,15 @@ fn invalid(reason: &str) -> ValidateResponse {
 }
 
 /// Cluster time for a local read: this node's clock pushed forward by the skew bound, so a slow
-/// clock never reports valid what cluster time has already ended.
-fn local_now(app: &App) -> Timestamp {
-    app.rt().state().read(|s| {
+/// clock never reports valid what cluster time has already ended; refused (`clock_skew`) when
+/// the clock guard finds this clock further off than that bound.
+fn local_now(app: &App) -> Result<Timestamp, ApiError> {
+    app.rt().clock_guard()?;
+    Ok(app.rt().state().read(|s| {
         Timestamp::now()
             .plus(s.policy().max_clock_skew)
             .max(s.clock())
-    })
+    }))
 }
 
 async fn validate(
@@ -152,7 +154,7 @@ async fn validate(
     req.validate()?;
     let now = match req.consistency {
         Consistency::Linearizable => app.linearize().await?,
-        Consistency::Local => local_now(&app),
+        Consistency::Local => local_now(&app)?,
     };
     let hash = TokenHash::of(&req.token);
     let found = app.rt().state().read(|s| {

@@ -15,7 +15,6 @@
 
 pub(crate) mod deliver;
 mod plan;
-pub(crate) mod sign;
 pub(crate) mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +27,8 @@ use sessync_proto::{SiteName, Timestamp};
 use tokio::sync::watch;
 
 pub(crate) use plan::FanoutPlan;
+/// The signed headers between sites, made and checked (`sessync-signing`, no RocksDB, fuzzed).
+pub(crate) use sessync_signing::federation as sign;
 
 /// The federation settings of a node and the leader's view of each peer; cheap to clone.
 #[derive(Clone)]

@@ -1,6 +1,6 @@
 //! The sending side of Raft RPC: openraft's network factory over reqwest (the node's client,
 //! with its TLS settings), and the one way any node-to-node request is signed and sent
-//! ([`post_signed`]).
+//! ([`post_signed`]), which also exchanges clocks with the peer ([`crate::clock`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +16,14 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sessync_proto::wire::{APPEND_PATH, CLUSTER_AUTH_HEADER, SNAPSHOT_PATH, VOTE_PATH};
+use sessync_proto::wire::{
+    APPEND_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, SNAPSHOT_PATH, VOTE_PATH,
+};
 use sessync_proto::Timestamp;
 
+use crate::clock::ClockGuard;
 use crate::raft_types::{NodeId, TypeConfig};
-use crate::signing::ClusterProof;
+use crate::signing::{ClockNote, ClusterProof};
 
 /// Where a node-to-node request goes: the node's id (bound into the proof, so the request
 /// cannot be replayed to another node) and its base URL.
@@ -29,40 +32,65 @@ pub(crate) struct Target<'a> {
     pub(crate) base: &'a str,
 }
 
+/// What every node-to-node request is sent with: the node's HTTP client ([`crate::tls::Tls`]),
+/// the cluster secret, and the clock guard that learns from every answer; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub(crate) http: reqwest::Client,
+    pub(crate) secret: Arc<Vec<u8>>,
+    pub(crate) clock: Arc<ClockGuard>,
+}
+
 /// POSTs `body` to `path` on `to` with the proof of the cluster secret: the one way every
-/// node-to-node request (Raft RPC, read index, audit delivery) is sent.
+/// node-to-node request (Raft RPC, read index, audit delivery) is sent. The request tells the
+/// peer how far its clock is from the voters' median, when this node knows; the peer's signed
+/// clock in the answer (refusals included) is recorded as a sample.
 pub(crate) async fn post_signed(
-    http: &reqwest::Client,
-    secret: &[u8],
+    link: &Link,
     to: Target<'_>,
     path: &str,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    let proof = ClusterProof::new(to.id, Timestamp::now().millis(), &body).header(secret, path);
-    http.post(format!("{}{path}", to.base))
-        .header(CLUSTER_AUTH_HEADER, proof)
+    let sent_ms = Timestamp::now().millis();
+    let proof = ClusterProof::new(to.id, sent_ms, &body);
+    let mut req = link
+        .http
+        .post(format!("{}{path}", to.base))
+        .header(CLUSTER_AUTH_HEADER, proof.header(&link.secret, path))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .timeout(timeout)
-        .body(body)
-        .send()
-        .await
+        .body(body);
+    if let Some(deviation) = link.clock.report_for(to.id) {
+        req = req.header(
+            CLOCK_HEADER,
+            ClockNote::Report(deviation).header(&link.secret, &proof.nonce),
+        );
+    }
+    let started = std::time::Instant::now();
+    let resp = req.send().await?;
+    let note = resp
+        .headers()
+        .get(CLOCK_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| ClockNote::check(v, &link.secret, &proof.nonce));
+    if let Some(ClockNote::Now(peer_ms)) = note {
+        let received_ms = Timestamp::now().millis();
+        link.clock
+            .exchanged(to.id, sent_ms, peer_ms, received_ms, started.elapsed());
+    }
+    Ok(resp)
 }
 
-/// Makes connections to peers; shares one HTTP client and the cluster secret.
+/// Makes connections to peers; shares the node's [`Link`].
 #[derive(Clone)]
 pub(crate) struct Network {
-    http: reqwest::Client,
-    secret: Arc<Vec<u8>>,
+    link: Link,
 }
 
 impl Network {
-    /// `http` is the node's client ([`crate::tls::Tls`]).
-    pub(crate) fn new(secret: Vec<u8>, http: reqwest::Client) -> Self {
-        Self {
-            http,
-            secret: Arc::new(secret),
-        }
+    pub(crate) fn new(link: Link) -> Self {
+        Self { link }
     }
 }
 
@@ -71,8 +99,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
         Connection {
-            http: self.http.clone(),
-            secret: self.secret.clone(),
+            link: self.link.clone(),
             base: node.addr.trim_end_matches('/').to_owned(),
             target,
         }
@@ -81,8 +108,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 /// A connection to one peer.
 pub(crate) struct Connection {
-    http: reqwest::Client,
-    secret: Arc<Vec<u8>>,
+    link: Link,
     base: String,
     target: NodeId,
 }
@@ -104,7 +130,7 @@ impl Connection {
             id: self.target,
             base: &self.base,
         };
-        let resp = post_signed(&self.http, &self.secret, to, path, body, ttl)
+        let resp = post_signed(&self.link, to, path, body, ttl)
             .await
             .map_err(|e| {
                 if e.is_connect() {

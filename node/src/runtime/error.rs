@@ -27,7 +27,24 @@ pub(crate) enum RuntimeError {
     /// Raft refused the change for a reason other than leadership (a fatal Raft error).
     #[error("the cluster cannot take writes: {0}")]
     Raft(String),
+    /// This node's clock (or, for a read confirmed by the leader, the leader's) is off the
+    /// voters' median by more than `max_clock_skew`: nothing was stamped or judged by it.
+    #[error("the clock of node {node} is {} the voters' median, more than max_clock_skew allows; nothing was stamped or judged by it", skew_words(*deviation_ms))]
+    ClockSkew {
+        node: NodeId,
+        /// Its clock minus the median, when known here.
+        deviation_ms: Option<i64>,
+    },
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,
+}
+
+/// "180000 ms ahead of", "250 ms behind", or "off" when the size is not known here.
+fn skew_words(deviation_ms: Option<i64>) -> String {
+    match deviation_ms {
+        Some(d) if d > 0 => format!("{d} ms ahead of"),
+        Some(d) => format!("{} ms behind", d.unsigned_abs()),
+        None => "off".to_owned(),
+    }
 }

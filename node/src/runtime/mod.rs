@@ -2,10 +2,13 @@
 //!
 //! [`Runtime`] owns the one way to change state ([`Runtime::propose`], bounded by the request
 //! deadline), linearizable reads on any node ([`Runtime::linearize`], see [`readindex`]), the
-//! leader lookup and cluster time. Its errors are [`RuntimeError`]s, which the HTTP layer maps
-//! to answers; nothing here knows about HTTP handlers.
+//! leader lookup and cluster time, and what the node knows of its own health ([`health`]: the
+//! clock guard's verdict, contact with the leader, readiness). Its errors are
+//! [`RuntimeError`]s, which the HTTP layer maps to answers; nothing here knows about HTTP
+//! handlers.
 
 mod error;
+mod health;
 mod readindex;
 
 use std::sync::Arc;
@@ -14,12 +17,14 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, Fatal, RaftError};
 use serde::de::DeserializeOwned;
 use sessync_config::NodeConfig;
-use sessync_proto::{Policy, SiteName, Timestamp};
+use sessync_proto::{ErrorBody, ErrorCode, Policy, SiteName, Timestamp};
 use tokio::time::Instant;
 
 pub(crate) use error::RuntimeError;
+pub(crate) use health::Readiness;
 
-use crate::network::client::{post_signed, Target};
+use crate::clock::ClockGuard;
+use crate::network::client::{post_signed, Link, Target};
 use crate::raft_types::{NodeId, Raft};
 use crate::session::{Command, Outcome, SetPolicy};
 use crate::store::StateReader;
@@ -33,30 +38,26 @@ struct Inner {
     site: SiteName,
     raft: Raft,
     state: StateReader,
-    cluster_secret: Vec<u8>,
-    /// For node-to-node calls (read index, audit delivery, forwarding, peer sites).
-    http: reqwest::Client,
+    /// For node-to-node calls (read index, audit delivery, forwarding; its client also for peer
+    /// sites), with the clock guard that learns from them.
+    link: Link,
     request_timeout: Duration,
     file_policy: Policy,
+    health: health::Health,
 }
 
 impl Runtime {
-    /// `http` is the node's client for other nodes and sites ([`crate::tls::Tls`]).
-    pub(crate) fn new(
-        config: &NodeConfig,
-        raft: Raft,
-        state: StateReader,
-        http: reqwest::Client,
-    ) -> Self {
+    /// `link` is what the node's Raft network sends with too ([`crate::network::client`]).
+    pub(crate) fn new(config: &NodeConfig, raft: Raft, state: StateReader, link: Link) -> Self {
         Runtime(Arc::new(Inner {
             node_id: config.node_id,
             site: config.site.clone(),
             raft,
             state,
-            cluster_secret: config.cluster_secret.expose().to_vec(),
-            http,
+            link,
             request_timeout: config.limits.request_timeout,
             file_policy: config.policy.clone(),
+            health: health::Health::new(config.raft.election_timeout_max),
         }))
     }
 
@@ -73,10 +74,13 @@ impl Runtime {
         &self.0.state
     }
     pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.0.http
+        &self.0.link.http
     }
     pub(crate) fn cluster_secret(&self) -> &[u8] {
-        &self.0.cluster_secret
+        &self.0.link.secret
+    }
+    pub(crate) fn clock(&self) -> &ClockGuard {
+        &self.0.link.clock
     }
     /// How long one request may take, from arrival to answer.
     pub(crate) fn request_timeout(&self) -> Duration {
@@ -142,9 +146,19 @@ impl Runtime {
             id: leader,
             base: &url,
         };
-        let resp = post_signed(self.http(), self.cluster_secret(), to, path, body, timeout)
+        let resp = post_signed(&self.0.link, to, path, body, timeout)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        if resp.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            let body: Option<ErrorBody> = resp.json().await.ok();
+            return Err(match body {
+                Some(b) if b.error.code == ErrorCode::ClockSkew => RuntimeError::ClockSkew {
+                    node: leader,
+                    deviation_ms: None,
+                },
+                _ => unreachable(format!("it answered 503 to {path}")),
+            });
+        }
         if !resp.status().is_success() {
             return Err(unreachable(format!(
                 "it answered {} to {path}",
@@ -173,6 +187,8 @@ impl Runtime {
         cmd: Command,
         deadline: Instant,
     ) -> Result<Outcome, RuntimeError> {
+        // The command was stamped with this node's clock: refused if that clock is off.
+        self.clock_guard()?;
         let needs_policy = !matches!(cmd, Command::SetPolicy(_))
             && self.0.state.read(|s| s.replicated_policy().is_none());
         if needs_policy {

@@ -28,8 +28,9 @@ impl Runtime {
     }
 
     /// The leader's side: the index a linearizable read must see, confirmed with a quorum, and
-    /// the leader's cluster time.
+    /// the leader's cluster time (refused when this clock is off: the reader would judge by it).
     pub(crate) async fn read_index(&self) -> Result<ReadIndex, RuntimeError> {
+        self.clock_guard()?;
         match self.raft().get_read_log_id().await {
             Ok((read, _applied)) => Ok(ReadIndex {
                 index: read.map(|l| l.index),
@@ -51,6 +52,8 @@ impl Runtime {
 
     async fn linearize_unbounded(&self) -> Result<Timestamp, RuntimeError> {
         if self.is_leader() {
+            // The read is judged by this clock.
+            self.clock_guard()?;
             if let Ok((read, applied)) = self.raft().get_read_log_id().await {
                 self.wait_applied(read.map(|l| l.index), applied.map(|l| l.index))
                     .await?;

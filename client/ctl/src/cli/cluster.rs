@@ -174,7 +174,8 @@ pub(super) fn render_status(
         return Ok(out);
     }
     let mut nodes = Table::new([
-        "NODE", "ENDPOINT", "ROLE", "LEADER", "TERM", "LAST LOG", "APPLIED", "SNAPSHOT", "HEALTH",
+        "NODE", "ENDPOINT", "ROLE", "LEADER", "TERM", "LAST LOG", "APPLIED", "SNAPSHOT", "CLOCK",
+        "HEALTH",
     ]);
     let mut errors = String::new();
     for (endpoint, r) in views {
@@ -188,7 +189,8 @@ pub(super) fn render_status(
                 opt_cell(s.last_log_index),
                 opt_cell(s.last_applied),
                 opt_cell(s.snapshot_index),
-                health(s).to_owned(),
+                clock(s),
+                health(s),
             ]),
             Err(e) => {
                 let role = if e.is_unavailable() {
@@ -196,7 +198,7 @@ pub(super) fn render_status(
                 } else {
                     "error"
                 };
-                nodes.row(["-", endpoint, role, "-", "-", "-", "-", "-", "down"]);
+                nodes.row(["-", endpoint, role, "-", "-", "-", "-", "-", "-", "down"]);
                 errors.push_str(&format!("{endpoint}: {e}\n"));
             }
         }
@@ -247,17 +249,23 @@ pub(super) fn render_status(
     Ok(text)
 }
 
-/// A node's health as its own status shows it: `ready` when it knows a leader and its replica
-/// is within 100 entries of its log (what `/readyz` checks), `no leader`, or `catching up`.
-fn health(s: &ClusterStatus) -> &'static str {
-    let behind = s
-        .last_log_index
-        .unwrap_or(0)
-        .saturating_sub(s.last_applied.unwrap_or(0));
-    match (s.leader, behind) {
-        (None, _) => "no leader",
-        (Some(_), b) if b > 100 => "catching up",
-        _ => "ready",
+/// A node's health as its own status shows it: `ready`, or why `/readyz` says it is not
+/// (`no_leader`, `leader_silent`, `lagging`, `clock_skew`).
+fn health(s: &ClusterStatus) -> String {
+    if s.not_ready.is_empty() {
+        "ready".to_owned()
+    } else {
+        s.not_ready.join(",")
+    }
+}
+
+/// A node's clock against the voters' median: `+12ms`, `-180000ms SKEWED`, or `-` before any
+/// measurement.
+fn clock(s: &ClusterStatus) -> String {
+    match s.clock_offset_ms {
+        None => "-".to_owned(),
+        Some(d) if s.clock_skewed => format!("{d:+}ms SKEWED"),
+        Some(d) => format!("{d:+}ms"),
     }
 }
 
@@ -295,6 +303,9 @@ mod tests {
                 },
             ],
             policy_file_differs: Vec::new(),
+            not_ready: Vec::new(),
+            clock_offset_ms: Some(-3),
+            clock_skewed: false,
         }
     }
 
@@ -312,11 +323,12 @@ mod tests {
 
     #[test]
     fn status_table_prefers_the_leaders_member_view() {
+        let mut skewed = status(2, "follower");
+        skewed.clock_offset_ms = Some(180_012);
+        skewed.clock_skewed = true;
+        skewed.not_ready = vec!["clock_skew".into()];
         let views = vec![
-            (
-                "http://127.0.0.1:7102".to_owned(),
-                Ok(status(2, "follower")),
-            ),
+            ("http://127.0.0.1:7102".to_owned(), Ok(skewed)),
             ("http://127.0.0.1:7101".to_owned(), Ok(status(1, "leader"))),
             (
                 "http://127.0.0.1:7103".to_owned(),
@@ -325,10 +337,10 @@ mod tests {
         ];
         let text = render_status(&views, OutputFormat::Table).unwrap();
         let expected = "\
-NODE  ENDPOINT               ROLE         LEADER  TERM  LAST LOG  APPLIED  SNAPSHOT  HEALTH
-2     http://127.0.0.1:7102  follower     1       3     12        11       -         ready
-1     http://127.0.0.1:7101  leader       1       3     12        11       -         ready
--     http://127.0.0.1:7103  unavailable  -       -     -         -        -         down
+NODE  ENDPOINT               ROLE         LEADER  TERM  LAST LOG  APPLIED  SNAPSHOT  CLOCK             HEALTH
+2     http://127.0.0.1:7102  follower     1       3     12        11       -         +180012ms SKEWED  clock_skew
+1     http://127.0.0.1:7101  leader       1       3     12        11       -         -3ms              ready
+-     http://127.0.0.1:7103  unavailable  -       -     -         -        -         -                 down
 
 members as node 1 (leader) sees them:
 NODE  URL                    VOTER  MATCHED  LAG

@@ -111,6 +111,9 @@ mod tests {
                 matched_index: Some(12),
             }],
             policy_file_differs: Vec::new(),
+            not_ready: Vec::new(),
+            clock_offset_ms: None,
+            clock_skewed: false,
         };
         assert_eq!(
             progress_text(&s, 4),

@@ -10,12 +10,12 @@ use sha2::{Digest, Sha256};
 type HmacSha256 = Hmac<Sha256>;
 
 /// What a signature covers.
-pub(crate) struct Signed<'a> {
-    pub(crate) method: &'a str,
-    pub(crate) path: &'a str,
-    pub(crate) timestamp_ms: u64,
-    pub(crate) nonce: &'a str,
-    pub(crate) body: &'a [u8],
+pub struct Signed<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub timestamp_ms: u64,
+    pub nonce: &'a str,
+    pub body: &'a [u8],
 }
 
 impl Signed<'_> {
@@ -37,13 +37,13 @@ impl Signed<'_> {
     }
 
     /// The signature as lowercase hex.
-    pub(crate) fn sign(&self, secret: &[u8]) -> String {
+    pub fn sign(&self, secret: &[u8]) -> String {
         hex::encode(self.mac(secret).finalize().into_bytes())
     }
 
     /// Whether `signature_hex` is this request's signature under `secret`, compared in constant
     /// time.
-    pub(crate) fn verify(&self, secret: &[u8], signature_hex: &str) -> bool {
+    pub fn verify(&self, secret: &[u8], signature_hex: &str) -> bool {
         let Ok(sig) = hex::decode(signature_hex) else {
             return false;
         };
@@ -53,7 +53,7 @@ impl Signed<'_> {
 
 /// Why a node-to-node proof was refused; also the metric label (bounded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ProofRefusal {
+pub enum ProofRefusal {
     /// No header, or not `v2` with every field.
     Malformed,
     /// The timestamp is outside the window.
@@ -71,7 +71,7 @@ pub(crate) enum ProofRefusal {
 }
 
 impl ProofRefusal {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ProofRefusal::Malformed => "malformed",
             ProofRefusal::Stale => "stale",
@@ -92,19 +92,19 @@ impl ProofRefusal {
 /// checks the whole proof (secret, freshness, target, nonce) before it reads a byte of the body,
 /// and then checks the body it reads against it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ClusterProof {
-    pub(crate) timestamp_ms: u64,
+pub struct ClusterProof {
+    pub timestamp_ms: u64,
     /// 32 hex characters, random per request.
-    pub(crate) nonce: String,
+    pub nonce: String,
     /// The node the request is for.
-    pub(crate) target: u64,
-    pub(crate) body_len: u64,
-    pub(crate) body_sha256: [u8; 32],
+    pub target: u64,
+    pub body_len: u64,
+    pub body_sha256: [u8; 32],
 }
 
 impl ClusterProof {
     /// A proof for sending `body` to node `target` at `now_ms`, with a fresh nonce.
-    pub(crate) fn new(target: u64, now_ms: u64, body: &[u8]) -> Self {
+    pub fn new(target: u64, now_ms: u64, body: &[u8]) -> Self {
         ClusterProof {
             timestamp_ms: now_ms,
             nonce: hex::encode(rand::random::<[u8; 16]>()),
@@ -131,7 +131,7 @@ impl ClusterProof {
     }
 
     /// The header value, signed for `path`.
-    pub(crate) fn header(&self, secret: &[u8], path: &str) -> String {
+    pub fn header(&self, secret: &[u8], path: &str) -> String {
         let sig = hex::encode(self.mac(secret, path).finalize().into_bytes());
         format!(
             "v2 t={},n={},to={},len={},sha={},sig={sig}",
@@ -143,24 +143,15 @@ impl ClusterProof {
         )
     }
 
-    /// Checks a header value for a request to node `me` on `path`, everything but the body and
-    /// the nonce's novelty: well formed, fresh within `window_ms` of `now_ms`, for this node,
-    /// signed with `secret` (compared in constant time).
-    pub(crate) fn check(
+    /// Parses a header value and checks its MAC for `path` (compared in constant time): the
+    /// proof is authentic, made by a holder of `secret`. Whether it is fresh and for this node
+    /// is [`ClusterProof::admissible`]'s question.
+    pub fn authentic(
         header: &str,
         secret: &[u8],
         path: &str,
-        me: u64,
-        now_ms: u64,
-        window_ms: u64,
     ) -> Result<ClusterProof, ProofRefusal> {
         let (proof, sig) = Self::parse(header).ok_or(ProofRefusal::Malformed)?;
-        if proof.timestamp_ms.abs_diff(now_ms) > window_ms {
-            return Err(ProofRefusal::Stale);
-        }
-        if proof.target != me {
-            return Err(ProofRefusal::WrongTarget);
-        }
         proof
             .mac(secret, path)
             .verify_slice(&sig)
@@ -168,8 +159,20 @@ impl ClusterProof {
         Ok(proof)
     }
 
+    /// Whether an authentic proof may be acted on by node `me` at `now_ms`: made for this node,
+    /// and stamped within `window_ms` of this node's clock.
+    pub fn admissible(&self, me: u64, now_ms: u64, window_ms: u64) -> Result<(), ProofRefusal> {
+        if self.target != me {
+            return Err(ProofRefusal::WrongTarget);
+        }
+        if self.timestamp_ms.abs_diff(now_ms) > window_ms {
+            return Err(ProofRefusal::Stale);
+        }
+        Ok(())
+    }
+
     /// Whether `body` is the one this proof was made for.
-    pub(crate) fn matches(&self, body: &[u8]) -> bool {
+    pub fn matches(&self, body: &[u8]) -> bool {
         body.len() as u64 == self.body_len
             && bool::from(subtle::ConstantTimeEq::ct_eq(
                 Sha256::digest(body).as_slice(),
@@ -205,11 +208,60 @@ impl ClusterProof {
     }
 }
 
+/// A clock note between the nodes of one site, in [`sessync_proto::wire::CLOCK_HEADER`]: the
+/// answering node's wall clock on an answer, or, on a request, how far the receiver's clock is
+/// from the voters' median as the sender measures it. The MAC (cluster secret) covers the
+/// note and the nonce of the request's proof, so a note cannot be moved to another exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockNote {
+    /// `now=<ms>`: the answering node's wall clock when it answered.
+    Now(u64),
+    /// `report=<ms>`: the receiver's clock minus the voters' median, in ms.
+    Report(i64),
+}
+
+impl ClockNote {
+    fn mac(self, secret: &[u8], nonce: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
+        mac.update(format!("sessync-clock-v1\n{nonce}\n{}", self.field()).as_bytes());
+        mac
+    }
+
+    fn field(self) -> String {
+        match self {
+            ClockNote::Now(ms) => format!("now={ms}"),
+            ClockNote::Report(ms) => format!("report={ms}"),
+        }
+    }
+
+    /// The header value for the exchange whose proof carried `nonce`.
+    pub fn header(self, secret: &[u8], nonce: &str) -> String {
+        let sig = hex::encode(self.mac(secret, nonce).finalize().into_bytes());
+        format!("{},sig={sig}", self.field())
+    }
+
+    /// The note in `header`, if it is well formed and signed for the exchange of `nonce`.
+    pub fn check(header: &str, secret: &[u8], nonce: &str) -> Option<ClockNote> {
+        let (field, sig) = header.split_once(",sig=")?;
+        let note = match field.split_once('=')? {
+            ("now", v) => ClockNote::Now(v.parse().ok()?),
+            ("report", v) => ClockNote::Report(v.parse().ok()?),
+            _ => return None,
+        };
+        if sig.len() != 64 {
+            return None;
+        }
+        let sig = hex::decode(sig).ok()?;
+        note.mac(secret, nonce).verify_slice(&sig).ok()?;
+        Some(note)
+    }
+}
+
 /// The nonces of node-to-node proofs seen within the window, kept in memory: a captured
 /// request sent again is refused. Only requests whose proof verified are remembered, so a
 /// stranger cannot grow it.
 #[derive(Default)]
-pub(crate) struct SeenNonces {
+pub struct SeenNonces {
     inner: parking_lot::Mutex<NonceMap>,
 }
 
@@ -224,7 +276,7 @@ struct NonceMap {
 impl SeenNonces {
     /// Records `proof`'s nonce; false if it was already recorded (a replay). It is kept until
     /// its timestamp is out of the window (`window_ms` past it).
-    pub(crate) fn first_use(&self, proof: &ClusterProof, now_ms: u64, window_ms: u64) -> bool {
+    pub fn first_use(&self, proof: &ClusterProof, now_ms: u64, window_ms: u64) -> bool {
         let mut m = self.inner.lock();
         if m.seen.len() >= 2 * m.swept_at.max(1024) {
             m.seen.retain(|_, forget_after| *forget_after >= now_ms);
@@ -244,7 +296,20 @@ mod tests {
     const WINDOW: u64 = 60_000;
 
     fn check(h: &str, path: &str, me: u64, now: u64) -> Result<ClusterProof, ProofRefusal> {
-        ClusterProof::check(h, SECRET, path, me, now, WINDOW)
+        checked(h, SECRET, path, me, now)
+    }
+
+    /// Both steps, as the receiving middleware takes them.
+    fn checked(
+        h: &str,
+        secret: &[u8],
+        path: &str,
+        me: u64,
+        now: u64,
+    ) -> Result<ClusterProof, ProofRefusal> {
+        let p = ClusterProof::authentic(h, secret, path)?;
+        p.admissible(me, now, WINDOW)?;
+        Ok(p)
     }
 
     #[test]
@@ -272,13 +337,12 @@ mod tests {
             check(&h, "/raft/vote", 2, 2_000_000),
             Err(ProofRefusal::Stale)
         );
-        let other = ClusterProof::check(
+        let other = checked(
             &h,
             b"another-secret-of-some-length",
             "/raft/vote",
             2,
             1_000_000,
-            WINDOW,
         );
         assert_eq!(other, Err(ProofRefusal::BadSignature));
         // Any field changed breaks the MAC: here the body length a stranger would enlarge.
@@ -292,6 +356,49 @@ mod tests {
                 check(bad, "/raft/vote", 2, 1_000_000),
                 Err(ProofRefusal::Malformed)
             );
+        }
+    }
+
+    #[test]
+    fn a_stale_proof_is_still_known_authentic_so_its_sender_can_be_told_the_time() {
+        let h = ClusterProof::new(2, 1_000_000, b"{}").header(SECRET, "/raft/vote");
+        let p = ClusterProof::authentic(&h, SECRET, "/raft/vote").unwrap();
+        assert_eq!(
+            p.admissible(2, 1_000_000 + 20 * WINDOW, WINDOW),
+            Err(ProofRefusal::Stale)
+        );
+        assert_eq!(
+            ClusterProof::authentic(&h, b"a stranger's guess at the secret", "/raft/vote"),
+            Err(ProofRefusal::BadSignature)
+        );
+    }
+
+    #[test]
+    fn clock_notes_are_bound_to_the_secret_and_the_exchange() {
+        for note in [
+            ClockNote::Now(1_700_000_000_123),
+            ClockNote::Report(-180_000),
+        ] {
+            let h = note.header(SECRET, "ab12");
+            assert_eq!(ClockNote::check(&h, SECRET, "ab12"), Some(note));
+            assert_eq!(
+                ClockNote::check(&h, SECRET, "ab13"),
+                None,
+                "another exchange"
+            );
+            assert_eq!(ClockNote::check(&h, b"other secret", "ab12"), None);
+        }
+        let h = ClockNote::Now(5).header(SECRET, "n");
+        assert_eq!(
+            ClockNote::check(&h.replace("now=5", "now=6"), SECRET, "n"),
+            None
+        );
+        assert_eq!(
+            ClockNote::check(&h.replace("now=", "report="), SECRET, "n"),
+            None
+        );
+        for bad in ["", "now=1", "now=x,sig=00", "then=1,sig=00"] {
+            assert_eq!(ClockNote::check(bad, SECRET, "n"), None);
         }
     }
 

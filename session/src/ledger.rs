@@ -15,38 +15,38 @@ use super::mutation::{Record, RecordKey};
 
 /// One operation committed here and not yet acknowledged by its target site.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct OutboxEntry {
-    pub(crate) site: SiteName,
-    pub(crate) op_id: OpId,
-    pub(crate) kind: PeerOpKind,
-    pub(crate) user_id: UserId,
-    pub(crate) session_id: Option<SessionId>,
+pub struct OutboxEntry {
+    pub site: SiteName,
+    pub op_id: OpId,
+    pub kind: PeerOpKind,
+    pub user_id: UserId,
+    pub session_id: Option<SessionId>,
     /// Cluster time of the commit.
-    pub(crate) queued_at: Timestamp,
+    pub queued_at: Timestamp,
 }
 
 /// An operation a peer delivered and this site applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ReceivedOp {
-    pub(crate) origin: SiteName,
-    pub(crate) op_id: OpId,
+pub struct ReceivedOp {
+    pub origin: SiteName,
+    pub op_id: OpId,
     /// Cluster time it was applied.
-    pub(crate) at: Timestamp,
-    pub(crate) ended: u32,
+    pub at: Timestamp,
+    pub ended: u32,
 }
 
 /// A nonce a peer used, remembered until `until` (after which its timestamp is out of the
 /// window and a replay is refused for that).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SeenNonce {
-    pub(crate) origin: SiteName,
-    pub(crate) nonce: String,
-    pub(crate) until: Timestamp,
+pub struct SeenNonce {
+    pub origin: SiteName,
+    pub nonce: String,
+    pub until: Timestamp,
 }
 
 /// Everything federation keeps in the replicated state, with the indexes its users need.
 #[derive(Debug, Default)]
-pub(crate) struct Ledger {
+pub struct Ledger {
     /// By target site, then commit time: each site's queue in delivery order.
     outbox: BTreeMap<SiteName, BTreeMap<(Timestamp, OpId), OutboxEntry>>,
     outbox_at: BTreeMap<(SiteName, OpId), Timestamp>,
@@ -114,20 +114,17 @@ impl Ledger {
     }
 
     /// The queue for `site`, oldest first.
-    pub(crate) fn queue<'a>(
-        &'a self,
-        site: &SiteName,
-    ) -> impl Iterator<Item = &'a OutboxEntry> + 'a {
+    pub fn queue<'a>(&'a self, site: &SiteName) -> impl Iterator<Item = &'a OutboxEntry> + 'a {
         self.outbox.get(site).into_iter().flat_map(|q| q.values())
     }
 
     /// How many operations are queued for `site`.
-    pub(crate) fn queued(&self, site: &SiteName) -> usize {
+    pub fn queued(&self, site: &SiteName) -> usize {
         self.outbox.get(site).map_or(0, |q| q.len())
     }
 
     /// Whether `op_id` is still queued for `site`.
-    pub(crate) fn is_queued(&self, site: &SiteName, op_id: &OpId) -> bool {
+    pub fn is_queued(&self, site: &SiteName, op_id: &OpId) -> bool {
         self.outbox_at.contains_key(&(site.clone(), op_id.clone()))
     }
 
@@ -138,23 +135,22 @@ impl Ledger {
     }
 
     /// Every queued entry, by site then age.
-    pub(crate) fn outbox(&self) -> impl Iterator<Item = &OutboxEntry> {
+    pub fn outbox(&self) -> impl Iterator<Item = &OutboxEntry> {
         self.outbox.values().flat_map(|q| q.values())
     }
 
     /// Whether `op_id` from `origin` was applied already.
-    pub(crate) fn received(&self, origin: &SiteName, op_id: &OpId) -> Option<&ReceivedOp> {
+    pub fn received(&self, origin: &SiteName, op_id: &OpId) -> Option<&ReceivedOp> {
         self.received.get(&(origin.clone(), op_id.clone()))
     }
 
-    /// Every operation received and remembered.
-    #[cfg(test)]
-    pub(crate) fn all_received(&self) -> impl Iterator<Item = &ReceivedOp> {
+    /// Every operation received and remembered (the node's storage tests read it).
+    pub fn all_received(&self) -> impl Iterator<Item = &ReceivedOp> {
         self.received.values()
     }
 
     /// Whether `origin` used `nonce` already (and it is still remembered).
-    pub(crate) fn nonce_seen(&self, origin: &SiteName, nonce: &str) -> bool {
+    pub fn nonce_seen(&self, origin: &SiteName, nonce: &str) -> bool {
         self.nonces
             .contains_key(&(origin.clone(), nonce.to_owned()))
     }

@@ -7,6 +7,10 @@
 //! store); the storage layer persists the mutations in the same write as the applied log id.
 //! Every replica that applies the same log therefore reaches byte-identical state.
 //!
+//! This crate is the state machine of `sessync-node` (which uses it as `crate::session`), kept
+//! apart so that it depends on nothing of the node: no storage, no network, no runtime. The
+//! compiler holds that line, and the fuzz targets (`fuzz/`) link it without RocksDB.
+//!
 //! - [`command`]: the commands, one struct each, and their outcomes;
 //! - `apply` (dispatch and the small commands), `tx` (the changes of one command), `login` (create, with `limit`), `expiry`
 //!   (touch, expire), `user_op` (verify and invalidate), `federated` (fan-out, acks, peer ops);
@@ -14,28 +18,31 @@
 //! - `store` (records and derived indexes), `record` (a session, its deadlines and views),
 //!   `ledger` (federation state: outbox, received operations, seen nonces).
 
+// A test reads best as one scenario, however long.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
+
 mod apply;
-pub(crate) mod command;
+pub mod command;
 mod expiry;
 mod federated;
 mod ledger;
 mod limit;
 mod login;
-pub(crate) mod mutation;
+pub mod mutation;
 mod record;
 mod store;
 mod tx;
 mod user_op;
 
-pub(crate) use apply::apply;
-pub(crate) use command::{
+pub use apply::apply;
+pub use command::{
     AuditNote, Command, Create, End, Expire, Fanout, FanoutAcked, Outcome, PeerOp, RecordAudit,
     SetPolicy, Touch, UserOp,
 };
-pub(crate) use ledger::{OutboxEntry, ReceivedOp, SeenNonce};
-pub(crate) use mutation::{Mutation, Record, RecordKey};
-pub(crate) use record::{Session, TokenHash};
-pub(crate) use store::SessionStore;
+pub use ledger::{OutboxEntry, ReceivedOp, SeenNonce};
+pub use mutation::{Mutation, Record, RecordKey};
+pub use record::{Session, TokenHash};
+pub use store::SessionStore;
 
 #[cfg(test)]
 mod federation_tests;

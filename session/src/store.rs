@@ -16,7 +16,7 @@ static DEFAULT_POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
 
 /// All sessions of one site, indexed for the lookups the API and the state machine make.
 #[derive(Debug, Default)]
-pub(crate) struct SessionStore {
+pub struct SessionStore {
     sessions: BTreeMap<SessionId, Session>,
     by_token: HashMap<TokenHash, SessionId>,
     /// Live (active or blocked) sessions by user: what every command of a user looks at, so
@@ -36,24 +36,24 @@ pub(crate) struct SessionStore {
 }
 
 impl SessionStore {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// The replicated policy, or the default before a leader has written one.
-    pub(crate) fn policy(&self) -> &Policy {
+    pub fn policy(&self) -> &Policy {
         self.policy
             .as_ref()
             .unwrap_or_else(|| DEFAULT_POLICY.get_or_init(Policy::default))
     }
 
     /// The replicated policy as written in the log, if any.
-    pub(crate) fn replicated_policy(&self) -> Option<&Policy> {
+    pub fn replicated_policy(&self) -> Option<&Policy> {
         self.policy.as_ref()
     }
 
     /// The latest cluster time applied: it never goes backwards.
-    pub(crate) fn clock(&self) -> Timestamp {
+    pub fn clock(&self) -> Timestamp {
         self.clock
     }
 
@@ -62,17 +62,17 @@ impl SessionStore {
     }
 
     /// Restores the clock and policy when loading from disk.
-    pub(crate) fn restore_meta(&mut self, clock: Timestamp, policy: Option<Policy>) {
+    pub fn restore_meta(&mut self, clock: Timestamp, policy: Option<Policy>) {
         self.clock = clock;
         self.policy = policy;
         self.reindex_deadlines();
     }
 
-    pub(crate) fn get(&self, id: &SessionId) -> Option<&Session> {
+    pub fn get(&self, id: &SessionId) -> Option<&Session> {
         self.sessions.get(id)
     }
 
-    pub(crate) fn by_token(&self, hash: &TokenHash) -> Option<&Session> {
+    pub fn by_token(&self, hash: &TokenHash) -> Option<&Session> {
         self.by_token.get(hash).and_then(|id| self.sessions.get(id))
     }
 
@@ -83,18 +83,12 @@ impl SessionStore {
     }
 
     /// The live (active or blocked) sessions of a user, in no particular order: O(those).
-    pub(crate) fn live_sessions<'a>(
-        &'a self,
-        user: &UserId,
-    ) -> impl Iterator<Item = &'a Session> + 'a {
+    pub fn live_sessions<'a>(&'a self, user: &UserId) -> impl Iterator<Item = &'a Session> + 'a {
         self.sessions_in(&self.live_by_user, user)
     }
 
     /// Every session of a user, live and ended, in no particular order.
-    pub(crate) fn user_sessions<'a>(
-        &'a self,
-        user: &UserId,
-    ) -> impl Iterator<Item = &'a Session> + 'a {
+    pub fn user_sessions<'a>(&'a self, user: &UserId) -> impl Iterator<Item = &'a Session> + 'a {
         self.sessions_in(&self.live_by_user, user)
             .chain(self.sessions_in(&self.ended_by_user, user))
     }
@@ -112,7 +106,7 @@ impl SessionStore {
     }
 
     /// Users holding a live session, in order, starting after `after` if given.
-    pub(crate) fn users_with_live_sessions<'a>(
+    pub fn users_with_live_sessions<'a>(
         &'a self,
         after: Option<&UserId>,
     ) -> impl Iterator<Item = &'a UserId> + 'a {
@@ -122,13 +116,18 @@ impl SessionStore {
     }
 
     /// Every session, ordered by id.
-    pub(crate) fn all(&self) -> impl Iterator<Item = &Session> {
+    pub fn all(&self) -> impl Iterator<Item = &Session> {
         self.sessions.values()
     }
 
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    /// How many sessions are stored (live and ended).
+    pub fn len(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Whether no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
     }
 
     /// Live sessions whose deadline is at or before `at`, earliest first, at most `max`.
@@ -142,7 +141,7 @@ impl SessionStore {
     }
 
     /// The earliest deadline of any live session.
-    pub(crate) fn next_deadline(&self) -> Option<Timestamp> {
+    pub fn next_deadline(&self) -> Option<Timestamp> {
         self.deadlines.iter().next().map(|(t, _)| *t)
     }
 
@@ -157,7 +156,7 @@ impl SessionStore {
     }
 
     /// The earliest end time among ended sessions.
-    pub(crate) fn oldest_ended(&self) -> Option<Timestamp> {
+    pub fn oldest_ended(&self) -> Option<Timestamp> {
         self.ended.iter().next().map(|(t, _)| *t)
     }
 
@@ -177,12 +176,12 @@ impl SessionStore {
     }
 
     /// The federation state.
-    pub(crate) fn ledger(&self) -> &Ledger {
+    pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
     /// Inserts a record read from disk or a snapshot.
-    pub(crate) fn insert(&mut self, r: Record) {
+    pub fn insert(&mut self, r: Record) {
         match r {
             Record::Session(s) => self.put(s),
             other => self.ledger.put(&other),

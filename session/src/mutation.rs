@@ -2,8 +2,9 @@
 //!
 //! State is a set of [`Record`]s, each known by its [`RecordKey`], plus the policy and the
 //! audit log. A command's [`Mutation`]s are folded into the in-memory store as they are made and
-//! written by the storage layer in the same batch as the applied log id; the storage layout
-//! (`crate::store::layout`) is the one place that maps a record to its column family and key.
+//! written by the storage layer in the same batch as the applied log id; the node's storage
+//! layout (`store::layout` in `sessync-node`) is the one place that maps a record to its column
+//! family and key.
 
 use sessync_proto::{OpId, Policy, SessionId, SiteName, Timestamp};
 
@@ -13,7 +14,7 @@ use super::record::Session;
 
 /// One record of the replicated state.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Record {
+pub enum Record {
     Session(Session),
     /// An operation owed to a peer site.
     Outbox(OutboxEntry),
@@ -25,7 +26,7 @@ pub(crate) enum Record {
 
 /// What identifies a [`Record`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum RecordKey {
+pub enum RecordKey {
     Session(SessionId),
     Outbox { site: SiteName, op_id: OpId },
     Received { origin: SiteName, op_id: OpId },
@@ -34,7 +35,7 @@ pub(crate) enum RecordKey {
 
 impl Record {
     /// The record's key.
-    pub(crate) fn key(&self) -> RecordKey {
+    pub fn key(&self) -> RecordKey {
         match self {
             Record::Session(s) => RecordKey::Session(s.id.clone()),
             Record::Outbox(e) => RecordKey::Outbox {
@@ -55,7 +56,7 @@ impl Record {
 
 /// One change to the stored state.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Mutation {
+pub enum Mutation {
     /// Insert or replace a record.
     Put(Record),
     /// Remove a record.

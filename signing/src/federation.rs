@@ -1,23 +1,23 @@
 //! The signed headers of a request between sites, made and checked.
 //!
-//! The signature is [`crate::signing::Signed`] (HMAC-SHA256 over
+//! The signature is [`crate::Signed`] (HMAC-SHA256 over
 //! `v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`) under the secret the two
 //! sites share for that direction. The receiver checks, in this order: the site is a configured
 //! peer, the timestamp is inside the window, the nonce is well formed, and the signature matches
 //! one of the peer's receive secrets (constant-time). Whether the nonce was seen before is for
 //! the replicated state to say.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use sessync_config::FederationConfig;
 use sessync_proto::federation::{
     check_nonce, NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER,
 };
 use sessync_proto::SiteName;
 
-use crate::signing::Signed;
+use crate::Signed;
 
 /// The four headers of a signed request, as (name, value) pairs.
-pub(crate) fn headers(
+pub fn headers(
     own_site: &SiteName,
     secret: &[u8],
     path: &str,
@@ -43,15 +43,15 @@ pub(crate) fn headers(
 
 /// A request whose signature checked out.
 #[derive(Debug)]
-pub(crate) struct Verified {
-    pub(crate) origin: SiteName,
-    pub(crate) timestamp_ms: u64,
-    pub(crate) nonce: String,
+pub struct Verified {
+    pub origin: SiteName,
+    pub timestamp_ms: u64,
+    pub nonce: String,
 }
 
 /// Why a peer request was refused (always 401, nothing changed).
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Rejection {
+pub enum Rejection {
     MissingHeader(&'static str),
     UnknownSite(String),
     BadTimestamp,
@@ -62,7 +62,7 @@ pub(crate) enum Rejection {
 
 impl Rejection {
     /// A short name for audit events and metrics.
-    pub(crate) fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             Rejection::MissingHeader(_) => "missing_header",
             Rejection::UnknownSite(_) => "unknown_site",
@@ -73,7 +73,7 @@ impl Rejection {
     }
 
     /// A sentence for the 401 answer.
-    pub(crate) fn message(&self) -> String {
+    pub fn message(&self) -> String {
         match self {
             Rejection::MissingHeader(h) => format!("the {h} header is missing"),
             Rejection::UnknownSite(s) => {
@@ -100,13 +100,13 @@ fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<&'a str, Rejection
 }
 
 /// The site a request claims to come from, for reporting a refusal.
-pub(crate) fn claimed_site(h: &HeaderMap) -> String {
+pub fn claimed_site(h: &HeaderMap) -> String {
     let s = header(h, SITE_HEADER).unwrap_or("-");
     s.chars().take(64).collect()
 }
 
 /// Checks a peer request's headers and signature against the configured peers.
-pub(crate) fn check(
+pub fn check(
     config: &FederationConfig,
     h: &HeaderMap,
     path: &str,
@@ -154,7 +154,7 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
     use sessync_config::NodeConfig;
 
     const PATH: &str = "/v1/federation/invalidate";
@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn the_documented_worked_example_holds() {
         let ex: serde_json::Value =
-            serde_json::from_str(include_str!("../../../docs/federation-example.json")).unwrap();
+            serde_json::from_str(include_str!("../../docs/federation-example.json")).unwrap();
         let s = |k: &str| ex[k].as_str().unwrap().to_owned();
         let body = s("body");
         let signed = Signed {

@@ -16,7 +16,7 @@ use super::record::{Session, TokenHash};
 /// by the leader too. Applying a command reads nothing else from the outside world.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub(crate) enum Command {
+pub enum Command {
     SetPolicy(SetPolicy),
     Create(Create),
     Touch(Touch),
@@ -31,43 +31,43 @@ pub(crate) enum Command {
 
 /// A policy becomes the replicated one: the leader's file at init, or an operator's change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SetPolicy {
-    pub(crate) at: Timestamp,
-    pub(crate) policy: Policy,
+pub struct SetPolicy {
+    pub at: Timestamp,
+    pub policy: Policy,
     /// The API key (its name) that asked for it; none at init.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) by: Option<String>,
+    pub by: Option<String>,
 }
 
 /// A login.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Create {
-    pub(crate) at: Timestamp,
-    pub(crate) session_id: SessionId,
-    pub(crate) token_hash: TokenHash,
-    pub(crate) user_id: UserId,
-    pub(crate) device: Device,
-    pub(crate) origin: Option<String>,
-    pub(crate) idempotency_key: Option<String>,
+pub struct Create {
+    pub at: Timestamp,
+    pub session_id: SessionId,
+    pub token_hash: TokenHash,
+    pub user_id: UserId,
+    pub device: Device,
+    pub origin: Option<String>,
+    pub idempotency_key: Option<String>,
     /// The API key (its name) that asked: an idempotent replay is answered only to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) by: Option<String>,
+    pub by: Option<String>,
 }
 
 /// Touches of several sessions, coalesced into one entry; each carries the cluster time at
 /// which the leader accepted it, and counts if the session was valid then.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Touch {
-    pub(crate) at: Timestamp,
-    pub(crate) touches: Vec<(SessionId, Timestamp)>,
+pub struct Touch {
+    pub at: Timestamp,
+    pub touches: Vec<(SessionId, Timestamp)>,
 }
 
 /// End one session (logout or an operator's end).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct End {
-    pub(crate) at: Timestamp,
-    pub(crate) session_id: SessionId,
-    pub(crate) reason: EndReason,
+pub struct End {
+    pub at: Timestamp,
+    pub session_id: SessionId,
+    pub reason: EndReason,
 }
 
 /// A verify or an invalidate of a user's sessions (the variant says which), with the peer
@@ -76,53 +76,53 @@ pub(crate) struct End {
 /// - Verify: the chosen (or newest) session becomes active; every other one ends `superseded`.
 /// - Invalidate: the named session, or all of them, end `invalidated`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct UserOp {
-    pub(crate) at: Timestamp,
-    pub(crate) user_id: UserId,
-    pub(crate) session_id: Option<SessionId>,
+pub struct UserOp {
+    pub at: Timestamp,
+    pub user_id: UserId,
+    pub session_id: Option<SessionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) fanout: Option<Fanout>,
+    pub fanout: Option<Fanout>,
 }
 
 /// Peer sites acknowledged these queued operations: they leave the outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct FanoutAcked {
-    pub(crate) at: Timestamp,
-    pub(crate) acks: Vec<(SiteName, OpId)>,
+pub struct FanoutAcked {
+    pub at: Timestamp,
+    pub acks: Vec<(SiteName, OpId)>,
 }
 
 /// A peer site's verify or invalidate, its signature already checked by the node that
 /// received it. Refused if the nonce was seen; applied once per `(origin, op_id)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PeerOp {
-    pub(crate) at: Timestamp,
-    pub(crate) origin: SiteName,
-    pub(crate) nonce: String,
+pub struct PeerOp {
+    pub at: Timestamp,
+    pub origin: SiteName,
+    pub nonce: String,
     /// The nonce is remembered until then.
-    pub(crate) nonce_until: Timestamp,
-    pub(crate) kind: PeerOpKind,
-    pub(crate) op_id: OpId,
-    pub(crate) user_id: UserId,
-    pub(crate) session_id: Option<SessionId>,
+    pub nonce_until: Timestamp,
+    pub kind: PeerOpKind,
+    pub op_id: OpId,
+    pub user_id: UserId,
+    pub session_id: Option<SessionId>,
 }
 
 /// End every session whose idle or lifetime deadline is at or before `at`, remove ended
 /// sessions past retention and audit events past audit retention.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Expire {
-    pub(crate) at: Timestamp,
+pub struct Expire {
+    pub at: Timestamp,
 }
 
 /// Events a node saw that belong in the replicated audit log (auth failures, ...).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct RecordAudit {
-    pub(crate) at: Timestamp,
-    pub(crate) notes: Vec<AuditNote>,
+pub struct RecordAudit {
+    pub at: Timestamp,
+    pub notes: Vec<AuditNote>,
 }
 
 impl Command {
     /// The cluster time stamped on the command.
-    pub(crate) fn at(&self) -> Timestamp {
+    pub fn at(&self) -> Timestamp {
         match self {
             Command::SetPolicy(c) => c.at,
             Command::Create(c) => c.at,
@@ -137,7 +137,7 @@ impl Command {
     }
 
     /// A verify or an invalidate of `op`.
-    pub(crate) fn user_op(kind: PeerOpKind, op: UserOp) -> Command {
+    pub fn user_op(kind: PeerOpKind, op: UserOp) -> Command {
         match kind {
             PeerOpKind::Verify => Command::Verify(op),
             PeerOpKind::Invalidate => Command::Invalidate(op),
@@ -147,29 +147,29 @@ impl Command {
 
 /// The peer sites a verify or invalidate goes to, made by the leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Fanout {
+pub struct Fanout {
     /// One id for the operation at every target.
-    pub(crate) op_id: OpId,
+    pub op_id: OpId,
     /// Configured peer sites, without repeats.
-    pub(crate) targets: Vec<SiteName>,
+    pub targets: Vec<SiteName>,
     /// Most entries a target's queue may hold (the leader's `federation.outbox_limit`).
-    pub(crate) outbox_limit: u32,
+    pub outbox_limit: u32,
 }
 
 /// An audit event before the state machine numbers it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct AuditNote {
-    pub(crate) at: Timestamp,
-    pub(crate) kind: String,
-    pub(crate) user_id: Option<UserId>,
-    pub(crate) session_id: Option<SessionId>,
-    pub(crate) detail: serde_json::Value,
+pub struct AuditNote {
+    pub at: Timestamp,
+    pub kind: String,
+    pub user_id: Option<UserId>,
+    pub session_id: Option<SessionId>,
+    pub detail: serde_json::Value,
 }
 
 /// What applying one command answers to the proposer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Nothing to report (blank and membership entries, policy, audit, touches).
     #[default]
     Done,

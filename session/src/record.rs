@@ -10,11 +10,11 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 of a session token: the only form in which a token is ever stored.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct TokenHash(pub(crate) [u8; 32]);
+pub struct TokenHash(pub [u8; 32]);
 
 impl TokenHash {
     /// Hashes a token as presented by a client.
-    pub(crate) fn of(token: &str) -> Self {
+    pub fn of(token: &str) -> Self {
         Self(Sha256::digest(token.as_bytes()).into())
     }
 }
@@ -42,28 +42,28 @@ impl<'de> Deserialize<'de> for TokenHash {
 
 /// A session as the state machine stores it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Session {
-    pub(crate) id: SessionId,
-    pub(crate) user_id: UserId,
-    pub(crate) token_hash: TokenHash,
-    pub(crate) state: SessionState,
-    pub(crate) end_reason: Option<EndReason>,
-    pub(crate) device: Device,
-    pub(crate) origin: Option<String>,
-    pub(crate) created_at: Timestamp,
-    pub(crate) last_seen_at: Timestamp,
-    pub(crate) ended_at: Option<Timestamp>,
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub token_hash: TokenHash,
+    pub state: SessionState,
+    pub end_reason: Option<EndReason>,
+    pub device: Device,
+    pub origin: Option<String>,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
     /// The app's idempotency key of the create, so a retried create finds this session.
-    pub(crate) idempotency_key: Option<String>,
+    pub idempotency_key: Option<String>,
     /// The API key (its name) that created the session; a replay is answered only to it.
     /// (None for sessions made before it was recorded: those are never replayed.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) created_by: Option<String>,
+    pub created_by: Option<String>,
 }
 
 impl Session {
     /// Not ended (active or blocked).
-    pub(crate) fn is_live(&self) -> bool {
+    pub fn is_live(&self) -> bool {
         self.state != SessionState::Ended
     }
 
@@ -92,14 +92,14 @@ impl Session {
     }
 
     /// Whether the session answers `valid` at cluster time `now`.
-    pub(crate) fn is_valid_at(&self, now: Timestamp, policy: &Policy) -> bool {
+    pub fn is_valid_at(&self, now: Timestamp, policy: &Policy) -> bool {
         self.state == SessionState::Active && now < self.deadline(policy).0
     }
 
     /// The session as cluster time `now` sees it: a live session whose deadline has passed is
     /// shown ended (at its deadline, with its reason) even before the leader's expiry sweep has
     /// written that down.
-    pub(crate) fn as_of(&self, now: Timestamp, policy: &Policy) -> Session {
+    pub fn as_of(&self, now: Timestamp, policy: &Policy) -> Session {
         let mut s = self.clone();
         if s.is_live() {
             let (t, reason) = s.deadline(policy);
@@ -113,7 +113,7 @@ impl Session {
     }
 
     /// The API's view of the session.
-    pub(crate) fn view(&self, policy: &Policy) -> SessionView {
+    pub fn view(&self, policy: &Policy) -> SessionView {
         SessionView {
             session_id: self.id.clone(),
             user_id: self.user_id.clone(),
@@ -130,7 +130,7 @@ impl Session {
     }
 
     /// Seconds from `now` until the idle end and until the lifetime end (0 once passed).
-    pub(crate) fn seconds_left(&self, now: Timestamp, policy: &Policy) -> (u64, u64) {
+    pub fn seconds_left(&self, now: Timestamp, policy: &Policy) -> (u64, u64) {
         (
             self.idle_end(policy).since(now).as_secs(),
             self.lifetime_end(policy).since(now).as_secs(),

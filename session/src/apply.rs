@@ -22,7 +22,7 @@ use super::{expiry, federated, login, user_op};
 /// Cluster time never runs backwards in the log: a command stamped earlier than one applied
 /// before it (two proposals racing on the leader, or a new leader with a slower clock) takes the
 /// later time.
-pub(crate) fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>) {
+pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>) {
     let at = cmd.at().max(store.clock());
     store.advance_clock(at);
     let mut tx = Tx {

@@ -1,0 +1,270 @@
+//! The clock guard on real nodes whose wall clock runs off (libfaketime): a node further from
+//! the voters' median than `max_clock_skew` says so (`/readyz`, `cluster status`, metrics),
+//! answers local reads `clock_skew` instead of judging sessions by its clock, never stamps a
+//! command, and a leader with such a clock hands over; no session ends early (invariant 5).
+
+use std::time::Duration;
+
+use sessync_chaos_tests::{ClusterOptions, TestCluster};
+use sessync_client::{Client, ClientError, Method};
+use sessync_proto::api::ClusterStatus;
+use sessync_proto::api::{
+    Consistency, CreateSessionRequest, CreateSessionResponse, ValidateRequest,
+};
+use sessync_proto::UserId;
+
+/// The policy of the measured defect: a two-minute idle timeout, a 500 ms skew bound.
+const POLICY: &str = "idle_timeout = \"2m\"\nmax_clock_skew = \"500ms\"\ntouch_interval = \"1s\"";
+
+/// Most a test waits for the guard to notice (samples arrive with every heartbeat).
+const NOTICE: Duration = Duration::from_secs(20);
+
+fn options() -> ClusterOptions {
+    ClusterOptions {
+        policy_toml: POLICY.to_owned(),
+        ..ClusterOptions::default()
+    }
+}
+
+async fn login(client: &Client, user: &str) -> anyhow::Result<CreateSessionResponse> {
+    Ok(client
+        .create_session(&CreateSessionRequest {
+            user_id: UserId::parse_field(user, "user_id").unwrap(),
+            device: Default::default(),
+            origin: None,
+            idempotency_key: None,
+        })
+        .await?)
+}
+
+/// One local validate on exactly this node, no retries: (status, body).
+async fn local_validate(
+    cluster: &TestCluster,
+    id: u64,
+    token: &str,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let body = serde_json::to_vec(&ValidateRequest {
+        token: token.to_owned(),
+        touch: false,
+        consistency: Consistency::Local,
+    })?;
+    let (status, body) = cluster
+        .app_client_for(id)
+        .request_raw(Method::POST, "/v1/sessions/validate", Some(body), &[])
+        .await?;
+    Ok((status, serde_json::from_slice(&body)?))
+}
+
+/// Node `id`'s own status, once it says its clock is skewed (or the last one seen).
+async fn wait_skewed(cluster: &TestCluster, id: u64) -> anyhow::Result<ClusterStatus> {
+    let admin = cluster
+        .admin_client_for(id)
+        .with_timeout(Duration::from_secs(2));
+    let started = tokio::time::Instant::now();
+    loop {
+        let status = admin.cluster_status().await;
+        match status {
+            Ok(s) if s.clock_skewed => return Ok(s),
+            other if started.elapsed() > NOTICE => {
+                anyhow::bail!("node {id} never found its clock skewed: {other:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Linearizable validate through every node: valid, with most of the idle timeout left.
+async fn valid_everywhere(cluster: &TestCluster, token: &str) -> anyhow::Result<()> {
+    for id in cluster.node_ids() {
+        let v = cluster
+            .app_client_for(id)
+            .validate(&ValidateRequest {
+                token: token.to_owned(),
+                touch: false,
+                consistency: Consistency::Linearizable,
+            })
+            .await?;
+        assert!(v.valid, "node {id} ended a live session: {v:?}");
+        let idle = v.seconds_until_idle_end.unwrap_or(0);
+        assert!(
+            idle > 60,
+            "node {id} judged by a fast clock: {idle} s of idle left"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_three_minutes_fast_judges_nothing_by_its_clock() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(options()).await?;
+    let leader = cluster.leader().await?;
+    let fast = cluster
+        .node_ids()
+        .into_iter()
+        .find(|n| *n != leader)
+        .unwrap();
+    let before = login(&cluster.app_client(), "clock-before").await?;
+
+    cluster.set_clock_offset(fast, Some("+180"));
+    cluster.restart(fast).await?;
+    let status = wait_skewed(&cluster, fast).await?;
+    let off = status.clock_offset_ms.expect("a measured offset");
+    assert!((175_000..=185_000).contains(&off), "offset {off} ms");
+    assert!(
+        status.not_ready.contains(&"clock_skew".to_owned()),
+        "{status:?}"
+    );
+
+    // Not ready, and no local read judged by its clock (it would call every session idle).
+    let probe = cluster.app_client_for(fast);
+    let (s, b) = probe.request_raw(Method::GET, "/readyz", None, &[]).await?;
+    assert_eq!(s, 503, "{}", String::from_utf8_lossy(&b));
+    let (s, b) = local_validate(&cluster, fast, &before.token).await?;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (503, Some("clock_skew")),
+        "{b}"
+    );
+    // The other nodes' clocks are fine.
+    for id in cluster.node_ids().into_iter().filter(|n| *n != fast) {
+        let (s, b) = local_validate(&cluster, id, &before.token).await?;
+        assert_eq!(
+            (s, b["valid"].as_bool()),
+            (200, Some(true)),
+            "node {id}: {b}"
+        );
+    }
+    let metrics = cluster.admin_client_for(fast).metrics().await?;
+    assert!(metrics.contains("sessync_clock_skewed 1"), "{metrics}");
+
+    // Writes through it go to the leader, which stamps them; it never leads.
+    let through = login(&probe, "clock-through").await?;
+    valid_everywhere(&cluster, &before.token).await?;
+    valid_everywhere(&cluster, &through.token).await?;
+    let leader = cluster.leader().await?;
+    assert_ne!(leader, fast);
+
+    // Fixed clock: ready again.
+    cluster.set_clock_offset(fast, None);
+    cluster.restart(fast).await?;
+    let admin = cluster
+        .admin_client_for(fast)
+        .with_timeout(Duration::from_secs(2));
+    let started = tokio::time::Instant::now();
+    while !admin.readyz().await.unwrap_or(false) {
+        assert!(
+            started.elapsed() < NOTICE,
+            "node {fast} never became ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, b) = local_validate(&cluster, fast, &before.token).await?;
+    assert_eq!((s, b["valid"].as_bool()), (200, Some(true)), "{b}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_three_minutes_fast_stamps_nothing_and_hands_over() -> anyhow::Result<()> {
+    // Node 1 starts fast and initialises the cluster, so it campaigns first.
+    let mut cluster = TestCluster::start(ClusterOptions {
+        init: false,
+        ..options()
+    })
+    .await?;
+    cluster.set_clock_offset(1, Some("+180"));
+    cluster.restart(1).await?;
+    cluster.init_all().await?;
+
+    // Another node leads within a few election timeouts, and node 1 knows its clock is off.
+    let started = tokio::time::Instant::now();
+    let leader = loop {
+        let l = cluster.leader().await?;
+        if l != 1 {
+            break l;
+        }
+        assert!(started.elapsed() < NOTICE, "node 1 kept the leadership");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let status = wait_skewed(&cluster, 1).await?;
+    assert!(status.clock_offset_ms.unwrap_or(0) > 170_000, "{status:?}");
+
+    // Everything is stamped by a good clock: a new session has its whole idle timeout, as
+    // seen through every node, and was created at the true time.
+    let s = login(&cluster.app_client(), "clock-leader").await?;
+    let now_ms = sessync_chaos_tests::now_ms();
+    let created = s.session.created_at.millis();
+    assert!(
+        created.abs_diff(now_ms) < 30_000,
+        "created_at {created} vs now {now_ms}: stamped by the fast clock"
+    );
+    valid_everywhere(&cluster, &s.token).await?;
+    // Node 1 refuses to judge local reads by its clock.
+    let (st, b) = local_validate(&cluster, 1, &s.token).await?;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (503, Some("clock_skew")),
+        "{b}"
+    );
+    assert_ne!(cluster.leader().await?, 1, "leader was {leader}");
+    cluster.wait_converged(Duration::from_secs(20)).await?;
+    cluster.assert_identical_state().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_twenty_minutes_fast_answers_local_reads_clock_skew() -> anyhow::Result<()> {
+    // So far off that its node-to-node proofs are refused as stale: it learns the others'
+    // time from the refusals, and says clock_skew rather than `valid: false, unknown`.
+    let mut cluster = TestCluster::start(options()).await?;
+    let leader = cluster.leader().await?;
+    let fast = cluster
+        .node_ids()
+        .into_iter()
+        .find(|n| *n != leader)
+        .unwrap();
+    let s = login(&cluster.app_client(), "clock-far").await?;
+    cluster.wait_converged(Duration::from_secs(20)).await?;
+
+    cluster.set_clock_offset(fast, Some("+1200"));
+    cluster.restart(fast).await?;
+    let status = wait_skewed(&cluster, fast).await?;
+    assert!(
+        status.clock_offset_ms.unwrap_or(0) > 1_100_000,
+        "{status:?}"
+    );
+    let (st, b) = local_validate(&cluster, fast, &s.token).await?;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (503, Some("clock_skew")),
+        "{b}"
+    );
+
+    // The other two carry on.
+    let others: Vec<u64> = cluster
+        .node_ids()
+        .into_iter()
+        .filter(|n| *n != fast)
+        .collect();
+    for id in others {
+        let v = cluster
+            .app_client_for(id)
+            .validate(&ValidateRequest {
+                token: s.token.clone(),
+                touch: true,
+                consistency: Consistency::Linearizable,
+            })
+            .await?;
+        assert!(v.valid, "node {id}: {v:?}");
+    }
+    let e = cluster
+        .app_client_for(fast)
+        .with_timeout(Duration::from_secs(2))
+        .validate(&ValidateRequest {
+            token: s.token.clone(),
+            touch: false,
+            consistency: Consistency::Local,
+        })
+        .await;
+    assert!(matches!(e, Err(ClientError::ClockSkew { .. })), "{e:?}");
+    Ok(())
+}
