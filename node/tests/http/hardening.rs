@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::{TestNode, TestTls, ADMIN_KEY, APP_KEY};
-use crate::recipes::cluster_proof;
+use crate::recipes::{clock_note, cluster_proof, cluster_proof_at, now_ms};
 
 /// The node's address (`127.0.0.1:port`).
 fn addr(node: &TestNode) -> String {
@@ -129,6 +129,40 @@ async fn a_captured_raft_rpc_cannot_be_replayed_or_sent_to_another_node() {
             "{reason} in:\n{m}"
         );
     }
+}
+
+/// A node whose clock is far off has its calls refused as stale; the refusal tells it the time
+/// (signed for its request), so it finds out it is off. A stranger is told nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_proof_is_answered_with_the_signed_clock_and_a_strangers_is_not() {
+    let node = TestNode::start("").await;
+    let http = reqwest::Client::new();
+    let vote = |proof: String| {
+        http.post(format!("{}/raft/vote", node.url))
+            .header("x-sessync-cluster-auth", proof)
+            .body("{}")
+            .send()
+    };
+    let nonce = "d".repeat(32);
+    let twenty_minutes_behind = now_ms() - 20 * 60 * 1000;
+    let stale = cluster_proof_at("/raft/vote", 1, 2, b"{}", &nonce, twenty_minutes_behind);
+    let resp = vote(stale).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let header = resp.headers()["x-sessync-clock"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let told = clock_note(&header, &nonce).expect("a clock signed for this exchange");
+    assert!(told.abs_diff(now_ms()) < 5_000, "told {told}");
+    assert_eq!(clock_note(&header, &"e".repeat(32)), None);
+    assert!(resp.text().await.unwrap().contains("stale"));
+
+    // A proof made without the secret: refused, and no clock.
+    let forged = cluster_proof("/raft/vote", 1, 2, b"{}", &nonce).replace("sig=", "sig=0");
+    let forged = forged[..forged.len() - 1].to_owned();
+    let resp = vote(forged).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().get("x-sessync-clock").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,10 +78,26 @@ pub(crate) fn cluster_proof(
     body: &[u8],
     nonce: &str,
 ) -> String {
-    let t = std::time::SystemTime::now()
+    cluster_proof_at(path, to, declared_len, body, nonce, now_ms())
+}
+
+/// The wall clock in ms.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis();
+        .as_millis() as u64
+}
+
+/// [`cluster_proof`] stamped `t` (a sender whose clock reads `t`).
+pub(crate) fn cluster_proof_at(
+    path: &str,
+    to: u64,
+    declared_len: usize,
+    body: &[u8],
+    nonce: &str,
+    t: u64,
+) -> String {
     let sha = hex::encode(Sha256::digest(body));
     let mut mac = Hmac::<Sha256>::new_from_slice(CLUSTER_SECRET.as_bytes()).unwrap();
     mac.update(
@@ -90,4 +106,14 @@ pub(crate) fn cluster_proof(
     );
     let sig = hex::encode(mac.finalize().into_bytes());
     format!("v2 t={t},n={nonce},to={to},len={declared_len},sha={sha},sig={sig}")
+}
+
+/// The answering node's clock from an `x-sessync-clock` header, if it is signed with the cluster
+/// secret for the exchange of `nonce`: `now=<ms>,sig=<hex HMAC of "sessync-clock-v1\n{nonce}\nnow=<ms>">`.
+pub(crate) fn clock_note(header: &str, nonce: &str) -> Option<u64> {
+    let (field, sig) = header.split_once(",sig=")?;
+    let ms: u64 = field.strip_prefix("now=")?.parse().ok()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(CLUSTER_SECRET.as_bytes()).unwrap();
+    mac.update(format!("sessync-clock-v1\n{nonce}\n{field}").as_bytes());
+    (hex::encode(mac.finalize().into_bytes()) == sig).then_some(ms)
 }
