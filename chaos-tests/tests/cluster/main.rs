@@ -21,6 +21,7 @@ mod federation_refusals;
 mod limits;
 mod policy;
 mod quorum;
+mod readiness;
 mod replication;
 mod smoke;
 mod snapshot;
