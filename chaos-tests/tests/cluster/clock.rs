@@ -26,6 +26,18 @@ fn options() -> ClusterOptions {
     }
 }
 
+/// A running cluster with the test's policy, and one of its followers (to run off).
+async fn with_a_follower() -> anyhow::Result<(TestCluster, u64)> {
+    let cluster = TestCluster::start(options()).await?;
+    let leader = cluster.leader().await?;
+    let follower = cluster
+        .node_ids()
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("three nodes");
+    Ok((cluster, follower))
+}
+
 async fn login(client: &Client, user: &str) -> anyhow::Result<CreateSessionResponse> {
     Ok(client
         .create_session(&CreateSessionRequest {
@@ -96,13 +108,7 @@ async fn valid_everywhere(cluster: &TestCluster, token: &str) -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_three_minutes_fast_judges_nothing_by_its_clock() -> anyhow::Result<()> {
-    let mut cluster = TestCluster::start(options()).await?;
-    let leader = cluster.leader().await?;
-    let fast = cluster
-        .node_ids()
-        .into_iter()
-        .find(|n| *n != leader)
-        .unwrap();
+    let (mut cluster, fast) = with_a_follower().await?;
     let before = login(&cluster.app_client(), "clock-before").await?;
 
     cluster.set_clock_offset(fast, Some("+180"));
@@ -215,13 +221,7 @@ async fn a_leader_three_minutes_fast_stamps_nothing_and_hands_over() -> anyhow::
 async fn a_node_twenty_minutes_fast_answers_local_reads_clock_skew() -> anyhow::Result<()> {
     // So far off that its node-to-node proofs are refused as stale: it learns the others'
     // time from the refusals, and says clock_skew rather than `valid: false, unknown`.
-    let mut cluster = TestCluster::start(options()).await?;
-    let leader = cluster.leader().await?;
-    let fast = cluster
-        .node_ids()
-        .into_iter()
-        .find(|n| *n != leader)
-        .unwrap();
+    let (mut cluster, fast) = with_a_follower().await?;
     let s = login(&cluster.app_client(), "clock-far").await?;
     cluster.wait_converged(Duration::from_secs(20)).await?;
 
