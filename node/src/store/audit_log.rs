@@ -147,17 +147,32 @@ impl AuditLog {
         n as u64
     }
 
-    /// Starts over from a snapshot's events and counter (their values are written by the
-    /// caller in the same batch).
-    pub(super) fn reset(&mut self, events: &[AuditEvent], next: u64) -> Result<(), StorageError> {
-        self.kept.clear();
-        self.bytes = 0;
+    /// Starts over from a snapshot's events (their index, built as the snapshot was read) and
+    /// counter; their values are on disk already.
+    pub(super) fn replace(&mut self, index: AuditIndex, next: u64) {
+        self.kept = index.kept;
+        self.bytes = index.bytes;
         self.next = next;
-        for ev in events {
-            let len = layout::encode(Cf::Audit, ev).map_err(write_err)?.len() as u64;
-            self.push(ev.seq, len, ev.at);
-        }
         self.publish();
-        Ok(())
+    }
+}
+
+/// The index of a snapshot's audit events, built one event at a time as the snapshot is read.
+#[derive(Debug, Default)]
+pub(super) struct AuditIndex {
+    kept: VecDeque<Kept>,
+    bytes: u64,
+}
+
+impl AuditIndex {
+    /// The sequence number of the last event added.
+    pub(super) fn last_seq(&self) -> Option<u64> {
+        self.kept.back().map(|k| k.seq)
+    }
+
+    /// Adds an event stored in `bytes` bytes; events come oldest first.
+    pub(super) fn push(&mut self, seq: u64, bytes: u64, at: Timestamp) {
+        self.kept.push_back(Kept { seq, bytes, at });
+        self.bytes += bytes;
     }
 }

@@ -5,6 +5,10 @@
 //! `node/tests/fixtures/make-data-dir.sh`; it holds every kind of command in its log, federation
 //! records, audit events and a snapshot. Every stored value must read and, written again by
 //! this version, give the same bytes; the state digest must be the one the old node reported.
+//!
+//! The snapshot is the exception: that version stored it as one JSON value (format 1), and
+//! opening the directory converts it, once, to a snapshot file of the current format. The value
+//! must still read; the file must carry the same state, install, and replace the value.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,7 +21,7 @@ use sessync_proto::{Device, SessionId, Timestamp, UserId};
 use tempfile::TempDir;
 
 use super::layout::{self, Cf, RaftKey, SmKey};
-use super::snapshot::SnapshotPayload;
+use super::snapshot_v1::SnapshotPayload;
 use super::*;
 use crate::raft_types::{Entry, LogId, StoredMembership};
 use crate::session::{Command, Create, TokenHash};
@@ -206,5 +210,91 @@ fn the_previous_versions_data_dir_takes_new_entries_and_its_snapshot_installs() 
         let (installed, _) = other.applied_state().await.unwrap();
         assert_eq!(installed, snap.meta.last_log_id);
         assert!(other.reader().read(|s| s.len()) > 0);
+    });
+}
+
+/// The format-1 snapshot of a copy of the fixture, and its meta, read raw.
+fn old_snapshot(dir: &Path) -> (SnapshotPayload, crate::raft_types::SnapshotMeta) {
+    let names = Cf::ALL.map(Cf::name);
+    let db = DB::open_cf_for_read_only(&Options::default(), dir, names, false).unwrap();
+    let get = |key: SmKey| db.get_cf(Cf::Sm.of(&db), key.bytes()).unwrap();
+    let payload = serde_json::from_slice(&get(SmKey::SnapshotData).unwrap()).unwrap();
+    let meta = serde_json::from_slice(&get(SmKey::SnapshotMeta).unwrap()).unwrap();
+    (payload, meta)
+}
+
+#[test]
+fn the_previous_versions_snapshot_becomes_a_file_with_the_same_state() {
+    rt().block_on(async {
+        let dir = data_copy();
+        let (old, old_meta) = old_snapshot(dir.path());
+        let (mut log, mut sm) = open(dir.path()).expect("the old data dir opens");
+        let snap = sm
+            .get_current_snapshot()
+            .await
+            .unwrap()
+            .expect("a snapshot");
+        assert_eq!(snap.meta, old_meta, "the meta stays as it was");
+        let file = dir
+            .path()
+            .join("snapshots")
+            .join(format!("{}.snap", old_meta.snapshot_id));
+        assert!(file.is_file(), "converted to {}", file.display());
+
+        // Installed elsewhere, it gives exactly the old snapshot's records ...
+        let fresh = TempDir::new().unwrap();
+        let (_, mut other) = open(fresh.path()).unwrap();
+        other
+            .install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        other.reader().read(|s| {
+            let sessions: Vec<_> = s.all().cloned().collect();
+            let mut expected = old.sessions.clone();
+            expected.sort_by(|a, b| a.id.cmp(&b.id));
+            assert_eq!(sessions, expected);
+            assert_eq!(s.ledger().outbox().count(), old.outbox.len());
+            assert_eq!(s.ledger().all_received().count(), old.received.len());
+            assert_eq!(s.replicated_policy(), old.policy.as_ref());
+            assert_eq!(s.clock(), old.clock);
+        });
+        let mut audit = other
+            .reader()
+            .audit(&AuditQuery {
+                limit: usize::MAX,
+                ..Default::default()
+            })
+            .unwrap();
+        audit.reverse();
+        assert_eq!(audit, old.audit);
+        // ... and the state the log up to the snapshot gives.
+        let upto = old_meta
+            .last_log_id
+            .expect("the snapshot has entries")
+            .index;
+        let replayed_dir = TempDir::new().unwrap();
+        let (_, mut replayed) = open(replayed_dir.path()).unwrap();
+        replayed
+            .apply(log.try_get_log_entries(..=upto).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            other.reader().digest().unwrap(),
+            replayed.reader().digest().unwrap()
+        );
+
+        // Converted once: the value is gone, and opening again keeps the file.
+        drop((log, sm));
+        let names = Cf::ALL.map(Cf::name);
+        let db = DB::open_cf_for_read_only(&Options::default(), dir.path(), names, false).unwrap();
+        let value = db
+            .get_cf(Cf::Sm.of(&db), SmKey::SnapshotData.bytes())
+            .unwrap();
+        assert!(value.is_none(), "the format-1 value is removed");
+        drop(db);
+        let (_, mut sm) = open(dir.path()).unwrap();
+        let again = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(again.meta, old_meta);
+        assert!(file.is_file());
     });
 }

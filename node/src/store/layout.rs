@@ -12,7 +12,9 @@
 //! | `sessions` | session id | [`crate::session::Session`] (JSON) |
 //! | `audit` | sequence, u64 big-endian | `AuditEvent` (JSON) |
 //! | `federation` | `o/<site>/<op_id>`, `r/<origin>/<op_id>`, `n/<origin>/<nonce>` | outbox entry, received operation, seen nonce (JSON) |
-//! | `sm` | [`SmKey`] | applied log id, membership, policy, clock, audit counter, current snapshot |
+//! | `sm` | [`SmKey`] | applied log id, membership, policy, clock, audit counter, the current snapshot's meta, the install marker |
+//!
+//! Snapshot files are not in RocksDB: they live in `<data dir>/snapshots/` (`snapshot_dir`).
 
 use rocksdb::{ColumnFamily, WriteBatch, DB};
 use serde::de::DeserializeOwned;
@@ -34,7 +36,7 @@ pub(crate) enum Cf {
     Audit,
     /// Federation records: outbox, received operations, seen nonces.
     Federation,
-    /// State-machine metadata and the current snapshot.
+    /// State-machine metadata and the current snapshot's meta.
     Sm,
 }
 
@@ -101,8 +103,13 @@ pub(crate) enum SmKey {
     Policy,
     Clock,
     AuditNext,
+    /// The meta of the current snapshot (its file is the one its id names).
     SnapshotMeta,
+    /// A format-1 snapshot, the whole state as one value; converted to a file at open.
     SnapshotData,
+    /// The meta of a snapshot whose install has begun and not finished (see
+    /// `snapshot_install`); present only between an install's first and last write.
+    SnapshotInstall,
 }
 
 impl SmKey {
@@ -124,6 +131,7 @@ impl SmKey {
             SmKey::AuditNext => b"audit_next_seq",
             SmKey::SnapshotMeta => b"snapshot_meta",
             SmKey::SnapshotData => b"snapshot_data",
+            SmKey::SnapshotInstall => b"snapshot_installing",
         }
     }
 }

@@ -12,20 +12,14 @@ use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::any_err;
 use super::layout::{index_key, key_index, Cf, RaftKey};
+use super::{any_err, synced};
 use crate::raft_types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
 /// The log half of the store. Cheap to clone: clones share the database.
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: Arc<DB>,
-}
-
-fn synced() -> WriteOptions {
-    let mut o = WriteOptions::default();
-    o.set_sync(true);
-    o
 }
 
 impl LogStore {

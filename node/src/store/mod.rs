@@ -3,7 +3,9 @@
 //! [`layout`] declares the column families, their keys and where each record of the state
 //! lives; [`LogStore`] is openraft's log storage (entries and vote, fsynced);
 //! [`StateMachineStore`] applies entries and keeps each one's changes and the applied log id in
-//! one batch; `snapshot` builds and installs snapshots; [`StateReader`] is the read side the
+//! one batch; snapshots are files streamed record by record (`snapshot` builds them,
+//! `snapshot_install` installs them, `snapshot_format` is their format, `snapshot_dir` where
+//! they live, `snapshot_v1` converts the old format); [`StateReader`] is the read side the
 //! runtime shares.
 
 mod audit_log;
@@ -11,19 +13,25 @@ pub(crate) mod layout;
 mod log_store;
 mod reader;
 mod snapshot;
+mod snapshot_dir;
+mod snapshot_format;
+mod snapshot_install;
+mod snapshot_v1;
 mod state_machine;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use openraft::StorageIOError;
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteOptions, DB};
 
-use crate::raft_types::StorageError;
+use crate::raft_types::{SnapshotMeta, StorageError};
 pub(crate) use audit_log::AuditStats;
 use layout::Cf;
 pub(crate) use log_store::LogStore;
 pub(crate) use reader::{AuditQuery, StateReader};
+use snapshot_dir::SnapshotDir;
+pub(crate) use snapshot_dir::SnapshotFile;
 pub(crate) use state_machine::StateMachineStore;
 
 /// Errors opening the store.
@@ -40,6 +48,7 @@ pub enum OpenError {
 }
 
 /// Opens (or creates) the database at `path` and returns its log store and state machine.
+/// Snapshot files go to `path/snapshots/`.
 pub(crate) fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
@@ -53,7 +62,11 @@ pub(crate) fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenErr
         source,
     })?;
     let db = Arc::new(db);
-    let sm = StateMachineStore::load(db.clone()).map_err(|e| OpenError::Corrupt {
+    let snapshots = SnapshotDir::open(path).map_err(|e| OpenError::Corrupt {
+        path: path.display().to_string(),
+        message: format!("cannot make its snapshots directory: {e}"),
+    })?;
+    let sm = StateMachineStore::load(db.clone(), snapshots).map_err(|e| OpenError::Corrupt {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
@@ -75,7 +88,34 @@ fn write_err<E: std::error::Error + 'static>(e: E) -> StorageError {
     StorageIOError::write_state_machine(any_err(e)).into()
 }
 
+/// A snapshot that cannot be read, or is refused, as openraft's storage error.
+fn snapshot_read_err<E: std::error::Error + 'static>(
+    meta: Option<&SnapshotMeta>,
+    e: E,
+) -> StorageError {
+    StorageIOError::read_snapshot(meta.map(SnapshotMeta::signature), any_err(e)).into()
+}
+
+/// A failure writing a snapshot, as openraft's storage error.
+fn snapshot_write_err<E: std::error::Error + 'static>(
+    meta: Option<&SnapshotMeta>,
+    e: E,
+) -> StorageError {
+    StorageIOError::write_snapshot(meta.map(SnapshotMeta::signature), any_err(e)).into()
+}
+
+/// Write options of a write that must be on disk when it returns.
+fn synced() -> WriteOptions {
+    let mut o = WriteOptions::default();
+    o.set_sync(true);
+    o
+}
+
 #[cfg(test)]
 mod compat_tests;
+#[cfg(test)]
+mod snapshot_rss_tests;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;

@@ -1,58 +1,32 @@
-//! Snapshots of the state machine: built from a RocksDB point-in-time view on openraft's builder
-//! task, off the apply path, and installed on a lagging or new node in one synced batch.
+//! Building snapshots, and the current one.
+//!
+//! A snapshot is built on openraft's builder task from a RocksDB point-in-time view taken
+//! between two applies (so building never blocks the apply path), streamed record by record
+//! into a file (`snapshot_format`) on a blocking thread, synced, renamed into place, and only
+//! then made current by its meta in the `sm` family (`snapshot_meta`). The file a meta names is
+//! `<snapshot id>.snap` in the snapshots directory; the older files go once a newer one is
+//! current. Installing one is `snapshot_install`.
 
-use std::io::Cursor;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
 use std::sync::Arc;
 
-use openraft::{RaftSnapshotBuilder, SnapshotMeta, StorageIOError};
-use rocksdb::{IteratorMode, SnapshotWithThreadMode, DB};
+use openraft::RaftSnapshotBuilder;
+use rocksdb::{IteratorMode, ReadOptions, SnapshotWithThreadMode, DB};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use sessync_proto::api::AuditEvent;
-use sessync_proto::{Policy, Timestamp};
 
 use super::layout::{self, Cf, SmKey};
-use super::{any_err, read_err};
-use crate::raft_types::{LogId, NodeId, StorageError, StoredMembership, TypeConfig};
-use crate::session::{OutboxEntry, ReceivedOp, Record, SeenNonce, Session};
+use super::snapshot_dir::{SnapshotDir, SnapshotFile, Temp};
+use super::snapshot_format::{Header, Item, Writer, FORMAT};
+use super::{read_err, snapshot_read_err, snapshot_write_err, synced};
+use crate::raft_types::{LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
-/// The state a snapshot carries: the same records the `sessions`, `audit`, `federation` and
-/// `sm` families hold. Its JSON is the snapshot's format on the wire and on disk.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct SnapshotPayload {
-    pub(crate) policy: Option<Policy>,
-    pub(crate) clock: Timestamp,
-    pub(crate) audit_next: u64,
-    pub(crate) sessions: Vec<Session>,
-    pub(crate) audit: Vec<AuditEvent>,
-    #[serde(default)]
-    pub(crate) outbox: Vec<OutboxEntry>,
-    #[serde(default)]
-    pub(crate) received: Vec<ReceivedOp>,
-    #[serde(default)]
-    pub(crate) nonces: Vec<SeenNonce>,
-}
+/// The write buffer of a snapshot file: the only state a build holds besides one record.
+const WRITE_BUF: usize = 256 * 1024;
 
-impl SnapshotPayload {
-    /// Adds one record.
-    fn push(&mut self, r: Record) {
-        match r {
-            Record::Session(s) => self.sessions.push(s),
-            Record::Outbox(e) => self.outbox.push(e),
-            Record::Received(x) => self.received.push(x),
-            Record::Nonce(n) => self.nonces.push(n),
-        }
-    }
-
-    /// Every record the snapshot carries (the audit log aside).
-    pub(crate) fn into_records(self) -> impl Iterator<Item = Record> {
-        let s = self.sessions.into_iter().map(Record::Session);
-        let o = self.outbox.into_iter().map(Record::Outbox);
-        let r = self.received.into_iter().map(Record::Received);
-        let n = self.nonces.into_iter().map(Record::Nonce);
-        s.chain(o).chain(r).chain(n)
-    }
-}
+/// How far a build reads ahead in RocksDB's files.
+const SCAN_READAHEAD: usize = 2 * 1024 * 1024;
 
 type RocksSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
 
@@ -67,7 +41,8 @@ self_cell::self_cell!(
 
 /// Builds a snapshot from the view taken when openraft asked for a builder.
 pub(crate) struct SnapshotBuilder {
-    view: OwnedView,
+    view: Arc<OwnedView>,
+    dir: SnapshotDir,
     applied: Option<LogId>,
     membership: StoredMembership,
 }
@@ -77,38 +52,166 @@ impl SnapshotBuilder {
     /// state machine's task between two applies.
     pub(super) fn capture(
         db: Arc<DB>,
+        dir: SnapshotDir,
         applied: Option<LogId>,
         membership: StoredMembership,
     ) -> Self {
         Self {
-            view: OwnedView::new(db, |db| db.snapshot()),
+            view: Arc::new(OwnedView::new(db, |db| db.snapshot())),
+            dir,
             applied,
             membership,
         }
     }
 
-    fn payload(&self) -> Result<SnapshotPayload, StorageError> {
-        let db = self.view.borrow_owner();
-        let snap = self.view.borrow_dependent();
-        let mut p = SnapshotPayload {
-            policy: sm_value(snap, db, SmKey::Policy)?,
-            clock: sm_value(snap, db, SmKey::Clock)?.unwrap_or_default(),
-            audit_next: sm_value(snap, db, SmKey::AuditNext)?.unwrap_or(0),
-            ..Default::default()
+    fn meta(&self) -> SnapshotMeta {
+        let snapshot_id = match self.applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+            None => "empty".to_owned(),
         };
-        for cf in Cf::RECORDS {
-            for item in snap.iterator_cf(cf.of(db), IteratorMode::Start) {
-                let (k, v) = item.map_err(read_err)?;
-                p.push(layout::decode(cf, &k, &v).map_err(read_err)?);
-            }
+        SnapshotMeta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+            snapshot_id,
         }
-        for item in snap.iterator_cf(Cf::Audit.of(db), IteratorMode::Start) {
-            let (_, v) = item.map_err(read_err)?;
-            p.audit
-                .push(layout::decode_value(Cf::Audit, &v).map_err(read_err)?);
-        }
-        Ok(p)
     }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<openraft::Snapshot<TypeConfig>, StorageError> {
+        let meta = self.meta();
+        let (view, dir, m) = (self.view.clone(), self.dir.clone(), meta.clone());
+        // Reading every record and writing the file takes seconds for a large state: off the
+        // async threads.
+        let file = tokio::task::spawn_blocking(move || build(&view, &dir, &m))
+            .await
+            .map_err(|e| snapshot_write_err(Some(&meta), e))??;
+        Ok(openraft::Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+/// Writes the view's state to a file and saves it as the current snapshot.
+fn build(
+    view: &OwnedView,
+    dir: &SnapshotDir,
+    meta: &SnapshotMeta,
+) -> Result<SnapshotFile, StorageError> {
+    let db = view.borrow_owner();
+    let snap = view.borrow_dependent();
+    let header = Header {
+        format: FORMAT,
+        meta: meta.clone(),
+        policy: sm_value(snap, db, SmKey::Policy)?,
+        clock: sm_value(snap, db, SmKey::Clock)?.unwrap_or_default(),
+        audit_next: sm_value(snap, db, SmKey::AuditNext)?.unwrap_or(0),
+    };
+    let records = Cf::RECORDS.into_iter().flat_map(|cf| {
+        snap.iterator_cf(cf.of(db), IteratorMode::Start)
+            .map(move |kv| {
+                let (k, v) = kv.map_err(read_err)?;
+                let record = layout::decode(cf, &k, &v).map_err(read_err)?;
+                Ok(Item::Record(record))
+            })
+    });
+    let audit = snap
+        .iterator_cf_opt(Cf::Audit.of(db), scan(), IteratorMode::Start)
+        .map(|kv| {
+            let (_, v) = kv.map_err(read_err)?;
+            Ok(Item::Audit(
+                layout::decode_value(Cf::Audit, &v).map_err(read_err)?,
+            ))
+        });
+    let temp = dir.temp(Temp::Build);
+    let (lines, bytes) = write_file(&temp, header, records.chain(audit), meta)?;
+    let file = save_built(db, dir, meta, &temp)?;
+    tracing::info!(snapshot = %meta.snapshot_id, lines, bytes, "built snapshot");
+    Ok(file)
+}
+
+/// Writes a complete, synced snapshot file at `path`: `header`, then `items`. Its lines and
+/// bytes. Nothing is left at `path` on failure.
+pub(super) fn write_file(
+    path: &Path,
+    header: Header,
+    items: impl Iterator<Item = Result<Item, StorageError>>,
+    meta: &SnapshotMeta,
+) -> Result<(u64, u64), StorageError> {
+    let write = || -> Result<(u64, u64), StorageError> {
+        let file = File::create_new(path).map_err(|e| snapshot_write_err(Some(meta), e))?;
+        let mut w = Writer::new(BufWriter::with_capacity(WRITE_BUF, file), header)
+            .map_err(|e| snapshot_write_err(Some(meta), e))?;
+        for item in items {
+            w.item(item?)
+                .map_err(|e| snapshot_write_err(Some(meta), e))?;
+        }
+        let (out, lines) = w.finish().map_err(|e| snapshot_write_err(Some(meta), e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| snapshot_write_err(Some(meta), e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| snapshot_write_err(Some(meta), e))?;
+        let bytes = file
+            .metadata()
+            .map_err(|e| snapshot_write_err(Some(meta), e))?
+            .len();
+        Ok((lines, bytes))
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })
+}
+
+/// Makes the built file at `temp` the current snapshot, unless a newer one is current already
+/// (a build that started before a newer snapshot was installed must not replace it); either
+/// way the file, open, for openraft.
+fn save_built(
+    db: &DB,
+    dir: &SnapshotDir,
+    meta: &SnapshotMeta,
+    temp: &Path,
+) -> Result<SnapshotFile, StorageError> {
+    let _one_at_a_time = dir.lock();
+    if let Some(current) = current_meta(db)? {
+        if current.last_log_id > meta.last_log_id {
+            tracing::info!(
+                stale = %meta.snapshot_id,
+                current = %current.snapshot_id,
+                "not storing a snapshot older than the current one"
+            );
+            // Opened before it is removed: the handle keeps it readable.
+            let file = File::open(temp).map_err(|e| snapshot_write_err(Some(meta), e))?;
+            let _ = std::fs::remove_file(temp);
+            return Ok(SnapshotFile::new(file, temp.to_owned()));
+        }
+    }
+    let target = dir
+        .file_of(&meta.snapshot_id)
+        .map_err(|e| snapshot_write_err(Some(meta), e))?;
+    dir.publish(temp, &target)
+        .map_err(|e| snapshot_write_err(Some(meta), e))?;
+    let meta_json = layout::encode(Cf::Sm, meta).map_err(|e| snapshot_write_err(Some(meta), e))?;
+    db.put_cf_opt(
+        Cf::Sm.of(db),
+        SmKey::SnapshotMeta.bytes(),
+        meta_json,
+        &synced(),
+    )
+    .map_err(|e| snapshot_write_err(Some(meta), e))?;
+    dir.remove_snapshots_except(Some(&target));
+    let file = File::open(&target).map_err(|e| snapshot_write_err(Some(meta), e))?;
+    Ok(SnapshotFile::new(file, target))
+}
+
+/// Read options of a build's one pass over everything: read ahead, and leave the block cache
+/// to the reads that come again.
+fn scan() -> ReadOptions {
+    let mut o = ReadOptions::default();
+    o.fill_cache(false);
+    o.set_readahead_size(SCAN_READAHEAD);
+    o
 }
 
 /// One `sm` value as the view holds it.
@@ -123,83 +226,33 @@ fn sm_value<T: DeserializeOwned>(
         .transpose()
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<openraft::Snapshot<TypeConfig>, StorageError> {
-        let payload = self.payload()?;
-        let data = serde_json::to_vec(&payload)
-            .map_err(|e| StorageIOError::write_snapshot(None, any_err(e)))?;
-        let snapshot_id = match self.applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
-            None => "empty".to_owned(),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: self.applied,
-            last_membership: self.membership.clone(),
-            snapshot_id,
-        };
-        save_current(self.view.borrow_owner(), &meta, &data)?;
-        tracing::info!(
-            bytes = data.len(),
-            sessions = payload.sessions.len(),
-            "built snapshot"
-        );
-        Ok(openraft::Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
-    }
+/// The meta of the current snapshot, if one was built or installed.
+pub(super) fn current_meta(db: &DB) -> Result<Option<SnapshotMeta>, StorageError> {
+    let raw = db
+        .get_cf(Cf::Sm.of(db), SmKey::SnapshotMeta.bytes())
+        .map_err(|e| snapshot_read_err(None, e))?;
+    raw.map(|b| layout::decode_value(Cf::Sm, &b).map_err(|e| snapshot_read_err(None, e)))
+        .transpose()
 }
 
-/// Serializes saves, so a build finishing late cannot race an install.
-static SAVE: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-
-/// Stores `meta` and `data` as the current snapshot, synced, unless a newer one is stored
-/// already (a build that started before a newer snapshot was installed must not replace it).
-pub(super) fn save_current(
-    db: &DB,
-    meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-    data: &[u8],
-) -> Result<(), StorageError> {
-    let _one_at_a_time = SAVE.lock();
-    if let Some(current) = load_current(db)? {
-        if current.meta.last_log_id > meta.last_log_id {
-            tracing::info!(
-                stale = %meta.snapshot_id,
-                current = %current.meta.snapshot_id,
-                "not storing a snapshot older than the current one"
-            );
-            return Ok(());
-        }
-    }
-    let sm = Cf::Sm.of(db);
-    let meta_bytes = serde_json::to_vec(meta)
-        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), any_err(e)))?;
-    let mut batch = rocksdb::WriteBatch::default();
-    batch.put_cf(sm, SmKey::SnapshotMeta.bytes(), meta_bytes);
-    batch.put_cf(sm, SmKey::SnapshotData.bytes(), data);
-    let mut opts = rocksdb::WriteOptions::default();
-    opts.set_sync(true);
-    db.write_opt(batch, &opts)
-        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), any_err(e)).into())
-}
-
-/// The current snapshot, if one was built or installed.
+/// The current snapshot, open for reading.
 pub(super) fn load_current(
     db: &DB,
+    dir: &SnapshotDir,
 ) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
-    let sm = Cf::Sm.of(db);
-    let read =
-        |e: rocksdb::Error| StorageError::from(StorageIOError::read_snapshot(None, any_err(e)));
-    let (Some(meta), Some(data)) = (
-        db.get_cf(sm, SmKey::SnapshotMeta.bytes()).map_err(read)?,
-        db.get_cf(sm, SmKey::SnapshotData.bytes()).map_err(read)?,
-    ) else {
+    let _no_save_meanwhile = dir.lock();
+    let Some(meta) = current_meta(db)? else {
         return Ok(None);
     };
-    let meta: SnapshotMeta<NodeId, openraft::BasicNode> = serde_json::from_slice(&meta)
-        .map_err(|e| StorageIOError::read_snapshot(None, any_err(e)))?;
+    let path = dir
+        .file_of(&meta.snapshot_id)
+        .map_err(|e| snapshot_read_err(Some(&meta), e))?;
+    let file = File::open(&path).map_err(|e| {
+        let what = format!("the current snapshot's file {}: {e}", path.display());
+        snapshot_read_err(Some(&meta), std::io::Error::new(e.kind(), what))
+    })?;
     Ok(Some(openraft::Snapshot {
         meta,
-        snapshot: Box::new(Cursor::new(data)),
+        snapshot: Box::new(SnapshotFile::new(file, path)),
     }))
 }

@@ -4,14 +4,15 @@
 //! its mutations are written in one RocksDB batch together with the applied log id, membership,
 //! clock and audit counter, so the state on disk always matches exactly one applied index.
 //! Readers (the runtime and through it the HTTP API) share the in-memory store through a
-//! [`StateReader`].
+//! [`StateReader`]. Snapshots are built by `snapshot` and installed by `snapshot_install`; a
+//! snapshot install a crash interrupted is finished here, at load, before the state is read.
 
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, OptionalSend, SnapshotMeta, StorageIOError};
+use openraft::{EntryPayload, OptionalSend};
 use parking_lot::RwLock;
-use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
+use rocksdb::{IteratorMode, WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use sessync_proto::api::AuditEvent;
 use tokio::sync::broadcast;
@@ -19,9 +20,11 @@ use tokio::sync::broadcast;
 use super::audit_log::AuditLog;
 use super::layout::{self, Cf, SmKey};
 use super::reader::{AppliedChange, StateReader};
-use super::snapshot::{self, SnapshotBuilder, SnapshotPayload};
-use super::{read_err, write_err};
-use crate::raft_types::{Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig};
+use super::snapshot::{self, SnapshotBuilder};
+use super::snapshot_dir::{SnapshotDir, SnapshotFile, Temp};
+use super::snapshot_install::{self, WritePlan};
+use super::{read_err, snapshot_read_err, snapshot_v1, snapshot_write_err, write_err};
+use crate::raft_types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::session::{self, Command, Mutation, Outcome, Record, Session, SessionStore};
 
 /// How many applied changes a slow event subscriber may fall behind before it is told it lagged.
@@ -30,6 +33,7 @@ const CHANGES_BUFFER: usize = 1024;
 /// The state machine half of the store.
 pub(crate) struct StateMachineStore {
     db: Arc<DB>,
+    snapshots: SnapshotDir,
     state: Arc<RwLock<SessionStore>>,
     applied: Option<LogId>,
     membership: StoredMembership,
@@ -46,7 +50,7 @@ pub(super) fn get_sm<T: DeserializeOwned>(db: &DB, key: SmKey) -> Result<Option<
 }
 
 /// Adds writing one `sm` value to `batch`.
-fn put_sm<T: serde::Serialize>(
+pub(super) fn put_sm<T: serde::Serialize>(
     db: &DB,
     batch: &mut WriteBatch,
     key: SmKey,
@@ -58,8 +62,18 @@ fn put_sm<T: serde::Serialize>(
 }
 
 impl StateMachineStore {
-    /// Loads the applied state from disk.
-    pub(super) fn load(db: Arc<DB>) -> Result<Self, StorageError> {
+    /// Loads the applied state from disk, after converting a format-1 snapshot and finishing
+    /// an interrupted snapshot install; removes snapshot files a stop left behind.
+    pub(super) fn load(db: Arc<DB>, snapshots: SnapshotDir) -> Result<Self, StorageError> {
+        snapshot_v1::convert(&db, &snapshots)?;
+        snapshot_install::recover(&db, &snapshots)?;
+        let current = snapshot::current_meta(&db)?
+            .map(|m| snapshots.file_of(&m.snapshot_id))
+            .transpose()
+            .map_err(|e| snapshot_read_err(None, e))?;
+        snapshots.remove_snapshots_except(current.as_deref());
+        snapshots.remove_temps(Temp::Build);
+        snapshots.remove_temps(Temp::Recv);
         let applied = get_sm::<Option<LogId>>(&db, SmKey::Applied)?.flatten();
         let membership = get_sm::<StoredMembership>(&db, SmKey::Membership)?.unwrap_or_default();
         let audit_next = get_sm::<u64>(&db, SmKey::AuditNext)?.unwrap_or(0);
@@ -78,6 +92,7 @@ impl StateMachineStore {
         let (changes, _) = broadcast::channel(CHANGES_BUFFER);
         Ok(Self {
             db,
+            snapshots,
             state: Arc::new(RwLock::new(store)),
             applied,
             membership,
@@ -176,50 +191,27 @@ impl StateMachineStore {
         Ok(outcome)
     }
 
-    fn install(
+    /// Installs the snapshot `meta` from `file` (see `snapshot_install`), then swaps the new
+    /// in-memory state in.
+    pub(super) async fn install(
         &mut self,
-        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        data: &[u8],
+        meta: &SnapshotMeta,
+        file: SnapshotFile,
+        plan: WritePlan,
     ) -> Result<(), StorageError> {
-        let payload: SnapshotPayload = serde_json::from_slice(data).map_err(|e| {
-            StorageIOError::read_snapshot(Some(meta.signature()), super::any_err(e))
-        })?;
-        let db = self.db.clone();
-        let mut batch = WriteBatch::default();
-        for cf in Cf::STATE {
-            layout::clear(&db, &mut batch, cf);
-        }
-        let SnapshotPayload {
-            policy,
-            clock,
-            audit_next,
-            ..
-        } = &payload;
-        match policy {
-            Some(p) => put_sm(&db, &mut batch, SmKey::Policy, p)?,
-            None => batch.delete_cf(Cf::Sm.of(&db), SmKey::Policy.bytes()),
-        }
-        put_sm(&db, &mut batch, SmKey::Clock, clock)?;
-        put_sm(&db, &mut batch, SmKey::AuditNext, audit_next)?;
-        put_sm(&db, &mut batch, SmKey::Applied, &meta.last_log_id)?;
-        put_sm(&db, &mut batch, SmKey::Membership, &meta.last_membership)?;
-        for ev in &payload.audit {
-            layout::put_audit(&db, &mut batch, ev).map_err(write_err)?;
-        }
-        let mut store = SessionStore::new();
-        store.restore_meta(payload.clock, payload.policy.clone());
-        self.audit.reset(&payload.audit, payload.audit_next)?;
-        for r in payload.into_records() {
-            layout::put(&db, &mut batch, &r).map_err(write_err)?;
-            store.insert(r);
-        }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(true);
-        db.write_opt(batch, &opts).map_err(|e| {
-            StorageIOError::write_snapshot(Some(meta.signature()), super::any_err(e))
-        })?;
-        snapshot::save_current(&db, meta, data)?;
-        *self.state.write() = store;
+        let (file, path) = file.into_parts().await;
+        let (db, dir, m) = (self.db.clone(), self.snapshots.clone(), meta.clone());
+        // Reading and writing every record takes seconds for a large state: off the async
+        // threads.
+        let installed = tokio::task::spawn_blocking(move || {
+            snapshot_install::install(&db, &dir, &m, file, path, plan)
+        })
+        .await
+        .map_err(|e| snapshot_write_err(Some(meta), e))??;
+        let old = std::mem::replace(&mut *self.state.write(), installed.store);
+        // Dropping a large store takes a while: not while readers wait for the lock.
+        drop(old);
+        self.audit.replace(installed.audit, installed.audit_next);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
@@ -243,26 +235,33 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder::capture(self.db.clone(), self.applied, self.membership.clone())
+        SnapshotBuilder::capture(
+            self.db.clone(),
+            self.snapshots.clone(),
+            self.applied,
+            self.membership.clone(),
+        )
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<std::io::Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(std::io::Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        let file = self
+            .snapshots
+            .begin_receiving()
+            .map_err(|e| snapshot_write_err(None, e))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        snapshot: Box<std::io::Cursor<Vec<u8>>>,
+        meta: &SnapshotMeta,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
-        self.install(meta, snapshot.get_ref())
+        self.install(meta, *snapshot, WritePlan::default()).await
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
-        snapshot::load_current(&self.db)
+        snapshot::load_current(&self.db, &self.snapshots)
     }
 }

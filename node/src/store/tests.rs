@@ -1,9 +1,10 @@
-//! Storage tests on real RocksDB directories: openraft's storage suite, determinism of applying
-//! the same log, restart, and snapshot build/install.
+//! Storage tests on real RocksDB directories: openraft's storage suite (snapshots included),
+//! determinism of applying the same log, restart; the sample log the snapshot tests
+//! (`snapshot_tests`) use too.
 
 use std::collections::BTreeMap;
 
-use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::RaftStateMachine;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{BasicNode, CommittedLeaderId, EntryPayload, Membership};
 use sessync_proto::{Device, EndReason, Policy, SessionId, Timestamp, UserId};
@@ -30,11 +31,11 @@ fn openraft_storage_suite() -> Result<(), StorageError> {
     Suite::test_all(Builder)
 }
 
-fn log_id(index: u64) -> LogId {
+pub(super) fn log_id(index: u64) -> LogId {
     LogId::new(CommittedLeaderId::new(1, 1), index)
 }
 
-fn entry(index: u64, cmd: Command) -> Entry {
+pub(super) fn entry(index: u64, cmd: Command) -> Entry {
     Entry {
         log_id: log_id(index),
         payload: EntryPayload::Normal(cmd),
@@ -43,7 +44,7 @@ fn entry(index: u64, cmd: Command) -> Entry {
 
 /// A log: membership, policy, 30 logins of 3 users, ends, a verify, invalidates fanned out to a
 /// peer (one acknowledged), a peer's verify, expiry.
-fn sample_log() -> Vec<Entry> {
+pub(super) fn sample_log() -> Vec<Entry> {
     let t0 = 1_800_000_000_000;
     let mut out = vec![Entry {
         log_id: log_id(1),
@@ -130,7 +131,7 @@ fn sample_log() -> Vec<Entry> {
     out
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
@@ -185,7 +186,7 @@ fn state_survives_reopen() {
 }
 
 /// The federation records of [`sample_log`] are in memory, not only on disk.
-fn assert_federation_loaded(sm: &StateMachineStore) {
+pub(super) fn assert_federation_loaded(sm: &StateMachineStore) {
     let site_b = sessync_proto::SiteName::parse_field("site-b", "site").unwrap();
     sm.reader().read(|s| {
         let l = s.ledger();
@@ -194,69 +195,5 @@ fn assert_federation_loaded(sm: &StateMachineStore) {
         assert!(l
             .received(&site_b, &sessync_proto::OpId::from_random([3; 16]))
             .is_some());
-    });
-}
-
-#[test]
-fn snapshot_installs_identical_state() {
-    rt().block_on(async {
-        let (da, db) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-        let (_, mut a) = open(da.path()).unwrap();
-        a.apply(sample_log()).await.unwrap();
-        let mut builder = a.get_snapshot_builder().await;
-        // Changes after the builder was taken must not leak into the snapshot.
-        let later = entry(
-            100,
-            Command::Expire(Expire {
-                at: Timestamp(1_900_000_000_000),
-            }),
-        );
-        let digest_at_capture = a.reader().digest().unwrap();
-        a.apply(vec![later]).await.unwrap();
-        let snap = builder.build_snapshot().await.unwrap();
-
-        let (_, mut b) = open(db.path()).unwrap();
-        b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
-        assert_eq!(b.reader().digest().unwrap(), digest_at_capture);
-        let current = b
-            .get_current_snapshot()
-            .await
-            .unwrap()
-            .expect("snapshot stored");
-        assert_eq!(current.meta, snap.meta);
-        assert_federation_loaded(&b);
-        // And the install survives a restart.
-        drop(b);
-        let (_, b) = open(db.path()).unwrap();
-        assert_eq!(b.reader().digest().unwrap(), digest_at_capture);
-        assert_federation_loaded(&b);
-    });
-}
-
-#[test]
-fn a_late_build_does_not_replace_a_newer_installed_snapshot() {
-    rt().block_on(async {
-        let (da, db) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-        let log = sample_log();
-        // A is behind: it starts a build at the log's midpoint.
-        let (_, mut a) = open(da.path()).unwrap();
-        a.apply(log[..10].to_vec()).await.unwrap();
-        let mut old_build = a.get_snapshot_builder().await;
-        // B has everything and builds the newer snapshot, which A installs.
-        let (_, mut b) = open(db.path()).unwrap();
-        b.apply(log.clone()).await.unwrap();
-        let newer = b
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
-        a.install_snapshot(&newer.meta, newer.snapshot)
-            .await
-            .unwrap();
-        // The old build finishes only now.
-        old_build.build_snapshot().await.unwrap();
-        let current = a.get_current_snapshot().await.unwrap().unwrap();
-        assert_eq!(current.meta, newer.meta);
     });
 }
