@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, unused dependencies, lints, unit tests, storage tests,
-# HTTP tests and the multi-process cluster tests. Everything builds in the release profile only
-# (one RocksDB build), in the shared target dir set in .cargo/config.toml.
+# HTTP tests, the multi-process cluster tests and a short run of each fuzz target. Everything
+# builds in the release profile only (one RocksDB build), in the shared target dir set in
+# .cargo/config.toml; the fuzz targets build in their own (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 echo "== unused dependencies (cargo machete)"
 cargo machete
@@ -23,3 +25,6 @@ cargo test --release --workspace --exclude sessync-chaos-tests
 
 echo "== multi-node tests (real node processes, one test at a time)"
 cargo test --release -p sessync-chaos-tests -- --test-threads=1
+
+echo "== fuzz targets, 15 s each (scripts/fuzz.sh; longer runs: docs/testing.md)"
+scripts/fuzz.sh 15
