@@ -22,6 +22,7 @@ mod convert;
 pub mod env;
 pub mod error;
 mod federation;
+mod files;
 pub mod model;
 mod node;
 mod reader;

@@ -13,7 +13,7 @@ use crate::env::{Overrides, CLUSTER_SECRET_VAR, TOKEN_SECRET_VAR};
 use crate::error::{ConfigError, Problem};
 use crate::model::NodeConfig;
 use crate::reader::{Ctx, Read, Table};
-use crate::secret::{io_reason, secret_from_value, Secret};
+use crate::secret::{secret_from_value, Secret};
 use crate::{api_keys, federation, sections, tls, validate};
 
 impl NodeConfig {
@@ -86,10 +86,12 @@ fn first(result: Result<NodeConfig, Vec<ConfigError>>) -> Result<NodeConfig, Con
 }
 
 fn read_config(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+    let read = |message: String| ConfigError::Read {
         path: path.to_owned(),
-        message: io_reason(&e),
-    })
+        message,
+    };
+    let bytes = crate::files::read_bounded(path, crate::files::MAX_CONFIG_BYTES).map_err(read)?;
+    String::from_utf8(bytes).map_err(|_| read("not UTF-8 text".to_owned()))
 }
 
 /// The directory relative paths in the file at `path` start from.

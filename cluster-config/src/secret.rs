@@ -56,8 +56,8 @@ impl fmt::Display for Secret {
 /// Reads a secret file: its content without trailing whitespace (so a final newline written by
 /// an editor or `echo` is not part of the secret). The error is a reason to put after the key.
 pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let mut bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read {}: {}", path.display(), io_reason(&e)))?;
+    let mut bytes = crate::files::read_bounded(path, crate::files::MAX_SECRET_BYTES)
+        .map_err(|reason| format!("cannot read {}: {reason}", path.display()))?;
     trim_end(&mut bytes);
     if bytes.is_empty() {
         return Err(format!("{} is empty", path.display()));

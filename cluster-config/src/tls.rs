@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::model::TlsConfig;
 use crate::reader::{Read, Table};
-use crate::secret::{io_reason, Secret};
+use crate::secret::Secret;
 
 /// Reads `[tls]`: `None` in the outer option when it has problems, `Some(None)` when absent.
 pub(crate) fn tls(mut t: Table<'_>) -> Option<Option<TlsConfig>> {
@@ -54,8 +54,8 @@ fn pem_file(t: &mut Table<'_>, name: &'static str, required: bool) -> Option<Opt
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read {}: {}", path.display(), io_reason(&e)))?;
+    let bytes = crate::files::read_bounded(path, crate::files::MAX_PEM_BYTES)
+        .map_err(|reason| format!("cannot read {}: {reason}", path.display()))?;
     if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         return Err(format!("{} is not a PEM file", path.display()));
     }

@@ -93,6 +93,22 @@ fn check_reports_an_unreadable_file() {
     assert!(problems[0].message.starts_with("cannot read config file"));
 }
 
+/// Reading `/dev/zero` as a secret never ended: the node hung at start (found by the
+/// config_parsing fuzz target). Files a config names are read only if regular and bounded.
+#[test]
+fn a_secret_file_that_is_a_device_is_refused_not_read_forever() {
+    let text = MINIMAL.replace("secrets/cluster", "/dev/zero");
+    let problems = problems_of(&text);
+    assert_eq!(keys(&problems), ["cluster_secret_file"], "{problems:?}");
+    assert!(
+        problems[0]
+            .message
+            .contains("/dev/zero: not a regular file"),
+        "{}",
+        problems[0].message
+    );
+}
+
 #[test]
 fn policy_rules() {
     let p = problems_of(&minimal_with("[policy]\nidle_timeout = \"0s\""));
