@@ -109,7 +109,7 @@ fn build(
         audit_next: sm_value(snap, db, SmKey::AuditNext)?.unwrap_or(0),
     };
     let records = Cf::RECORDS.into_iter().flat_map(|cf| {
-        snap.iterator_cf(cf.of(db), IteratorMode::Start)
+        snap.iterator_cf_opt(cf.of(db), scan(), IteratorMode::Start)
             .map(move |kv| {
                 let (k, v) = kv.map_err(read_err)?;
                 let record = layout::decode(cf, &k, &v).map_err(read_err)?;
