@@ -177,7 +177,9 @@ async fn bad_requests_name_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_and_roles() {
-    let node = TestNode::start("").await;
+    // Refusals are reported each second, not each 10 s (the default), so the wait below is
+    // for one report, not for the interval (the wait's 10 s once raced the default interval).
+    let node = TestNode::start_with("", None, "[limits]\nfailure_report_interval = \"1s\"").await;
     let body = Some(json!({"user_id": "a"}));
     let (s, b) = node
         .call(Method::POST, "/v1/sessions", "", body.clone())
