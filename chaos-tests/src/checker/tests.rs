@@ -1,0 +1,462 @@
+//! The checker fed hand-made histories: a clean one passes, and each kind of anomaly is
+//! caught and names the operations involved.
+
+use std::collections::BTreeMap;
+
+use sessync_proto::{SessionId, UserId};
+
+use super::{check, AnomalyKind};
+use crate::history::{
+    Call, FaultEvent, Final, History, Op, Outcome, Phase, Ret, RunInfo, Seen, SitePolicy, Via,
+};
+
+const A: &str = "site-a";
+const B: &str = "site-b";
+
+fn sid(n: u8) -> SessionId {
+    SessionId::parse_field(&format!("s_{:032x}", n), "s").unwrap()
+}
+
+fn user(n: &str) -> UserId {
+    UserId::parse_field(n, "user_id").unwrap()
+}
+
+/// A history under construction: ops get ids in order.
+struct H(History);
+
+impl H {
+    fn new() -> H {
+        let mut sites = BTreeMap::new();
+        for s in [A, B] {
+            sites.insert(
+                s.to_owned(),
+                SitePolicy {
+                    max_concurrent_sessions: 2,
+                    on_limit: "deny".into(),
+                },
+            );
+        }
+        H(History {
+            run: Some(RunInfo {
+                seed: 1,
+                scenario: "hand-made".into(),
+                sites,
+                recovery_bound_ms: 10_000,
+            }),
+            ..History::default()
+        })
+    }
+
+    fn op(&mut self, node: u64, span: (u64, u64), call: Call, outcome: Outcome) -> u64 {
+        let id = self.0.ops.len() as u64 + 1;
+        self.0.ops.push(Op {
+            id,
+            client: 0,
+            site: A.into(),
+            node,
+            via: Via::Client,
+            invoke_ms: span.0,
+            complete_ms: span.1,
+            call,
+            outcome,
+        });
+        id
+    }
+
+    fn ok(&mut self, span: (u64, u64), call: Call, ret: Ret) -> u64 {
+        self.op(1, span, call, Outcome::Ok { ret })
+    }
+
+    fn create(&mut self, span: (u64, u64), u: &str, s: u8) -> u64 {
+        self.ok(
+            span,
+            Call::Create {
+                user: user(u),
+                idempotency_key: format!("k{s}"),
+            },
+            Ret::Created {
+                session: sid(s),
+                state: Seen::Active,
+            },
+        )
+    }
+
+    fn validate(&mut self, span: (u64, u64), s: u8, seen: Seen) -> u64 {
+        self.ok(
+            span,
+            Call::Validate {
+                session: sid(s),
+                linearizable: true,
+                touch: true,
+            },
+            Ret::Seen { state: seen },
+        )
+    }
+
+    fn local(&mut self, node: u64, span: (u64, u64), s: u8, seen: Seen) -> u64 {
+        self.op(
+            node,
+            span,
+            Call::Validate {
+                session: sid(s),
+                linearizable: false,
+                touch: false,
+            },
+            Outcome::Ok {
+                ret: Ret::Seen { state: seen },
+            },
+        )
+    }
+
+    fn end(&mut self, span: (u64, u64), s: u8) -> u64 {
+        self.ok(span, Call::End { session: sid(s) }, Ret::Ended)
+    }
+
+    fn finally(&mut self, f: Final) {
+        self.0.finals.push(f);
+    }
+
+    fn final_state(&mut self, s: u8, state: Seen) {
+        self.finally(Final::Session {
+            site: A.into(),
+            session: sid(s),
+            state,
+        });
+    }
+
+    fn kinds(&self) -> Vec<AnomalyKind> {
+        check(&self.0).into_iter().map(|a| a.kind).collect()
+    }
+}
+
+/// A history that breaks nothing: creates, overlapping reads, an end, a verify, a fan-out
+/// applied once (and once more as a recognised duplicate), equal digests, a quick recovery.
+fn clean() -> H {
+    let mut h = H::new();
+    h.create((0, 10), "u", 1);
+    h.create((5, 20), "u", 2);
+    // A read overlapping the create may see it absent.
+    h.validate((6, 12), 2, Seen::Absent);
+    h.validate((21, 30), 2, Seen::Active);
+    h.end((31, 40), 2);
+    // Overlapping the end: either answer is fine.
+    h.validate((35, 45), 2, Seen::Active);
+    h.validate((41, 50), 2, Seen::Ended);
+    // An end of unknown outcome constrains nothing.
+    h.op(
+        2,
+        (51, 60),
+        Call::End { session: sid(1) },
+        Outcome::Unknown {
+            why: "timed out".into(),
+        },
+    );
+    h.validate((61, 70), 1, Seen::Active);
+    h.local(3, (61, 62), 1, Seen::Active);
+    h.create((71, 80), "v", 3);
+    h.create((71, 80), "v", 4);
+    h.ok(
+        (81, 90),
+        Call::Verify {
+            user: user("v"),
+            session: sid(4),
+            targets: vec![B.into()],
+        },
+        Ret::Verified {
+            kept: sid(4),
+            ended: 1,
+            fanout: [(B.to_owned(), "queued".to_owned())].into(),
+        },
+    );
+    h.ok(
+        (91, 95),
+        Call::List { user: user("v") },
+        Ret::Listed {
+            active: vec![sid(4)],
+        },
+    );
+    h.final_state(1, Seen::Active);
+    h.final_state(2, Seen::Ended);
+    h.final_state(3, Seen::Ended);
+    h.final_state(4, Seen::Active);
+    for node in [1, 2, 3] {
+        h.finally(Final::Local {
+            site: A.into(),
+            node,
+            session: sid(3),
+            state: Seen::Ended,
+        });
+        h.finally(Final::Digest {
+            site: A.into(),
+            node,
+            applied: 42,
+            digest: "abc".into(),
+        });
+    }
+    h.finally(Final::FanoutQueued {
+        origin: A.into(),
+        target: B.into(),
+        op_id: "op1".into(),
+    });
+    for duplicate in [false, true] {
+        h.finally(Final::FanoutReceived {
+            site: B.into(),
+            origin: A.into(),
+            op_id: "op1".into(),
+            duplicate,
+        });
+    }
+    h.finally(Final::Forged {
+        site: B.into(),
+        op_id: "forged1".into(),
+        replay: false,
+        status: 401,
+    });
+    h.0.faults.push(FaultEvent {
+        at_ms: 100,
+        site: A.into(),
+        fault: "partition".into(),
+        phase: Phase::Recovered,
+        nodes: vec![1],
+        detail: "{1} | {2,3}".into(),
+        recovery_ms: Some(1_500),
+    });
+    h
+}
+
+#[test]
+fn a_clean_history_has_no_anomaly() {
+    let h = clean();
+    assert_eq!(check(&h.0), vec![]);
+}
+
+#[test]
+fn a_lost_create_is_caught() {
+    let mut h = clean();
+    h.0.finals.retain(|f| !matches!(f, Final::Session { session, .. } if *session == sid(1)));
+    h.final_state(1, Seen::Absent);
+    assert_eq!(h.kinds(), vec![AnomalyKind::LostWrite]);
+}
+
+#[test]
+fn a_lost_end_is_caught() {
+    let mut h = clean();
+    h.0.finals.retain(|f| !matches!(f, Final::Session { session, .. } if *session == sid(2)));
+    h.final_state(2, Seen::Active);
+    assert_eq!(h.kinds(), vec![AnomalyKind::LostWrite]);
+}
+
+#[test]
+fn a_session_that_vanishes_after_it_was_seen_is_a_lost_write() {
+    let mut h = clean();
+    let late = h.validate((200, 210), 1, Seen::Absent);
+    let found = check(&h.0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, AnomalyKind::LostWrite);
+    assert!(found[0].ops.contains(&late));
+}
+
+#[test]
+fn a_valid_read_after_an_acknowledged_end_is_a_resurrection() {
+    let mut h = clean();
+    let bad = h.validate((46, 47), 2, Seen::Active);
+    let found = check(&h.0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, AnomalyKind::Resurrection);
+    assert_eq!(found[0].ops, vec![5, bad], "the end and the read");
+}
+
+#[test]
+fn a_verify_that_leaves_another_session_valid_is_a_resurrection() {
+    let mut h = clean();
+    h.validate((100, 101), 3, Seen::Active);
+    assert_eq!(h.kinds(), vec![AnomalyKind::Resurrection]);
+}
+
+#[test]
+fn a_read_older_than_an_earlier_read_is_stale() {
+    let mut h = H::new();
+    h.create((0, 10), "u", 1);
+    h.ok(
+        (11, 12),
+        Call::Verify {
+            user: user("u"),
+            session: sid(1),
+            targets: vec![],
+        },
+        Ret::Verified {
+            kept: sid(1),
+            ended: 0,
+            fanout: BTreeMap::new(),
+        },
+    );
+    h.ok(
+        (13, 14),
+        Call::Get { session: sid(1) },
+        Ret::Seen {
+            state: Seen::Blocked,
+        },
+    );
+    assert_eq!(h.kinds(), vec![AnomalyKind::StaleRead]);
+}
+
+#[test]
+fn a_local_read_going_back_on_one_node_is_caught_but_not_across_nodes_or_a_wipe() {
+    let mut h = clean();
+    h.local(2, (100, 101), 2, Seen::Ended);
+    // Another node may lag behind node 2.
+    h.local(3, (102, 103), 2, Seen::Active);
+    assert_eq!(h.kinds(), vec![]);
+    // Node 2 itself may not.
+    h.local(2, (104, 105), 2, Seen::Active);
+    assert_eq!(h.kinds(), vec![AnomalyKind::StaleLocalRead]);
+    // Unless its data was wiped in between.
+    let mut h = clean();
+    h.local(2, (100, 101), 2, Seen::Ended);
+    h.0.faults.push(FaultEvent {
+        at_ms: 102,
+        site: A.into(),
+        fault: "wipe".into(),
+        phase: Phase::Start,
+        nodes: vec![2],
+        detail: String::new(),
+        recovery_ms: None,
+    });
+    h.local(2, (104, 105), 2, Seen::Absent);
+    assert_eq!(h.kinds(), vec![]);
+}
+
+#[test]
+fn a_caught_up_node_that_still_says_valid_is_a_resurrection() {
+    let mut h = clean();
+    h.finally(Final::Local {
+        site: A.into(),
+        node: 2,
+        session: sid(2),
+        state: Seen::Active,
+    });
+    assert_eq!(h.kinds(), vec![AnomalyKind::Resurrection]);
+}
+
+#[test]
+fn a_list_over_the_limit_is_caught() {
+    let mut h = clean();
+    let list = h.ok(
+        (100, 101),
+        Call::List { user: user("u") },
+        Ret::Listed {
+            active: vec![sid(1), sid(5), sid(6)],
+        },
+    );
+    let found = check(&h.0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, AnomalyKind::OverLimit);
+    assert_eq!(found[0].ops, vec![list]);
+    let mut h = clean();
+    h.finally(Final::Active {
+        site: A.into(),
+        user: user("u"),
+        active: vec![sid(1), sid(5), sid(6)],
+    });
+    assert_eq!(h.kinds(), vec![AnomalyKind::OverLimit]);
+}
+
+#[test]
+fn one_idempotency_key_with_two_sessions_is_caught() {
+    let mut h = clean();
+    h.ok(
+        (100, 101),
+        Call::Create {
+            user: user("u"),
+            idempotency_key: "k1".into(),
+        },
+        Ret::Created {
+            session: sid(9),
+            state: Seen::Active,
+        },
+    );
+    h.final_state(9, Seen::Active);
+    assert_eq!(h.kinds(), vec![AnomalyKind::IdempotencyBroken]);
+}
+
+#[test]
+fn divergent_digests_at_one_index_are_caught_and_different_indexes_are_not() {
+    let mut h = clean();
+    h.finally(Final::Digest {
+        site: A.into(),
+        node: 4,
+        applied: 41,
+        digest: "older".into(),
+    });
+    assert_eq!(h.kinds(), vec![]);
+    h.finally(Final::Digest {
+        site: A.into(),
+        node: 5,
+        applied: 42,
+        digest: "abd".into(),
+    });
+    assert_eq!(h.kinds(), vec![AnomalyKind::DivergentReplicas]);
+}
+
+#[test]
+fn a_fanout_applied_twice_is_a_double_apply() {
+    let mut h = clean();
+    h.finally(Final::FanoutReceived {
+        site: B.into(),
+        origin: A.into(),
+        op_id: "op1".into(),
+        duplicate: false,
+    });
+    assert_eq!(h.kinds(), vec![AnomalyKind::DoubleApply]);
+}
+
+#[test]
+fn a_fanout_never_applied_or_never_queued_or_still_pending_is_lost() {
+    let mut h = clean();
+    h.0.finals
+        .retain(|f| !matches!(f, Final::FanoutReceived { .. }));
+    assert_eq!(h.kinds(), vec![AnomalyKind::FanoutLost]);
+    let mut h = clean();
+    h.0.finals.retain(|f| !matches!(f, Final::FanoutQueued { .. }));
+    let found = check(&h.0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, AnomalyKind::FanoutLost);
+    let verify = h.0.ops.iter().find(|o| o.call.kind() == "verify_fanout");
+    assert_eq!(found[0].ops, vec![verify.unwrap().id], "the acknowledged verify");
+    let mut h = clean();
+    h.finally(Final::Outbox {
+        origin: A.into(),
+        target: B.into(),
+        pending: 1,
+    });
+    assert_eq!(h.kinds(), vec![AnomalyKind::FanoutLost]);
+}
+
+#[test]
+fn a_forged_or_replayed_request_accepted_is_caught() {
+    let mut h = clean();
+    h.finally(Final::FanoutReceived {
+        site: B.into(),
+        origin: A.into(),
+        op_id: "forged1".into(),
+        duplicate: false,
+    });
+    assert_eq!(h.kinds(), vec![AnomalyKind::ForgedApplied]);
+    let mut h = clean();
+    h.finally(Final::Forged {
+        site: B.into(),
+        op_id: "op1".into(),
+        replay: true,
+        status: 200,
+    });
+    assert_eq!(h.kinds(), vec![AnomalyKind::ForgedApplied]);
+}
+
+#[test]
+fn a_slow_or_missing_recovery_is_caught() {
+    let mut h = clean();
+    h.0.faults[0].recovery_ms = Some(20_000);
+    assert_eq!(h.kinds(), vec![AnomalyKind::SlowRecovery]);
+    h.0.faults[0].recovery_ms = None;
+    assert_eq!(h.kinds(), vec![AnomalyKind::SlowRecovery]);
+}
