@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use sessync_client::Client;
 
 use crate::cluster::TestCluster;
+use crate::net::Faults;
 use crate::process::{tail, Node};
 
 impl TestCluster {
@@ -40,6 +41,39 @@ impl TestCluster {
     /// Every node's URL, in id order.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.values().map(Node::url).collect()
+    }
+
+    /// The address the cluster knows node `id` by, its membership address: its proxy's URL
+    /// when the cluster is proxied ([`crate::ClusterOptions::proxied`]), else
+    /// [`TestCluster::url`]. Give it to `add_learner` for a node added with
+    /// [`TestCluster::add_node`]. It is also the URL answers name the leader by, so a client
+    /// over [`TestCluster::urls`] does not learn a proxied cluster's leader from them (its
+    /// writes are forwarded by the node they reach).
+    pub fn raft_url(&self, id: u64) -> String {
+        match self.proxies.get(&id) {
+            Some(p) => p.url(),
+            None => self.url(id),
+        }
+    }
+
+    /// Whether the nodes reach each other through proxies ([`crate::ClusterOptions::proxied`]).
+    pub fn is_proxied(&self) -> bool {
+        !self.proxies.is_empty()
+    }
+
+    /// The fault table of the links between the nodes (a handle: changes apply at once, to
+    /// open connections too). Faults between a node and itself, or from clients (sender 0),
+    /// are possible but not meant; see [`Faults`].
+    ///
+    /// # Panics
+    /// If the cluster is not proxied: nothing would apply the faults, and a test that set them
+    /// would silently test nothing.
+    pub fn faults(&self) -> Faults {
+        assert!(
+            self.is_proxied(),
+            "faults() needs a cluster started with ClusterOptions::proxied"
+        );
+        self.faults.clone()
     }
 
     /// The key with role `app`.

@@ -4,6 +4,9 @@
 //! Every wait polls and is bounded in time; a failed wait's error carries the tails of the
 //! nodes' logs. Dropping the cluster kills every node (and, when the test is panicking, prints
 //! the log tails); set `SESSYNC_KEEP_TEST_DIR=1` to keep the directory for a look afterwards.
+//!
+//! With [`ClusterOptions::proxied`], each node also gets a [`NodeProxy`] that the other nodes
+//! reach it through, under the cluster's [`Faults`] table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -17,6 +20,7 @@ use tempfile::TempDir;
 
 use crate::certs::Issued;
 use crate::config::{self, ClusterOptions, KeyHashes, NodeFile};
+use crate::net::{Faults, NodeProxy};
 use crate::process::{self, tail, Node};
 use crate::secrets::{sha256_hex, Secrets};
 use crate::wait::{wait_for, Check};
@@ -44,6 +48,9 @@ pub struct TestCluster {
     pub(crate) nodes: BTreeMap<u64, Node>,
     /// With TLS: the CA certificate and the certificate the harness's clients show.
     pub(crate) tls: Option<ClientTls>,
+    /// With [`ClusterOptions::proxied`]: the proxy in front of each node, and their faults.
+    pub(crate) proxies: BTreeMap<u64, NodeProxy>,
+    pub(crate) faults: Faults,
 }
 
 /// What the harness's clients need to call nodes over TLS.
@@ -60,6 +67,9 @@ impl TestCluster {
     pub async fn start(opts: ClusterOptions) -> anyhow::Result<TestCluster> {
         if opts.nodes == 0 {
             bail!("a cluster needs at least one node");
+        }
+        if opts.proxied && opts.tls.is_some() {
+            bail!("ClusterOptions::proxied needs plain HTTP: the proxies read request heads");
         }
         let bin = match &opts.node_bin {
             Some(p) => p.clone(),
@@ -93,6 +103,8 @@ impl TestCluster {
             secrets,
             nodes: BTreeMap::new(),
             tls,
+            proxies: BTreeMap::new(),
+            faults: Faults::new(),
         };
         let ports = if cluster.opts.ports.is_empty() {
             process::free_ports(cluster.opts.nodes, &BTreeSet::new())?
@@ -107,6 +119,7 @@ impl TestCluster {
         };
         for (i, port) in ports.into_iter().enumerate() {
             cluster.create_node(i as u64 + 1, port)?;
+            cluster.start_proxy(i as u64 + 1).await?;
         }
         let ids = cluster.node_ids();
         let bin = cluster.bin.clone();
@@ -136,6 +149,15 @@ impl TestCluster {
         }
         self.nodes.insert(id, node);
         self.write_config(id)
+    }
+
+    /// With [`ClusterOptions::proxied`], starts the proxy in front of node `id`.
+    async fn start_proxy(&mut self, id: u64) -> anyhow::Result<()> {
+        if self.opts.proxied {
+            let proxy = NodeProxy::start(id, self.node(id).port, self.faults.clone()).await?;
+            self.proxies.insert(id, proxy);
+        }
+        Ok(())
     }
 
     fn write_config(&self, id: u64) -> anyhow::Result<()> {
@@ -181,10 +203,15 @@ impl TestCluster {
             .unwrap_or_else(|| panic!("no node {id} in this cluster ({ids:?})"))
     }
 
-    /// `POST /cluster/init` on node 1 with every node, then waits for an agreed leader (what
-    /// [`TestCluster::start`] does unless `ClusterOptions::init` is false).
+    /// `POST /cluster/init` on node 1 with every node, each at its [`TestCluster::raft_url`],
+    /// then waits for an agreed leader (what [`TestCluster::start`] does unless
+    /// `ClusterOptions::init` is false).
     pub async fn init_all(&self) -> anyhow::Result<()> {
-        let members: BTreeMap<u64, String> = self.nodes.values().map(|n| (n.id, n.url())).collect();
+        let members: BTreeMap<u64, String> = self
+            .nodes
+            .keys()
+            .map(|&id| (id, self.raft_url(id)))
+            .collect();
         let first = *members.keys().next().expect("at least one node");
         let admin = self.admin_client_for(first);
         let mut tried = false;
@@ -331,13 +358,14 @@ impl TestCluster {
     }
 
     /// Starts a new node (the next id) on a new port with the cluster's config, and waits
-    /// until it answers `/healthz`. It is not in the membership: add it with
-    /// `add_learner(id, url(id))` and `change_membership`.
+    /// until it answers `/healthz` (behind its own proxy if the cluster is proxied). It is not
+    /// in the membership: add it with `add_learner(id, raft_url(id))` and `change_membership`.
     pub async fn add_node(&mut self) -> anyhow::Result<u64> {
         let id = self.nodes.keys().max().map_or(1, |m| m + 1);
         let used: BTreeSet<u16> = self.nodes.values().map(|n| n.port).collect();
         let port = process::free_ports(1, &used)?[0];
         self.create_node(id, port)?;
+        self.start_proxy(id).await?;
         self.spawn_and_wait(id).await?;
         Ok(id)
     }

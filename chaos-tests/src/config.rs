@@ -44,6 +44,14 @@ pub struct ClusterOptions {
     /// client certificates of it (from other nodes, peer sites and the harness's clients), and
     /// trusts it when it calls out. Default none (plain HTTP on loopback).
     pub tls: Option<crate::TestCa>,
+    /// Put a [`crate::NodeProxy`] in front of every node (also those added later) and make
+    /// the proxies' URLs the members' addresses, so every request between nodes (Raft RPC,
+    /// read index, audit delivery, forwarded writes) passes the proxy of its target, where
+    /// [`crate::TestCluster::faults`] can cut, delay or drop it per directed link. Clients
+    /// still go straight to the nodes ([`crate::TestCluster::url`]); a node learner added to a
+    /// proxied cluster must be given [`crate::TestCluster::raft_url`]. Plain HTTP only (not
+    /// with `tls`). Default false.
+    pub proxied: bool,
 }
 
 impl Default for ClusterOptions {
@@ -59,6 +67,7 @@ impl Default for ClusterOptions {
             init: true,
             node_bin: None,
             tls: None,
+            proxied: false,
         }
     }
 }

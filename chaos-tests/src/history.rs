@@ -152,8 +152,14 @@ impl Call {
 pub enum Outcome {
     /// Acknowledged, with what it answered.
     Ok { ret: Ret },
-    /// Refused for certain: nothing happened (a 4xx answer).
-    Fail { code: String },
+    /// Refused for certain: nothing happened (a 4xx answer). Some refusals are linearizable
+    /// reads too: a touch refused because the session ended or is blocked, a verify refused
+    /// because the chosen session is no longer live; `seen` is the state such a refusal reports.
+    Fail {
+        code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seen: Option<Seen>,
+    },
     /// No answer, or one that does not say (a timeout, 503): it may or may not have happened.
     Unknown { why: String },
 }

@@ -14,8 +14,8 @@ use tempfile::TempDir;
 
 use crate::cluster::TestCluster;
 use crate::config::ClusterOptions;
+use crate::net::{SiteMode, SiteProxy};
 use crate::process;
-use crate::proxy::SlowProxy;
 
 /// The name [`Sites`] gives the first site.
 pub const SITE_A: &str = "site-a";
@@ -29,8 +29,9 @@ pub struct SitesOptions {
     pub a: ClusterOptions,
     /// Site B's cluster.
     pub b: ClusterOptions,
-    /// When set, A reaches B's nodes only through proxies that hold every chunk of a request
-    /// this long before passing it on: a slow peer.
+    /// When set, A reaches B's nodes only through [`SiteProxy`]s that hold every chunk this
+    /// long before passing it on: a slow peer. `Some(Duration::ZERO)` puts the proxies in
+    /// without a delay, for a test that switches their mode itself ([`Sites::b_proxies`]).
     pub slow_link: Option<Duration>,
 }
 
@@ -44,15 +45,15 @@ pub struct Sites {
     pub a_to_b: String,
     /// The secret B signs with for A.
     pub b_to_a: String,
-    _proxies: Vec<SlowProxy>,
+    proxies: Vec<SiteProxy>,
     _dir: TempDir,
 }
 
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
-fn peer_toml(
+pub(crate) fn peer_toml(
     name: &str,
     urls: &[String],
     send: &std::path::Path,
@@ -87,7 +88,8 @@ impl Sites {
             Some(delay) => {
                 let mut v = Vec::new();
                 for p in pb {
-                    let proxy = SlowProxy::start(*p, delay).await?;
+                    let proxy = SiteProxy::start(*p).await?;
+                    proxy.set_mode(SiteMode::Slow(delay));
                     v.push(proxy.url());
                     proxies.push(proxy);
                 }
@@ -111,9 +113,18 @@ impl Sites {
             b,
             a_to_b,
             b_to_a,
-            _proxies: proxies,
+            proxies,
             _dir: dir,
         })
+    }
+}
+
+impl Sites {
+    /// The proxies A reaches B's nodes through (one per node of B, in id order) when
+    /// [`SitesOptions::slow_link`] is set, else none: switch their [`SiteMode`] for federation
+    /// faults, or replay the federation requests they captured.
+    pub fn b_proxies(&self) -> &[SiteProxy] {
+        &self.proxies
     }
 }
 

@@ -90,6 +90,7 @@ pub async fn run(
     let reader = sm.reader();
     let db = reader.closer();
     let link = Link {
+        from: config.node_id,
         http: tls.client,
         secret: Arc::new(config.cluster_secret.expose().to_vec()),
         clock: Arc::new(ClockGuard::new(config.node_id)),

@@ -15,6 +15,11 @@ pub const LEADER_HEADER: &str = "x-sessync-leader";
 /// a request is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "x-sessync-forwarded-by";
 
+/// Names the sending node's id on every signed node-to-node request. Informational only, for
+/// diagnostics and test proxies (which tell links apart by it): it is never trusted for
+/// anything; a request is authenticated by its signed proof ([`CLUSTER_AUTH_HEADER`]).
+pub const SENDER_HEADER: &str = "x-sessync-from";
+
 /// The proof of the cluster secret on node-to-node requests: `t=<ms>,sig=<hex>`.
 pub const CLUSTER_AUTH_HEADER: &str = "x-sessync-cluster-auth";
 

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Anomaly, AnomalyKind};
 use crate::history::{Call, Final, History, Outcome, Ret};
 
+/// (target, origin, op_id) -> times applied (not as a duplicate).
+type Applied<'h> = BTreeMap<(&'h str, &'h str, &'h str), u32>;
+
 pub(super) fn check(h: &History) -> Vec<Anomaly> {
     let mut found = Vec::new();
-    // (target, origin, op_id) -> times applied (not as a duplicate).
-    let mut applied: BTreeMap<(&str, &str, &str), u32> = BTreeMap::new();
+    let mut applied: Applied<'_> = BTreeMap::new();
     for f in &h.finals {
         if let Final::FanoutReceived {
             site,
@@ -31,6 +33,19 @@ pub(super) fn check(h: &History) -> Vec<Anomaly> {
             ));
         }
     }
+    let queued = queued(h, &applied, &mut found);
+    found.extend(forged_applied(h, &applied));
+    found.extend(acknowledged_not_queued(h, &queued));
+    found
+}
+
+/// Each origin's queued fan-outs by target; those never applied, outboxes left non-empty and
+/// forged or replayed requests answered 2xx go to `found`.
+fn queued<'h>(
+    h: &'h History,
+    applied: &Applied<'h>,
+    found: &mut Vec<Anomaly>,
+) -> BTreeMap<(&'h str, &'h str), BTreeSet<&'h str>> {
     let mut queued: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
     for f in &h.finals {
         match f {
@@ -73,6 +88,12 @@ pub(super) fn check(h: &History) -> Vec<Anomaly> {
             _ => {}
         }
     }
+    queued
+}
+
+/// A forged request's operation applied anywhere.
+fn forged_applied(h: &History, applied: &Applied<'_>) -> Vec<Anomaly> {
+    let mut found = Vec::new();
     let forged: BTreeSet<&str> = h
         .finals
         .iter()
@@ -94,7 +115,15 @@ pub(super) fn check(h: &History) -> Vec<Anomaly> {
             ));
         }
     }
-    // Every acknowledged fan-out to a target is in the origin's outbox record.
+    found
+}
+
+/// Every acknowledged fan-out to a target is in the origin's outbox record.
+fn acknowledged_not_queued(
+    h: &History,
+    queued: &BTreeMap<(&str, &str), BTreeSet<&str>>,
+) -> Vec<Anomaly> {
+    let mut found = Vec::new();
     let mut acked: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
     for o in &h.ops {
         let (Call::Verify { targets, .. } | Call::Invalidate { targets, .. }) = &o.call else {
@@ -107,8 +136,14 @@ pub(super) fn check(h: &History) -> Vec<Anomaly> {
             continue;
         };
         for t in targets {
-            if matches!(fanout.get(t).map(String::as_str), Some("delivered" | "queued")) {
-                acked.entry((o.site.as_str(), t.as_str())).or_default().push(o.id);
+            if matches!(
+                fanout.get(t).map(String::as_str),
+                Some("delivered" | "queued")
+            ) {
+                acked
+                    .entry((o.site.as_str(), t.as_str()))
+                    .or_default()
+                    .push(o.id);
             }
         }
     }

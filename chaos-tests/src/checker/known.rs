@@ -67,9 +67,14 @@ impl Known {
                     },
                     _,
                 ) => vec![session.clone()],
-                (Call::Invalidate { user, session: None, .. }, _) => {
-                    k.created_before(&o.site, user, o.invoke_ms, None)
-                }
+                (
+                    Call::Invalidate {
+                        user,
+                        session: None,
+                        ..
+                    },
+                    _,
+                ) => k.created_before(&o.site, user, o.invoke_ms, None),
                 (Call::Verify { user, .. }, Ret::Verified { kept, .. }) => {
                     k.created_before(&o.site, user, o.invoke_ms, Some(kept))
                 }

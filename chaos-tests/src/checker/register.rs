@@ -30,70 +30,14 @@ struct Fact {
     read: bool,
 }
 
+/// Facts by session.
+type Linear = BTreeMap<SessionId, Vec<Fact>>;
+/// Local reads by session, site, node and the node's life (its data from one wipe to the
+/// next).
+type Local = BTreeMap<(SessionId, String, u64, usize), Vec<Fact>>;
+
 pub(super) fn check(h: &History) -> Vec<Anomaly> {
-    let known = Known::of(h);
-    let mut linear: BTreeMap<SessionId, Vec<Fact>> = BTreeMap::new();
-    let mut local: BTreeMap<(SessionId, String, u64, usize), Vec<Fact>> = BTreeMap::new();
-    for o in &h.ops {
-        let Outcome::Ok { ret } = &o.outcome else {
-            continue;
-        };
-        let fact = |state| Fact {
-            op: o.id,
-            invoke_ms: o.invoke_ms,
-            complete_ms: o.complete_ms,
-            state,
-            read: true,
-        };
-        match (&o.call, ret) {
-            (
-                Call::Validate {
-                    session,
-                    linearizable: false,
-                    ..
-                },
-                Ret::Seen { state },
-            ) => {
-                let life = wipes_before(h, &o.site, o.node, o.invoke_ms);
-                local
-                    .entry((session.clone(), o.site.clone(), o.node, life))
-                    .or_default()
-                    .push(fact(*state));
-            }
-            (
-                Call::Validate { session, .. }
-                | Call::Get { session }
-                | Call::Touch { session },
-                Ret::Seen { state },
-            ) => linear.entry(session.clone()).or_default().push(fact(*state)),
-            (_, Ret::Created { session, state }) => {
-                linear.entry(session.clone()).or_default().push(fact(*state));
-            }
-            (_, Ret::Verified { kept, .. }) => {
-                linear
-                    .entry(kept.clone())
-                    .or_default()
-                    .push(fact(Seen::Active));
-            }
-            (_, Ret::Listed { active }) => {
-                for s in active {
-                    linear.entry(s.clone()).or_default().push(fact(Seen::Active));
-                }
-            }
-            _ => {}
-        }
-    }
-    for (s, ends) in &known.endings {
-        for e in ends {
-            linear.entry(s.clone()).or_default().push(Fact {
-                op: e.op,
-                invoke_ms: e.complete_ms,
-                complete_ms: e.complete_ms,
-                state: Seen::Ended,
-                read: false,
-            });
-        }
-    }
+    let (linear, local) = facts(h);
     let mut found = Vec::new();
     for (s, facts) in &linear {
         found.extend(monotonic(s, facts, false));
@@ -124,6 +68,98 @@ pub(super) fn check(h: &History) -> Vec<Anomaly> {
     }
     found.extend(final_local(h));
     found
+}
+
+/// What the history says of each session: linearizable facts by session, local reads by
+/// session and node life.
+fn facts(h: &History) -> (Linear, Local) {
+    let known = Known::of(h);
+    let mut linear = Linear::new();
+    let mut local = Local::new();
+    for o in &h.ops {
+        let ret = match &o.outcome {
+            Outcome::Ok { ret } => ret,
+            // A refusal that reports the session's state is a linearizable read of it.
+            Outcome::Fail {
+                seen: Some(state), ..
+            } => {
+                if let Call::Touch { session } | Call::Verify { session, .. } = &o.call {
+                    linear.entry(session.clone()).or_default().push(Fact {
+                        op: o.id,
+                        invoke_ms: o.invoke_ms,
+                        complete_ms: o.complete_ms,
+                        state: *state,
+                        read: true,
+                    });
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let fact = |state| Fact {
+            op: o.id,
+            invoke_ms: o.invoke_ms,
+            complete_ms: o.complete_ms,
+            state,
+            read: true,
+        };
+        match (&o.call, ret) {
+            (
+                Call::Validate {
+                    session,
+                    linearizable: false,
+                    ..
+                },
+                Ret::Seen { state },
+            ) => {
+                let life = wipes_before(h, &o.site, o.node, o.invoke_ms);
+                local
+                    .entry((session.clone(), o.site.clone(), o.node, life))
+                    .or_default()
+                    .push(fact(*state));
+            }
+            (
+                Call::Validate { session, .. } | Call::Get { session } | Call::Touch { session },
+                Ret::Seen { state },
+            ) => linear
+                .entry(session.clone())
+                .or_default()
+                .push(fact(*state)),
+            (_, Ret::Created { session, state }) => {
+                linear
+                    .entry(session.clone())
+                    .or_default()
+                    .push(fact(*state));
+            }
+            (_, Ret::Verified { kept, .. }) => {
+                linear
+                    .entry(kept.clone())
+                    .or_default()
+                    .push(fact(Seen::Active));
+            }
+            (_, Ret::Listed { active }) => {
+                for s in active {
+                    linear
+                        .entry(s.clone())
+                        .or_default()
+                        .push(fact(Seen::Active));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (s, ends) in &known.endings {
+        for e in ends {
+            linear.entry(s.clone()).or_default().push(Fact {
+                op: e.op,
+                invoke_ms: e.complete_ms,
+                complete_ms: e.complete_ms,
+                state: Seen::Ended,
+                read: false,
+            });
+        }
+    }
+    (linear, local)
 }
 
 /// The anomalies among one register's facts: a read that saw less than the most known before
@@ -161,7 +197,11 @@ fn monotonic(s: &SessionId, facts: &[Fact], local: bool) -> Vec<Anomaly> {
         } else {
             AnomalyKind::StaleRead
         };
-        let what = if by.read { "was seen" } else { "was acknowledged" };
+        let what = if by.read {
+            "was seen"
+        } else {
+            "was acknowledged"
+        };
         let mut ops = vec![by.op, r.op];
         ops.retain(|&o| o != 0);
         found.push(Anomaly::new(

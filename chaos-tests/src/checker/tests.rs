@@ -233,7 +233,8 @@ fn a_clean_history_has_no_anomaly() {
 #[test]
 fn a_lost_create_is_caught() {
     let mut h = clean();
-    h.0.finals.retain(|f| !matches!(f, Final::Session { session, .. } if *session == sid(1)));
+    h.0.finals
+        .retain(|f| !matches!(f, Final::Session { session, .. } if *session == sid(1)));
     h.final_state(1, Seen::Absent);
     assert_eq!(h.kinds(), vec![AnomalyKind::LostWrite]);
 }
@@ -241,7 +242,8 @@ fn a_lost_create_is_caught() {
 #[test]
 fn a_lost_end_is_caught() {
     let mut h = clean();
-    h.0.finals.retain(|f| !matches!(f, Final::Session { session, .. } if *session == sid(2)));
+    h.0.finals
+        .retain(|f| !matches!(f, Final::Session { session, .. } if *session == sid(2)));
     h.final_state(2, Seen::Active);
     assert_eq!(h.kinds(), vec![AnomalyKind::LostWrite]);
 }
@@ -417,12 +419,17 @@ fn a_fanout_never_applied_or_never_queued_or_still_pending_is_lost() {
         .retain(|f| !matches!(f, Final::FanoutReceived { .. }));
     assert_eq!(h.kinds(), vec![AnomalyKind::FanoutLost]);
     let mut h = clean();
-    h.0.finals.retain(|f| !matches!(f, Final::FanoutQueued { .. }));
+    h.0.finals
+        .retain(|f| !matches!(f, Final::FanoutQueued { .. }));
     let found = check(&h.0);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].kind, AnomalyKind::FanoutLost);
     let verify = h.0.ops.iter().find(|o| o.call.kind() == "verify_fanout");
-    assert_eq!(found[0].ops, vec![verify.unwrap().id], "the acknowledged verify");
+    assert_eq!(
+        found[0].ops,
+        vec![verify.unwrap().id],
+        "the acknowledged verify"
+    );
     let mut h = clean();
     h.finally(Final::Outbox {
         origin: A.into(),
@@ -459,4 +466,24 @@ fn a_slow_or_missing_recovery_is_caught() {
     assert_eq!(h.kinds(), vec![AnomalyKind::SlowRecovery]);
     h.0.faults[0].recovery_ms = None;
     assert_eq!(h.kinds(), vec![AnomalyKind::SlowRecovery]);
+}
+
+#[test]
+fn a_valid_read_after_a_touch_refused_as_ended_is_a_resurrection() {
+    let mut h = H::new();
+    h.create((0, 10), "u", 1);
+    let refused = h.op(
+        1,
+        (20, 21),
+        Call::Touch { session: sid(1) },
+        Outcome::Fail {
+            code: "conflict".into(),
+            seen: Some(Seen::Ended),
+        },
+    );
+    let bad = h.validate((30, 31), 1, Seen::Active);
+    let found = check(&h.0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, AnomalyKind::Resurrection);
+    assert_eq!(found[0].ops, vec![refused, bad]);
 }

@@ -33,7 +33,9 @@ fn lost(h: &History) -> Vec<Anomaly> {
         if last.get(s) == Some(&Seen::Absent) {
             found.push(Anomaly::new(
                 AnomalyKind::LostWrite,
-                format!("session {s}: its create was acknowledged, the final read does not know it"),
+                format!(
+                    "session {s}: its create was acknowledged, the final read does not know it"
+                ),
                 vec![c.op],
             ));
         }
@@ -43,7 +45,9 @@ fn lost(h: &History) -> Vec<Anomaly> {
         if state != Seen::Ended {
             found.push(Anomaly::new(
                 AnomalyKind::LostWrite,
-                format!("session {s}: an acknowledged write ended it, the final read says {state:?}"),
+                format!(
+                    "session {s}: an acknowledged write ended it, the final read says {state:?}"
+                ),
                 ends.iter().map(|e| e.op).collect(),
             ));
         }

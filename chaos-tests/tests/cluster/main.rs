@@ -19,6 +19,7 @@ mod federation;
 mod federation_burst;
 mod federation_refusals;
 mod limits;
+mod links;
 mod policy;
 mod quorum;
 mod readiness;

@@ -17,7 +17,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sessync_proto::wire::{
-    APPEND_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, SNAPSHOT_PATH, VOTE_PATH,
+    APPEND_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, SENDER_HEADER, SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::Timestamp;
 
@@ -32,10 +32,13 @@ pub(crate) struct Target<'a> {
     pub(crate) base: &'a str,
 }
 
-/// What every node-to-node request is sent with: the node's HTTP client ([`crate::tls::Tls`]),
-/// the cluster secret, and the clock guard that learns from every answer; cheap to clone.
+/// What every node-to-node request is sent with: this node's id, its HTTP client
+/// ([`crate::tls::Tls`]), the cluster secret, and the clock guard that learns from every
+/// answer; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Link {
+    /// This node's id, named in [`SENDER_HEADER`] (informational; the proof authenticates).
+    pub(crate) from: NodeId,
     pub(crate) http: reqwest::Client,
     pub(crate) secret: Arc<Vec<u8>>,
     pub(crate) clock: Arc<ClockGuard>,
@@ -44,7 +47,8 @@ pub(crate) struct Link {
 /// POSTs `body` to `path` on `to` with the proof of the cluster secret: the one way every
 /// node-to-node request (Raft RPC, read index, audit delivery) is sent. The request tells the
 /// peer how far its clock is from the voters' median, when this node knows; the peer's signed
-/// clock in the answer (refusals included) is recorded as a sample.
+/// clock in the answer (refusals included) is recorded as a sample. It also names the sender
+/// ([`SENDER_HEADER`]) for logs and test proxies.
 pub(crate) async fn post_signed(
     link: &Link,
     to: Target<'_>,
@@ -59,6 +63,7 @@ pub(crate) async fn post_signed(
         .post(format!("{}{path}", to.base))
         .header(CLUSTER_AUTH_HEADER, proof.header(&link.secret, path))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SENDER_HEADER, link.from.to_string())
         .timeout(timeout)
         .body(body);
     if let Some(deviation) = link.clock.report_for(to.id) {
