@@ -25,7 +25,7 @@ use crate::nemesis::{FaultKind, Nemesis, Target, MAX_CLOCK_SKEW, RECOVERY_BOUND}
 use crate::net::{SiteMode, SiteProxy};
 use crate::report::Summary;
 use crate::sites::{now_ms, peer_toml, random_secret, sign_peer_request, SITE_A, SITE_B};
-use crate::workload::{SiteTarget, Workload};
+use crate::workload::{Sabotage, SiteTarget, Workload};
 
 /// The modes the seed picks `on_limit` from.
 const ON_LIMIT: [&str; 3] = ["deny", "block_new", "evict_oldest"];
@@ -137,16 +137,23 @@ pub struct RunSpec {
     pub out_dir: PathBuf,
     /// The node program (default: next to this executable, as the harness finds it).
     pub node_bin: Option<PathBuf>,
+    /// A deliberate workload fault the checker must catch (never in CI's passing runs).
+    pub sabotage: Option<Sabotage>,
 }
 
 impl RunSpec {
     /// The command that runs this again.
     pub fn replay_command(&self) -> String {
         format!(
-            "cargo run --release -p sessync-chaos-tests --bin sessync-chaos -- --scenario {} --seed {} --duration {}s",
+            "cargo run --release -p sessync-chaos-tests --bin sessync-chaos -- --scenario {} --seed {} --duration {}s{}",
             self.scenario.name(),
             self.seed,
-            self.duration.as_secs()
+            self.duration.as_secs(),
+            if self.sabotage.is_some() {
+                " --sabotage-local-reads"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -169,7 +176,16 @@ fn options(spec: &RunSpec, nodes: usize, on_limit: &str) -> ClusterOptions {
 /// is killed when this returns, whatever happened.
 pub async fn run(spec: &RunSpec) -> anyhow::Result<Summary> {
     fs::create_dir_all(&spec.out_dir)?;
-    let stem = format!("{}-{}", spec.scenario.name(), spec.seed);
+    let stem = format!(
+        "{}-{}{}",
+        spec.scenario.name(),
+        spec.seed,
+        if spec.sabotage.is_some() {
+            "-sabotaged"
+        } else {
+            ""
+        }
+    );
     let history_path = spec.out_dir.join(format!("{stem}.history.jsonl"));
     let history = HistoryWriter::create(&history_path)?;
     let on_limit = ON_LIMIT[(spec.seed % 3) as usize];
@@ -199,7 +215,13 @@ pub async fn run(spec: &RunSpec) -> anyhow::Result<Summary> {
         sites,
         recovery_bound_ms: RECOVERY_BOUND.as_millis() as u64,
     }))?;
-    let workload = Workload::new(workload_sites(&target), spec.seed, history.clone(), started)?;
+    let workload = Workload::new(
+        workload_sites(&target),
+        spec.seed,
+        history.clone(),
+        started,
+        spec.sabotage,
+    )?;
     let stop = CancellationToken::new();
     // At most 40 operations per client per second of the run: a bound, not a target.
     let max_ops = spec.duration.as_secs().max(1) * 40;

@@ -66,6 +66,16 @@ pub struct Workload {
     next_id: AtomicU64,
     held: Mutex<BTreeMap<(usize, UserId), Vec<Held>>>,
     raw: reqwest::Client,
+    sabotage: Option<Sabotage>,
+}
+
+/// A deliberate fault in the workload itself, to watch the checker catch what it causes on a
+/// real run (a checker that cannot fail proves nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Linearizable validates are sent as local reads to the chosen node (and recorded as
+    /// linearizable): under partitions some see stale state, which the checker must report.
+    LocalReads,
 }
 
 impl Workload {
@@ -75,6 +85,7 @@ impl Workload {
         seed: u64,
         history: HistoryWriter,
         started: Instant,
+        sabotage: Option<Sabotage>,
     ) -> anyhow::Result<Arc<Workload>> {
         let raw = reqwest::Client::builder()
             .timeout(OP_TIMEOUT)
@@ -88,6 +99,7 @@ impl Workload {
             next_id: AtomicU64::new(1),
             held: Mutex::new(BTreeMap::new()),
             raw,
+            sabotage,
         }))
     }
 
@@ -168,10 +180,20 @@ impl Workload {
         }
     }
 
+    /// One of the user's sessions: mostly among the newest (likely still live, so touches
+    /// and verifies bite), sometimes any (likely ended, so resurrections would show).
     fn pick_held(&self, site: usize, user: &UserId, rng: &mut StdRng) -> Option<Held> {
         let held = self.held.lock();
         let v = held.get(&(site, user.clone()))?;
-        (!v.is_empty()).then(|| v[rng.gen_range(0..v.len())].clone())
+        if v.is_empty() {
+            return None;
+        }
+        let from = if rng.gen_bool(0.7) {
+            v.len().saturating_sub(3)
+        } else {
+            0
+        };
+        Some(v[rng.gen_range(from..v.len())].clone())
     }
 
     fn hold(&self, site: usize, user: &UserId, h: Held) {
@@ -262,19 +284,20 @@ impl Workload {
 
     async fn validate(&self, step: Step, h: Held, linearizable: bool, touch: bool) {
         let t0 = self.now_ms();
+        let sent_local = !linearizable || self.sabotage == Some(Sabotage::LocalReads);
         let req = ValidateRequest {
             token: h.token,
             touch,
-            consistency: if linearizable {
+            consistency: if !sent_local {
                 Consistency::Linearizable
             } else {
                 Consistency::Local
             },
         };
         // A local read is this node's answer: never sent elsewhere.
-        let res: Result<ValidateResponse, ClientError> = match (step.via, linearizable) {
-            (Via::Client, true) => self.library(step.site, step.node).validate(&req).await,
-            (Via::Client, false) => {
+        let res: Result<ValidateResponse, ClientError> = match (step.via, sent_local) {
+            (Via::Client, false) => self.library(step.site, step.node).validate(&req).await,
+            (Via::Client, true) => {
                 self.library(step.site, step.node)
                     .pinned(0)
                     .validate(&req)

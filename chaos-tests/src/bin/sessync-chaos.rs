@@ -1,10 +1,14 @@
 //! `sessync-chaos`: Jepsen-style runs of real sessync nodes under faults, checked by the
 //! history checker.
 //!
-//! - `sessync-chaos --ci`: the fixed seeds and scenarios CI runs (a few minutes).
+//! - `sessync-chaos --ci`: the fixed seeds and scenarios CI runs (a few minutes), then a
+//!   control run with a broken client that the checker must fail.
 //! - `sessync-chaos --scenario partition --seed 7 --duration 60s`: one run (replays a seed).
 //! - `sessync-chaos --duration 30m`: a soak, every scenario in turn with new seeds, until the
 //!   time is up; prints the totals table.
+//!
+//! - `sessync-chaos --scenario partition --seed 2 --duration 60s --sabotage-local-reads`: the
+//!   same with a broken client (linearizable reads sent as local ones); the checker must fail it.
 //!
 //! Exits 1 if any run found an anomaly or failed, printing its seed and the replay command.
 
@@ -15,6 +19,7 @@ use anyhow::bail;
 use clap::Parser;
 use sessync_chaos_tests::report::{totals, Summary};
 use sessync_chaos_tests::run::{default_out_dir, run, RunSpec, Scenario};
+use sessync_chaos_tests::workload::Sabotage;
 
 /// The CI's runs: each scenario once, with a fixed seed.
 const CI_RUNS: [(Scenario, u64); 5] = [
@@ -24,6 +29,10 @@ const CI_RUNS: [(Scenario, u64); 5] = [
     (Scenario::Membership, 4),
     (Scenario::Federation, 5),
 ];
+
+/// The control run of CI: a broken client whose anomalies the checker must report.
+const CONTROL_SEED: u64 = 2;
+const CONTROL_LENGTH: Duration = Duration::from_secs(20);
 
 #[derive(Parser)]
 #[command(about = "Chaos runs of sessync: faults, a concurrent workload, a history checker")]
@@ -49,6 +58,10 @@ struct Args {
     /// Where histories and reports go.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Send linearizable validates as local reads (recorded as linearizable): a broken
+    /// client the checker must catch. Such a run is expected to fail.
+    #[arg(long)]
+    sabotage_local_reads: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -62,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         clients: args.clients,
         out_dir: out_dir.clone(),
         node_bin: None,
+        sabotage: args.sabotage_local_reads.then_some(Sabotage::LocalReads),
     };
     let mut specs = Vec::new();
     let mut soak_until = None;
@@ -117,7 +131,24 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("\n{}", totals(&summaries));
     std::fs::write(out_dir.join("totals.md"), totals(&summaries))?;
-    let failed: Vec<&Summary> = summaries.iter().filter(|s| !s.passed()).collect();
+    let mut failed: Vec<&Summary> = summaries.iter().filter(|s| !s.passed()).collect();
+    // CI also proves on a real run that the checker can fail: a broken client must be caught.
+    let control = if args.ci {
+        let mut broken = spec(Scenario::Partition, CONTROL_SEED, CONTROL_LENGTH);
+        broken.sabotage = Some(Sabotage::LocalReads);
+        let s = run(&broken).await?;
+        eprintln!(
+            "control run (linearizable validates sent as local reads): the checker found {} anomalies",
+            s.anomalies.len()
+        );
+        Some(s)
+    } else {
+        None
+    };
+    if let Some(c) = control.as_ref().filter(|c| c.anomalies.is_empty()) {
+        eprintln!("FAILED: the checker passed a run whose client reads stale data");
+        failed.push(c);
+    }
     if !failed.is_empty() {
         for s in failed {
             eprintln!(

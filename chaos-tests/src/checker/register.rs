@@ -7,8 +7,9 @@
 //! Operations of unknown outcome constrain nothing: they may or may not have happened.
 //!
 //! Linearizable reads are validates, gets and touches (and the state a create, a verify or a
-//! list answered). Local validates are judged per node, within one life of its data (a wiped
-//! node starts again from nothing), and against the final state once every node caught up.
+//! list answered). Local validates without touch are judged per node, within one life of its
+//! data (a wiped node starts again from nothing), and against the final state once every node
+//! caught up; with touch, a follower may relay them to the leader, so they are not the node's.
 
 use std::collections::BTreeMap;
 
@@ -104,11 +105,21 @@ fn facts(h: &History) -> (Linear, Local) {
             read: true,
         };
         match (&o.call, ret) {
+            // A local validate whose touch is due is relayed to the leader, which answers
+            // from its own state: it tells nothing of the node it was sent to.
+            (
+                Call::Validate {
+                    linearizable: false,
+                    touch: true,
+                    ..
+                },
+                _,
+            ) => {}
             (
                 Call::Validate {
                     session,
                     linearizable: false,
-                    ..
+                    touch: false,
                 },
                 Ret::Seen { state },
             ) => {

@@ -487,3 +487,24 @@ fn a_valid_read_after_a_touch_refused_as_ended_is_a_resurrection() {
     assert_eq!(found[0].kind, AnomalyKind::Resurrection);
     assert_eq!(found[0].ops, vec![refused, bad]);
 }
+
+/// Found by the chaos suite's partition run (seed 2): a follower relays a local validate whose
+/// touch is due to the leader, so its answer may be ahead of the follower's own state.
+#[test]
+fn a_local_validate_with_touch_is_not_held_to_its_node() {
+    let mut h = clean();
+    h.op(
+        2,
+        (100, 101),
+        Call::Validate {
+            session: sid(2),
+            linearizable: false,
+            touch: true,
+        },
+        Outcome::Ok {
+            ret: Ret::Seen { state: Seen::Ended },
+        },
+    );
+    h.local(2, (102, 103), 2, Seen::Active);
+    assert_eq!(h.kinds(), vec![]);
+}
