@@ -358,7 +358,7 @@ async fn heal_and_read(t: &mut Target, w: &Workload, h: &HistoryWriter) -> anyho
         peer.wait_converged(CONVERGE_TIMEOUT).await?;
         clusters.push((name.clone(), peer));
     }
-    let held = w.held_sessions();
+    let held = w.created_sessions();
     for (i, (site, c)) in clusters.iter().enumerate() {
         let admin = c.admin_client().with_timeout(Duration::from_secs(10));
         for (_, id, token) in held.iter().filter(|(si, ..)| *si == i) {

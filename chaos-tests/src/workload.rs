@@ -65,6 +65,8 @@ pub struct Workload {
     started: Instant,
     next_id: AtomicU64,
     held: Mutex<BTreeMap<(usize, UserId), Vec<Held>>>,
+    /// Every session a create acknowledged, by site index (bounded by the clients' op counts).
+    created: Mutex<BTreeMap<SessionId, (usize, String)>>,
     raw: reqwest::Client,
     sabotage: Option<Sabotage>,
 }
@@ -98,6 +100,7 @@ impl Workload {
             started,
             next_id: AtomicU64::new(1),
             held: Mutex::new(BTreeMap::new()),
+            created: Mutex::new(BTreeMap::new()),
             raw,
             sabotage,
         }))
@@ -118,12 +121,13 @@ impl Workload {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Every session any client holds, by site index, with its token (for the final reads).
-    pub fn held_sessions(&self) -> Vec<(usize, SessionId, String)> {
-        self.held
+    /// Every session a create acknowledged, by site index, with its token (for the final
+    /// reads).
+    pub fn created_sessions(&self) -> Vec<(usize, SessionId, String)> {
+        self.created
             .lock()
             .iter()
-            .flat_map(|((site, _), v)| v.iter().map(|h| (*site, h.id.clone(), h.token.clone())))
+            .map(|(id, (site, token))| (*site, id.clone(), token.clone()))
             .collect()
     }
 
@@ -197,6 +201,9 @@ impl Workload {
     }
 
     fn hold(&self, site: usize, user: &UserId, h: Held) {
+        self.created
+            .lock()
+            .insert(h.id.clone(), (site, h.token.clone()));
         let mut held = self.held.lock();
         let v = held.entry((site, user.clone())).or_default();
         if v.iter().any(|x| x.id == h.id) {

@@ -20,6 +20,7 @@ use clap::Parser;
 use sessync_chaos_tests::report::{totals, Summary};
 use sessync_chaos_tests::run::{default_out_dir, run, RunSpec, Scenario};
 use sessync_chaos_tests::workload::Sabotage;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// The CI's runs: each scenario once, with a fixed seed.
 const CI_RUNS: [(Scenario, u64); 5] = [
@@ -67,6 +68,25 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    // On a signal the runs are dropped, which kills every node process they started.
+    let done = tokio::select! {
+        r = chaos(args) => Some(r),
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+    };
+    match done {
+        Some(r) => r,
+        None => {
+            eprintln!("sessync-chaos: interrupted; every node it started is stopped");
+            std::process::exit(130);
+        }
+    }
+}
+
+/// Runs what `args` asks for, prints the tables, and exits 1 on a failed run.
+async fn chaos(args: Args) -> anyhow::Result<()> {
     let out_dir = args.out.clone().unwrap_or_else(default_out_dir);
     let spec = |scenario, seed, duration| RunSpec {
         seed,
