@@ -11,8 +11,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use sessync_client::{AuditQuery, ClientError};
-use sessync_proto::api::{Consistency, ValidateRequest};
 use sessync_proto::UserId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -20,12 +18,16 @@ use tokio_util::sync::CancellationToken;
 use crate::checker;
 use crate::cluster::TestCluster;
 use crate::config::ClusterOptions;
-use crate::history::{Entry, Final, History, HistoryWriter, RunInfo, Seen, SitePolicy};
+use crate::history::{Entry, History, HistoryWriter, RunInfo, SitePolicy};
 use crate::nemesis::{FaultKind, Nemesis, Target, MAX_CLOCK_SKEW, RECOVERY_BOUND};
-use crate::net::{SiteMode, SiteProxy};
+use crate::net::SiteProxy;
 use crate::report::Summary;
-use crate::sites::{now_ms, peer_toml, random_secret, sign_peer_request, SITE_A, SITE_B};
+use crate::sites::{peer_toml, random_secret, SITE_A, SITE_B};
 use crate::workload::{Sabotage, SiteTarget, Workload};
+
+mod finals;
+
+use finals::heal_and_read;
 
 /// The modes the seed picks `on_limit` from.
 const ON_LIMIT: [&str; 3] = ["deny", "block_new", "evict_oldest"];
@@ -327,247 +329,6 @@ fn workload_sites(t: &Target) -> Vec<SiteTarget> {
         v.push(site_target(name, peer, vec![]));
     }
     v
-}
-
-/// Heals every fault, waits for convergence and the outboxes to drain, then reads back every
-/// session (linearizably, and locally on every node), each user's active sessions, each
-/// node's digest, and the fan-out records; sends forged and replayed peer requests.
-async fn heal_and_read(t: &mut Target, w: &Workload, h: &HistoryWriter) -> anyhow::Result<()> {
-    t.cluster.faults().heal_all();
-    for id in t.cluster.node_ids() {
-        if !t.cluster.is_live(id) {
-            let _ = t.cluster.resume(id);
-            if !t.cluster.is_live(id) {
-                t.cluster.restart(id).await?;
-            }
-        }
-    }
-    if let Some((_, peer, proxy)) = &mut t.peer {
-        proxy.set_mode(SiteMode::Pass);
-        for id in peer.node_ids() {
-            if !peer.is_live(id) {
-                peer.restart(id).await?;
-            }
-        }
-    }
-    t.cluster.wait_converged(CONVERGE_TIMEOUT).await?;
-    let mut clusters: Vec<(String, &TestCluster)> = vec![(t.name.clone(), &t.cluster)];
-    if let Some((name, peer, _)) = &t.peer {
-        peer.wait_converged(CONVERGE_TIMEOUT).await?;
-        wait_outbox_empty(&t.cluster, name).await?;
-        peer.wait_converged(CONVERGE_TIMEOUT).await?;
-        clusters.push((name.clone(), peer));
-    }
-    let held = w.created_sessions();
-    for (i, (site, c)) in clusters.iter().enumerate() {
-        let admin = c.admin_client().with_timeout(Duration::from_secs(10));
-        for (_, id, token) in held.iter().filter(|(si, ..)| *si == i) {
-            let state = match admin.get_session(id).await {
-                Ok(v) => seen(v.state),
-                Err(ClientError::NotFound { .. }) => Seen::Absent,
-                Err(e) => return Err(anyhow::anyhow!("final read of {id}: {e}")),
-            };
-            h.write(&Entry::Final(Final::Session {
-                site: site.clone(),
-                session: id.clone(),
-                state,
-            }))?;
-            for node in c.node_ids() {
-                let req = ValidateRequest {
-                    token: token.clone(),
-                    touch: false,
-                    consistency: Consistency::Local,
-                };
-                let v = c
-                    .app_client_for(node)
-                    .with_timeout(Duration::from_secs(5))
-                    .validate(&req)
-                    .await
-                    .with_context(|| format!("final local validate on node {node}"))?;
-                let state = match (v.valid, v.reason.as_deref()) {
-                    (true, _) => Seen::Active,
-                    (false, Some("blocked")) => Seen::Blocked,
-                    (false, Some("unknown")) => Seen::Absent,
-                    _ => Seen::Ended,
-                };
-                h.write(&Entry::Final(Final::Local {
-                    site: site.clone(),
-                    node,
-                    session: id.clone(),
-                    state,
-                }))?;
-            }
-        }
-        for user in users() {
-            let active = admin
-                .list_sessions(&user, false)
-                .await?
-                .into_iter()
-                .filter(|s| s.state == sessync_proto::SessionState::Active)
-                .map(|s| s.session_id)
-                .collect();
-            h.write(&Entry::Final(Final::Active {
-                site: site.clone(),
-                user,
-                active,
-            }))?;
-        }
-        for node in c.node_ids() {
-            let d = c
-                .admin_client_for(node)
-                .with_timeout(Duration::from_secs(10))
-                .state_digest()
-                .await?;
-            h.write(&Entry::Final(Final::Digest {
-                site: site.clone(),
-                node,
-                applied: d.applied.unwrap_or(0),
-                digest: d.digest,
-            }))?;
-        }
-    }
-    if let Some((name, peer, proxy)) = &t.peer {
-        fanout_records(&t.name, &t.cluster, name, peer, h).await?;
-        forge_and_replay(name, peer, proxy, h).await?;
-    }
-    Ok(())
-}
-
-fn seen(s: sessync_proto::SessionState) -> Seen {
-    match s {
-        sessync_proto::SessionState::Active => Seen::Active,
-        sessync_proto::SessionState::Blocked => Seen::Blocked,
-        sessync_proto::SessionState::Ended => Seen::Ended,
-    }
-}
-
-async fn wait_outbox_empty(origin: &TestCluster, target: &str) -> anyhow::Result<()> {
-    let admin = origin.admin_client().with_timeout(Duration::from_secs(5));
-    let t0 = Instant::now();
-    loop {
-        let queued = match admin.federation_status().await {
-            Ok(s) => s
-                .peers
-                .iter()
-                .filter(|p| p.site.as_str() == target)
-                .map(|p| p.queued)
-                .sum::<u64>(),
-            Err(_) => u64::MAX,
-        };
-        if queued == 0 || t0.elapsed() > CONVERGE_TIMEOUT {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The origin's queued fan-outs and outbox, and what the target applied, from their audit logs.
-async fn fanout_records(
-    origin: &str,
-    a: &TestCluster,
-    target: &str,
-    b: &TestCluster,
-    h: &HistoryWriter,
-) -> anyhow::Result<()> {
-    let admin_a = a.admin_client().with_timeout(Duration::from_secs(10));
-    let queued = admin_a
-        .audit(&AuditQuery {
-            kind: Some("fanout_queued".into()),
-            ..Default::default()
-        })
-        .await?;
-    for e in queued {
-        if e.detail["site"].as_str() == Some(target) {
-            h.write(&Entry::Final(Final::FanoutQueued {
-                origin: origin.into(),
-                target: target.into(),
-                op_id: e.detail["op_id"].as_str().unwrap_or_default().into(),
-            }))?;
-        }
-    }
-    let pending = admin_a
-        .federation_status()
-        .await?
-        .peers
-        .iter()
-        .filter(|p| p.site.as_str() == target)
-        .map(|p| p.queued)
-        .sum();
-    h.write(&Entry::Final(Final::Outbox {
-        origin: origin.into(),
-        target: target.into(),
-        pending,
-    }))?;
-    let received = b
-        .admin_client()
-        .with_timeout(Duration::from_secs(10))
-        .audit(&AuditQuery {
-            kind: Some("fanout_received".into()),
-            ..Default::default()
-        })
-        .await?;
-    for e in received {
-        h.write(&Entry::Final(Final::FanoutReceived {
-            site: target.into(),
-            origin: e.detail["origin"].as_str().unwrap_or_default().into(),
-            op_id: e.detail["op_id"].as_str().unwrap_or_default().into(),
-            duplicate: e.detail["duplicate"].as_bool().unwrap_or(false),
-        }))?;
-    }
-    Ok(())
-}
-
-/// Sends the peer site a forged request (signed with a wrong secret, a fresh op id) and the
-/// origin's captured requests again, verbatim, and records what it answered.
-async fn forge_and_replay(
-    site: &str,
-    b: &TestCluster,
-    proxy: &SiteProxy,
-    h: &HistoryWriter,
-) -> anyhow::Result<()> {
-    let op_id = format!("forged-{}", now_ms());
-    let body = serde_json::json!({
-        "op_id": op_id,
-        "origin_site": SITE_A,
-        "user_id": "user-0",
-    })
-    .to_string();
-    let path = "/v1/federation/invalidate";
-    let (ts, nonce) = (now_ms(), hex::encode(rand::random::<[u8; 16]>()));
-    let sig = sign_peer_request("not-the-secret", path, body.as_bytes(), ts, &nonce);
-    let resp = reqwest::Client::new()
-        .post(format!("{}{path}", b.url(b.node_ids()[0])))
-        .header("x-sessync-site", SITE_A)
-        .header("x-sessync-timestamp", ts.to_string())
-        .header("x-sessync-nonce", nonce)
-        .header("x-sessync-signature", sig)
-        .header("content-type", "application/json")
-        .timeout(Duration::from_secs(5))
-        .body(body)
-        .send()
-        .await?;
-    h.write(&Entry::Final(Final::Forged {
-        site: site.into(),
-        op_id,
-        replay: false,
-        status: resp.status().as_u16(),
-    }))?;
-    for req in proxy.captured().into_iter().take(3) {
-        let (status, _) = proxy.replay(&req).await?;
-        let op_id = String::from_utf8_lossy(&req)
-            .split("\"op_id\":\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
-        h.write(&Entry::Final(Final::Forged {
-            site: site.into(),
-            op_id,
-            replay: true,
-            status,
-        }))?;
-    }
-    Ok(())
 }
 
 /// Where reports go by default: `chaos-results/` in the working directory.

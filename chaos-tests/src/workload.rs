@@ -22,11 +22,16 @@ use sessync_proto::api::{
     Consistency, CreateSessionRequest, InvalidateRequest, ValidateRequest, ValidateResponse,
     VerifyRequest,
 };
-use sessync_proto::{SessionId, SessionState, SessionView, SiteName, UserId};
+use sessync_proto::{SessionId, SessionState, SessionView, UserId};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod answers;
+
+pub(crate) use answers::{seen_state, seen_validate};
+
 use crate::history::{Call, Entry, HistoryWriter, Op, Outcome, Ret, Seen, Via};
+use answers::{failed, fanout, refused_touch, site_names, with_seen};
 
 /// Sessions (with tokens) a client remembers per user; older ones are forgotten.
 pub const KEPT_PER_USER: usize = 24;
@@ -280,7 +285,7 @@ impl Workload {
                 Outcome::Ok {
                     ret: Ret::Created {
                         session: r.session.session_id.clone(),
-                        state: seen_view(&r.session),
+                        state: seen_state(&r.session),
                     },
                 }
             }
@@ -341,7 +346,7 @@ impl Workload {
         let outcome = match self.library(step.site, step.node).touch(&h.id).await {
             Ok(t) => Outcome::Ok {
                 ret: Ret::Seen {
-                    state: seen_view(&t.session),
+                    state: seen_state(&t.session),
                 },
             },
             Err(e) => refused_touch(&e),
@@ -365,7 +370,7 @@ impl Workload {
         let outcome = match res {
             Ok(s) => Outcome::Ok {
                 ret: Ret::Seen {
-                    state: seen_view(&s),
+                    state: seen_state(&s),
                 },
             },
             // A linearizable read that does not know the session is an answer.
@@ -508,77 +513,4 @@ struct Step {
     site: usize,
     node: usize,
     via: Via,
-}
-
-/// A 4xx answer means nothing happened; anything else may or may not have.
-fn failed(e: &ClientError) -> Outcome {
-    match e.status() {
-        Some(s) if (400..500).contains(&s) => Outcome::Fail {
-            code: e.code().map_or_else(|| s.to_string(), |c| c.to_string()),
-            seen: None,
-        },
-        _ => Outcome::Unknown { why: e.to_string() },
-    }
-}
-
-/// A refusal that reports the session's state (see [`Outcome::Fail`]).
-fn with_seen(o: Outcome, state: Seen) -> Outcome {
-    match o {
-        Outcome::Fail { code, .. } => Outcome::Fail {
-            code,
-            seen: Some(state),
-        },
-        other => other,
-    }
-}
-
-/// A touch is refused with `conflict` when the session has ended or is blocked; the message
-/// says which.
-fn refused_touch(e: &ClientError) -> Outcome {
-    let o = failed(e);
-    match e {
-        ClientError::Conflict { message, .. } if message.contains("has ended") => {
-            with_seen(o, Seen::Ended)
-        }
-        ClientError::Conflict { message, .. } if message.contains("is blocked") => {
-            with_seen(o, Seen::Blocked)
-        }
-        _ => o,
-    }
-}
-
-fn seen_view(s: &SessionView) -> Seen {
-    match s.state {
-        SessionState::Active => Seen::Active,
-        SessionState::Blocked => Seen::Blocked,
-        SessionState::Ended => Seen::Ended,
-    }
-}
-
-fn seen_validate(v: &ValidateResponse) -> Seen {
-    match (v.valid, v.reason.as_deref()) {
-        (true, _) => Seen::Active,
-        (false, Some("blocked")) => Seen::Blocked,
-        (false, Some("unknown")) => Seen::Absent,
-        (false, _) => Seen::Ended,
-    }
-}
-
-fn site_names(targets: &[String]) -> Vec<SiteName> {
-    targets
-        .iter()
-        .filter_map(|t| SiteName::parse_field(t, "targets").ok())
-        .collect()
-}
-
-fn fanout(f: &BTreeMap<SiteName, sessync_proto::api::FanoutStatus>) -> BTreeMap<String, String> {
-    f.iter()
-        .map(|(k, v)| {
-            let status = serde_json::to_value(v)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            (k.to_string(), status)
-        })
-        .collect()
 }
