@@ -210,14 +210,18 @@ pub struct InvalidateResponse {
     pub fanout: BTreeMap<SiteName, FanoutStatus>,
 }
 
-/// GET /v1/config
+/// GET /v1/config. An app key gets the policy alone (a front end shows the idle warning from
+/// it); an admin key also gets the features and the site.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigResponse {
     /// The replicated policy every node applies (None before the first leader wrote it).
     pub policy: Option<Policy>,
-    /// What this build offers.
+    /// What this build offers (admin only; empty for an app key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
-    pub site: SiteName,
+    /// This cluster's site name (admin only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<SiteName>,
 }
 
 /// One row of GET /v1/users/active.

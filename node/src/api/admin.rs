@@ -9,9 +9,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use sessync_proto::api::{ActiveUser, ActiveUsersResponse, AuditResponse, ConfigResponse};
 use sessync_proto::time::human_idle;
-use sessync_proto::{PolicyUpdate, SessionId, SessionState, Timestamp, UserId};
+use sessync_proto::{PolicyUpdate, Role, SessionId, SessionState, Timestamp, UserId};
 
-use super::auth::{authenticate, AdminCaller};
+use super::auth::{authenticate, AdminCaller, AppCaller};
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::page::{self, Page};
@@ -50,11 +50,21 @@ const FEATURES: &[&str] = &[
     "federation",
 ];
 
-async fn config(State(app): State<App>, _caller: AdminCaller) -> Json<ConfigResponse> {
+/// `GET /v1/config`: the replicated policy to any key (front ends show the idle warning from
+/// it); the build's features and the site name to an admin key only.
+async fn config(State(app): State<App>, AppCaller(caller): AppCaller) -> Json<ConfigResponse> {
+    let policy = app.rt().state().read(|s| s.replicated_policy().cloned());
+    if caller.role != Role::Admin {
+        return Json(ConfigResponse {
+            policy,
+            features: Vec::new(),
+            site: None,
+        });
+    }
     Json(ConfigResponse {
-        policy: app.rt().state().read(|s| s.replicated_policy().cloned()),
+        policy,
         features: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
-        site: app.rt().site().clone(),
+        site: Some(app.rt().site().clone()),
     })
 }
 
@@ -82,7 +92,7 @@ async fn set_policy(
         by: Some(caller.name.clone()),
     });
     app.rt().propose(cmd).await?;
-    Ok(config(State(app), AdminCaller(caller)).await)
+    Ok(config(State(app), AppCaller(caller)).await)
 }
 
 #[derive(Deserialize)]

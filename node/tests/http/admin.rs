@@ -14,6 +14,12 @@ async fn admin_views() {
     assert_eq!(c["policy"]["on_limit"], "deny");
     assert_eq!(c["policy"]["idle_timeout"], "15m");
     assert!(c["features"].as_array().unwrap().contains(&json!("verify")));
+    assert!(c["site"].is_string(), "{c}");
+    // An app key gets the policy alone, for front ends that show the idle warning.
+    let (s, c) = node.call(Method::GET, "/v1/config", APP_KEY, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(c["policy"]["idle_timeout"], "15m");
+    assert!(c.get("features").is_none() && c.get("site").is_none(), "{c}");
 
     let (id, _) = node.login("hana").await;
     node.login("hana").await;

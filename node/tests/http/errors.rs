@@ -190,7 +190,6 @@ async fn keys_and_roles() {
         .await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
     for path in [
-        "/v1/config",
         "/v1/users/active",
         "/v1/audit",
         "/cluster/status",
