@@ -203,6 +203,11 @@ pub enum Seen {
     Ended,
 }
 
+/// The [`FaultEvent::fault`] of a node's data dir deleted: `start` before the node is killed,
+/// `stop` once it runs again (empty). A node's local reads are judged within one life of its
+/// data, and those whose interval meets that window belong to neither life.
+pub const WIPE: &str = "wipe";
+
 /// A fault the nemesis injected or healed, or a recovery it timed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaultEvent {

@@ -225,10 +225,22 @@ impl Nemesis {
         detail: &str,
         recovery_ms: Option<u64>,
     ) {
+        self.record(fault.name(), phase, nodes, detail, recovery_ms);
+    }
+
+    /// Writes a fault event named `fault` to the history.
+    fn record(
+        &self,
+        fault: &str,
+        phase: Phase,
+        nodes: &[u64],
+        detail: &str,
+        recovery_ms: Option<u64>,
+    ) {
         let e = Entry::Fault(FaultEvent {
             at_ms: self.now_ms(),
             site: self.target.name.clone(),
-            fault: fault.name().into(),
+            fault: fault.into(),
             phase,
             nodes: nodes.to_vec(),
             detail: detail.into(),

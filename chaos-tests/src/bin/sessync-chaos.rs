@@ -10,6 +10,9 @@
 //! - `sessync-chaos --scenario partition --seed 2 --duration 60s --sabotage-local-reads`: the
 //!   same with a broken client (linearizable reads sent as local ones); the checker must fail it.
 //!
+//! - `sessync-chaos --check chaos-results/crash-1.history.jsonl`: the checker on a stored
+//!   history.
+//!
 //! Exits 1 if any run found an anomaly or failed, printing its seed and the replay command.
 
 use std::path::PathBuf;
@@ -17,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Parser;
+use sessync_chaos_tests::checker;
+use sessync_chaos_tests::history::History;
 use sessync_chaos_tests::report::{totals, Summary};
 use sessync_chaos_tests::run::{default_out_dir, run, RunSpec, Scenario};
 use sessync_chaos_tests::workload::Sabotage;
@@ -59,6 +64,9 @@ struct Args {
     /// Where histories and reports go.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Check a stored history again (after a change to the checker) and exit.
+    #[arg(long, value_name = "HISTORY_JSONL")]
+    check: Option<PathBuf>,
     /// Send linearizable validates as local reads (recorded as linearizable): a broken
     /// client the checker must catch. Such a run is expected to fail.
     #[arg(long)]
@@ -87,6 +95,9 @@ async fn main() -> anyhow::Result<()> {
 
 /// Runs what `args` asks for, prints the tables, and exits 1 on a failed run.
 async fn chaos(args: Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.check {
+        return check_stored(path);
+    }
     let out_dir = args.out.clone().unwrap_or_else(default_out_dir);
     let spec = |scenario, seed, duration| RunSpec {
         seed,
@@ -186,4 +197,17 @@ fn clock_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(1)
+}
+
+/// The checker on a stored history; exits 1 if it finds anything.
+fn check_stored(path: &std::path::Path) -> anyhow::Result<()> {
+    let found = checker::check(&History::read(path)?);
+    for a in &found {
+        eprintln!("ANOMALY {:?}: {} (ops {:?})", a.kind, a.message, a.ops);
+    }
+    eprintln!("{}: {} anomalies", path.display(), found.len());
+    if !found.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
 }

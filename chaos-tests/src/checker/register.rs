@@ -17,7 +17,7 @@ use sessync_proto::SessionId;
 
 use super::known::Known;
 use super::{Anomaly, AnomalyKind};
-use crate::history::{Call, Final, History, Outcome, Ret, Seen};
+use crate::history::{Call, Final, History, Outcome, Phase, Ret, Seen, WIPE};
 
 /// One thing known about a session's state.
 #[derive(Clone, Copy, Debug)]
@@ -123,7 +123,9 @@ fn facts(h: &History) -> (Linear, Local) {
                 },
                 Ret::Seen { state },
             ) => {
-                let life = wipes_before(h, &o.site, o.node, o.invoke_ms);
+                let Some(life) = life_of(h, &o.site, o.node, (o.invoke_ms, o.complete_ms)) else {
+                    continue;
+                };
                 local
                     .entry((session.clone(), o.site.clone(), o.node, life))
                     .or_default()
@@ -276,17 +278,33 @@ fn final_local(h: &History) -> Vec<Anomaly> {
     found
 }
 
-/// How many times node `node` of `site` was wiped before `t` (each wipe starts a new life of
-/// its data).
-fn wipes_before(h: &History, site: &str, node: u64, t: u64) -> usize {
-    h.faults
+/// Which life of the node's data an operation over `span` saw: the number of wipes done
+/// before it began; None when a wipe's window meets its interval (it may have seen either).
+fn life_of(h: &History, site: &str, node: u64, span: (u64, u64)) -> Option<usize> {
+    let mut life = 0;
+    let mut started: Option<u64> = None;
+    for f in h
+        .faults
         .iter()
-        .filter(|f| {
-            f.fault == "wipe"
-                && f.phase == crate::history::Phase::Start
-                && f.site == site
-                && f.nodes.contains(&node)
-                && f.at_ms <= t
-        })
-        .count()
+        .filter(|f| f.fault == WIPE && f.site == site && f.nodes.contains(&node))
+    {
+        match f.phase {
+            Phase::Start => started = Some(f.at_ms),
+            Phase::Stop => {
+                let from = started.take().unwrap_or(0);
+                if span.1 >= from && span.0 <= f.at_ms {
+                    return None;
+                }
+                if f.at_ms < span.0 {
+                    life += 1;
+                }
+            }
+            Phase::Recovered => {}
+        }
+    }
+    // A wipe begun and not finished: the node is down from its start on.
+    match started {
+        Some(from) if span.1 >= from => None,
+        _ => Some(life),
+    }
 }

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::{retry, FaultKind, Nemesis, CHANGE_TIMEOUT, SKEW_BEYOND, SKEW_WITHIN};
-use crate::history::Phase;
+use crate::history::{Phase, WIPE};
 
 impl Nemesis {
     /// kill -9 of one node, the leader or a majority, or a pause; held, then restarted or resumed.
@@ -121,6 +121,7 @@ impl Nemesis {
             admin.change_membership(rest.clone(), false)
         })
         .await?;
+        self.record(WIPE, Phase::Start, &[id], "killed, data dir deleted", None);
         self.target.cluster.wipe(id);
         self.event(kind, Phase::Start, &[id], "disk wiped", None);
         // The others compact their logs, so the empty node must take a snapshot.
@@ -134,6 +135,7 @@ impl Nemesis {
                 .await;
         }
         self.target.cluster.restart(id).await?;
+        self.record(WIPE, Phase::Stop, &[id], "started empty", None);
         let url = self.target.cluster.raft_url(id);
         retry("add the learner", || admin.add_learner(id, url.clone())).await?;
         self.target.cluster.wait_converged(CHANGE_TIMEOUT).await?;

@@ -19,7 +19,10 @@ async fn admin_views() {
     let (s, c) = node.call(Method::GET, "/v1/config", APP_KEY, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(c["policy"]["idle_timeout"], "15m");
-    assert!(c.get("features").is_none() && c.get("site").is_none(), "{c}");
+    assert!(
+        c.get("features").is_none() && c.get("site").is_none(),
+        "{c}"
+    );
 
     let (id, _) = node.login("hana").await;
     node.login("hana").await;

@@ -189,11 +189,7 @@ async fn keys_and_roles() {
         .call(Method::POST, "/v1/sessions", "not-a-key", body.clone())
         .await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
-    for path in [
-        "/v1/users/active",
-        "/v1/audit",
-        "/cluster/status",
-    ] {
+    for path in ["/v1/users/active", "/v1/audit", "/cluster/status"] {
         let (s, b) = node.call(Method::GET, path, APP_KEY, None).await;
         assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden", None);
     }
