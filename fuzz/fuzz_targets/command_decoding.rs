@@ -94,8 +94,9 @@ fuzz_target!(|bytes: &[u8]| {
         if i == reopen_at {
             other = records.reopen(&other);
         }
-        let (outcome, muts) = apply(&mut straight, cmd);
-        let (outcome_b, muts_b) = apply(&mut other, cmd);
+        let index = i as u64 + 1;
+        let (outcome, muts) = apply(&mut straight, cmd, index);
+        let (outcome_b, muts_b) = apply(&mut other, cmd, index);
         assert_eq!(outcome, outcome_b, "command {i}: outcomes differ");
         assert_eq!(muts, muts_b, "command {i}: mutations differ");
         records.fold(&muts_b);

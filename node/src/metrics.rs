@@ -83,6 +83,7 @@ pub(crate) struct Metrics {
     pub(crate) touch_batches: Counter,
     pub(crate) touches_replicated: Counter,
     pub(crate) audit_dropped: Counter,
+    pub(crate) event_catch_ups: Counter,
     sessions: Family<StateLabels, Gauge>,
     policy_file_differs: Gauge,
     audit: AuditMetrics,
@@ -291,6 +292,12 @@ impl Metrics {
                 r,
                 "audit_dropped",
                 "Audit events dropped because the queue was full",
+                Counter::default(),
+            ),
+            event_catch_ups: reg(
+                r,
+                "event_catch_ups",
+                "Event subscribers that resumed or fell behind and caught up from the store",
                 Counter::default(),
             ),
             sessions: reg(

@@ -10,6 +10,7 @@
 //! - [`api`]: request and answer bodies of every endpoint.
 //! - [`federation`]: what sites send each other, its signed headers, and the federation status.
 //! - [`error`]: the error body and its codes.
+//! - [`events`]: the live event stream's events and the positions a subscriber resumes from.
 //! - [`wire`]: header names and the node-to-node RPC paths, declared once.
 
 // A test reads best as one scenario, however long.
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod error;
+pub mod events;
 pub mod federation;
 pub mod ids;
 pub mod policy;
@@ -25,6 +27,7 @@ pub mod time;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
+pub use events::EventPosition;
 pub use ids::{OpId, SessionId, SiteName, UserId};
 pub use policy::{OnLimit, Policy, PolicyUpdate, Role};
 pub use session::{Device, EndReason, SessionState, SessionView};

@@ -17,17 +17,19 @@ use super::store::SessionStore;
 use super::tx::Tx;
 use super::{expiry, federated, login, user_op};
 
-/// Applies `cmd` to `store`; returns what to answer and the mutations to persist.
+/// Applies `cmd`, the entry at log `index`, to `store`; returns what to answer and the mutations
+/// to persist.
 ///
 /// Cluster time never runs backwards in the log: a command stamped earlier than one applied
 /// before it (two proposals racing on the leader, or a new leader with a slower clock) takes the
 /// later time.
-pub fn apply(store: &mut SessionStore, cmd: &Command) -> (Outcome, Vec<Mutation>) {
+pub fn apply(store: &mut SessionStore, cmd: &Command, index: u64) -> (Outcome, Vec<Mutation>) {
     let at = cmd.at().max(store.clock());
     store.advance_clock(at);
     let mut tx = Tx {
         store,
         at,
+        index,
         mutations: Vec::new(),
     };
     let outcome = match cmd {

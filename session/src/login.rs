@@ -67,6 +67,7 @@ pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
         ended_at: None,
         idempotency_key: c.idempotency_key.clone(),
         created_by: c.by.clone(),
+        changed: None,
     };
     tx.put(session.clone());
     let kind = if state == SessionState::Blocked {

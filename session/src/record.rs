@@ -4,7 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sessync_proto::{
-    Device, EndReason, Policy, SessionId, SessionState, SessionView, Timestamp, UserId,
+    Device, EndReason, EventPosition, Policy, SessionId, SessionState, SessionView, Timestamp,
+    UserId,
 };
 use sha2::{Digest, Sha256};
 
@@ -59,6 +60,11 @@ pub struct Session {
     /// (None for sessions made before it was recorded: those are never replayed.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// Where the session's state last changed (created, blocked, activated, ended): the entry's
+    /// log index and cluster time, so an event subscriber can resume after a position. Touches
+    /// leave it. (None for sessions last changed before it was recorded.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<EventPosition>,
 }
 
 impl Session {

@@ -120,6 +120,29 @@ impl SessionStore {
         self.sessions.values()
     }
 
+    /// At most `max` sessions (of `user`, or of everyone) whose state last changed after log
+    /// index `after`, in the order of their change: what an event subscriber resuming after that
+    /// position has missed. Costs one pass over the sessions in question.
+    pub fn changed_after(&self, after: u64, user: Option<&UserId>, max: usize) -> Vec<&Session> {
+        let mut found: Vec<(u64, &Session)> = match user {
+            Some(u) => self
+                .user_sessions(u)
+                .filter_map(|s| changed_index(s, after))
+                .collect(),
+            None => self
+                .sessions
+                .values()
+                .filter_map(|s| changed_index(s, after))
+                .collect(),
+        };
+        if found.len() > max {
+            found.select_nth_unstable_by_key(max, |(i, _)| *i);
+            found.truncate(max);
+        }
+        found.sort_unstable_by_key(|(i, _)| *i);
+        found.into_iter().map(|(_, s)| s).collect()
+    }
+
     /// How many sessions are stored (live and ended).
     pub fn len(&self) -> usize {
         self.sessions.len()
@@ -265,4 +288,12 @@ impl SessionStore {
             .map(|s| (s.deadline(&policy).0, s.id.clone()))
             .collect();
     }
+}
+
+/// The log index of `s`'s last change, if after `after`.
+fn changed_index(s: &Session, after: u64) -> Option<(u64, &Session)> {
+    s.changed
+        .map(|c| c.index)
+        .filter(|&i| i > after)
+        .map(|i| (i, s))
 }

@@ -38,6 +38,8 @@ pub(crate) fn at(ms_after_t0: u64) -> Timestamp {
 pub(crate) struct Sm {
     pub(crate) store: SessionStore,
     pub(crate) muts: Vec<Mutation>,
+    /// The log index of the last command run.
+    pub(crate) index: u64,
 }
 
 impl Sm {
@@ -45,6 +47,7 @@ impl Sm {
         let mut sm = Sm {
             store: SessionStore::new(),
             muts: Vec::new(),
+            index: 0,
         };
         sm.run(Command::SetPolicy(SetPolicy {
             at: at(0),
@@ -55,7 +58,8 @@ impl Sm {
     }
 
     pub(crate) fn run(&mut self, cmd: Command) -> Outcome {
-        let (o, m) = apply(&mut self.store, &cmd);
+        self.index += 1;
+        let (o, m) = apply(&mut self.store, &cmd, self.index);
         self.muts.extend(m);
         o
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sessync_proto::{Device, EndReason, OnLimit, Policy, SessionState};
+use sessync_proto::{Device, EndReason, OnLimit, Policy, SessionId, SessionState};
 
 use super::testkit::*;
 use super::*;
@@ -433,4 +433,47 @@ fn a_longer_policy_never_revives_a_session_past_its_old_deadline() {
         (SessionState::Active, None),
         "live under the old policy"
     );
+}
+
+#[test]
+fn a_state_change_is_stamped_with_its_position_and_a_touch_is_not() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    sm.create(1, "a", 10);
+    let created = sm.index;
+    sm.create(2, "b", 20);
+    let pos = |sm: &Sm, n| sm.store.get(&sid(n)).unwrap().changed.unwrap();
+    assert_eq!((pos(&sm, 1).index, pos(&sm, 1).at), (created, at(10)));
+    sm.run(Command::Touch(Touch {
+        at: at(5000),
+        touches: vec![(sid(1), at(5000))],
+    }));
+    assert_eq!(
+        pos(&sm, 1).index,
+        created,
+        "a touch is not a change of state"
+    );
+    sm.run(Command::End(End {
+        at: at(6000),
+        session_id: sid(1),
+        reason: EndReason::Logout,
+    }));
+    let ended = sm.index;
+    assert_eq!((pos(&sm, 1).index, pos(&sm, 1).at), (ended, at(6000)));
+    // What a subscriber resuming after the create has missed: session 2, then 1's end.
+    let after = |i, u: Option<&str>, max| {
+        let u = u.map(user);
+        sm.store
+            .changed_after(i, u.as_ref(), max)
+            .iter()
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(after(created, None, 10), vec![sid(2), sid(1)]);
+    assert_eq!(
+        after(created, None, 1),
+        vec![sid(2)],
+        "the oldest first, up to max"
+    );
+    assert_eq!(after(created, Some("a"), 10), vec![sid(1)]);
+    assert_eq!(after(ended, None, 10), Vec::<SessionId>::new());
 }

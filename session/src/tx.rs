@@ -3,7 +3,7 @@
 //! helpers here are the steps many commands share (ending a session, expiring a user's).
 
 use serde_json::json;
-use sessync_proto::{EndReason, SessionId, SessionState, Timestamp, UserId};
+use sessync_proto::{EndReason, EventPosition, SessionId, SessionState, Timestamp, UserId};
 
 use super::command::AuditNote;
 use super::mutation::{Mutation, Record};
@@ -14,6 +14,8 @@ use super::store::SessionStore;
 pub(super) struct Tx<'a> {
     pub(crate) store: &'a mut SessionStore,
     pub(crate) at: Timestamp,
+    /// The log index of the entry being applied.
+    pub(crate) index: u64,
     pub(crate) mutations: Vec<Mutation>,
 }
 
@@ -23,7 +25,14 @@ impl Tx<'_> {
         self.mutations.push(m);
     }
 
-    pub(super) fn put(&mut self, s: Session) {
+    /// Stores `s`; a new session or a new state is stamped with this entry's position.
+    pub(super) fn put(&mut self, mut s: Session) {
+        if self.store.get(&s.id).is_none_or(|old| old.state != s.state) {
+            s.changed = Some(EventPosition {
+                index: self.index,
+                at: self.at,
+            });
+        }
         self.push(Mutation::Put(Record::Session(s)));
     }
 

@@ -160,7 +160,7 @@ impl StateMachineStore {
             EntryPayload::Normal(cmd) => {
                 let (outcome, muts) = {
                     let mut st = self.state.write();
-                    session::apply(&mut st, &cmd)
+                    session::apply(&mut st, &cmd, entry.log_id.index)
                 };
                 changed = self.persist(&mut batch, &muts)?;
                 // A touch only slides last_seen_at: not a state change worth announcing.

@@ -44,7 +44,7 @@ pub(super) fn entry(index: u64, cmd: Command) -> Entry {
 
 /// A log: membership, policy, 30 logins of 3 users, ends, a verify, invalidates fanned out to a
 /// peer (one acknowledged), a peer's verify, expiry.
-pub(super) fn sample_log() -> Vec<Entry> {
+pub(crate) fn sample_log() -> Vec<Entry> {
     let t0 = 1_800_000_000_000;
     let mut out = vec![Entry {
         log_id: log_id(1),
@@ -131,7 +131,7 @@ pub(super) fn sample_log() -> Vec<Entry> {
     out
 }
 
-pub(super) fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()

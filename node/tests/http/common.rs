@@ -351,12 +351,24 @@ impl TestNode {
 
     /// Opens a GET whose body is read as it arrives (for the event stream).
     pub(crate) async fn open_stream(&self, path: &str, key: &str) -> reqwest::Response {
-        self.http
+        self.resume_stream(path, key, None).await
+    }
+
+    /// Opens an event stream, resuming after `last_event_id` when given.
+    pub(crate) async fn resume_stream(
+        &self,
+        path: &str,
+        key: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
             .get(format!("{}{path}", self.url))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("request sent")
+            .bearer_auth(key);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        req.send().await.expect("request sent")
     }
 
     /// Creates a session for `user`; returns (session_id, token).
