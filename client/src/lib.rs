@@ -45,7 +45,7 @@
 //! ```
 //!
 //! Modules: [`transport`] (endpoints, failover, retries, raw requests), [`builder`] (deadline
-//! and retry settings), [`error`], and the endpoint groups `sessions` (role app), `admin` (role
+//! and retry settings), [`error`], [`events`] (the event stream, resumed across failures), and the endpoint groups `sessions` (role app), `admin` (role
 //! admin and the open probes) and `cluster` (Raft management), which add methods to [`Client`].
 
 // A test reads best as one scenario, however long.
@@ -57,6 +57,7 @@ pub mod builder;
 mod client;
 mod cluster;
 pub mod error;
+pub mod events;
 mod pages;
 mod paths;
 mod retry;

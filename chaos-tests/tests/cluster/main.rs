@@ -14,6 +14,7 @@ mod client_routing;
 mod clock;
 mod crash;
 mod ctl;
+mod events;
 mod fed;
 mod federation;
 mod federation_burst;
