@@ -285,12 +285,16 @@ pub enum Final {
         target: String,
         pending: u64,
     },
-    /// A forged or replayed peer request the nemesis sent, and the status it was answered.
+    /// A forged or replayed peer request the nemesis sent, the status it was answered, and for
+    /// a 2xx the answer's `applied` (a replay may be answered 2xx, `applied: false`: it is the
+    /// origin's own request, and a repeat changes nothing).
     Forged {
         site: String,
         op_id: String,
         replay: bool,
         status: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        applied: Option<bool>,
     },
 }
 

@@ -72,19 +72,24 @@ fn queued<'h>(
                 format!("{origin} still holds {pending} fan-out(s) for {target} after the faults healed"),
                 vec![],
             )),
+            // A forged request must be refused; a replayed one may be acknowledged as a
+            // repeat (it is the origin's own), but must change nothing.
             Final::Forged {
                 site,
                 op_id,
                 replay,
                 status,
-            } if (200..300).contains(status) => found.push(Anomaly::new(
-                AnomalyKind::ForgedApplied,
-                format!(
-                    "{site} answered {status} to a {} peer request (operation {op_id})",
-                    if *replay { "replayed" } else { "forged" }
-                ),
-                vec![],
-            )),
+                applied,
+            } if (200..300).contains(status) && (!*replay || *applied != Some(false)) => {
+                found.push(Anomaly::new(
+                    AnomalyKind::ForgedApplied,
+                    format!(
+                        "{site} answered {status} (applied: {applied:?}) to a {} peer request (operation {op_id})",
+                        if *replay { "replayed" } else { "forged" }
+                    ),
+                    vec![],
+                ));
+            }
             _ => {}
         }
     }

@@ -226,6 +226,15 @@ fn clean() -> H {
         op_id: "forged1".into(),
         replay: false,
         status: 401,
+        applied: None,
+    });
+    // The origin's own request again: acknowledged as a repeat, nothing changed.
+    h.finally(Final::Forged {
+        site: B.into(),
+        op_id: "op1".into(),
+        replay: true,
+        status: 200,
+        applied: Some(false),
     });
     h.0.faults.push(FaultEvent {
         at_ms: 100,
@@ -476,12 +485,24 @@ fn a_forged_or_replayed_request_accepted_is_caught() {
         duplicate: false,
     });
     assert_eq!(h.kinds(), vec![AnomalyKind::ForgedApplied]);
+    // A replay that applied the operation again.
     let mut h = clean();
     h.finally(Final::Forged {
         site: B.into(),
         op_id: "op1".into(),
         replay: true,
         status: 200,
+        applied: Some(true),
+    });
+    assert_eq!(h.kinds(), vec![AnomalyKind::ForgedApplied]);
+    // A forged request acknowledged at all.
+    let mut h = clean();
+    h.finally(Final::Forged {
+        site: B.into(),
+        op_id: "forged2".into(),
+        replay: false,
+        status: 200,
+        applied: Some(false),
     });
     assert_eq!(h.kinds(), vec![AnomalyKind::ForgedApplied]);
 }

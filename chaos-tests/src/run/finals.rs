@@ -113,8 +113,9 @@ pub(super) async fn heal_and_read(
         }
     }
     if let Some((name, peer, proxy)) = &t.peer {
-        fanout_records(&t.name, &t.cluster, name, peer, h).await?;
+        // Replays first, so the records read after them would show an operation applied twice.
         forge_and_replay(name, peer, proxy, h).await?;
+        fanout_records(&t.name, &t.cluster, name, peer, h).await?;
     }
     Ok(())
 }
@@ -229,9 +230,13 @@ async fn forge_and_replay(
         op_id,
         replay: false,
         status: resp.status().as_u16(),
+        applied: None,
     }))?;
     for req in proxy.captured().into_iter().take(3) {
-        let (status, _) = proxy.replay(&req).await?;
+        let (status, body) = proxy.replay(&req).await?;
+        let applied = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["applied"].as_bool());
         let op_id = String::from_utf8_lossy(&req)
             .split("\"op_id\":\"")
             .nth(1)
@@ -243,6 +248,7 @@ async fn forge_and_replay(
             op_id,
             replay: true,
             status,
+            applied,
         }))?;
     }
     Ok(())
