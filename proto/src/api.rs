@@ -25,6 +25,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// POST /v1/sessions
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
     pub user_id: UserId,
@@ -54,6 +55,7 @@ impl CreateSessionRequest {
 
 /// 201 answer of POST /v1/sessions (200 when an idempotent retry found the session).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateSessionResponse {
     pub session: SessionView,
     /// The secret the app hands to the user's device. Shown once; the node keeps only its hash.
@@ -62,6 +64,7 @@ pub struct CreateSessionResponse {
 
 /// How fresh a validate's answer must be.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Consistency {
     /// Confirmed with the leader's quorum: reflects every acknowledged change.
@@ -77,6 +80,7 @@ fn default_true() -> bool {
 
 /// POST /v1/sessions/validate
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
     pub token: String,
@@ -106,6 +110,7 @@ impl ValidateRequest {
 
 /// Answer of POST /v1/sessions/validate. `valid: false` carries only `reason`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidateResponse {
     pub valid: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +126,7 @@ pub struct ValidateResponse {
 
 /// Answer of POST /v1/sessions/{id}/touch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TouchResponse {
     pub session: SessionView,
     pub seconds_until_idle_end: u64,
@@ -129,12 +135,14 @@ pub struct TouchResponse {
 
 /// `{session}`: GET and DELETE /v1/sessions/{id}.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionResponse {
     pub session: SessionView,
 }
 
 /// `{sessions}`: GET /v1/users/{user_id}/sessions, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionsResponse {
     pub sessions: Vec<SessionView>,
     /// Present when more follow: pass it as `cursor` for the next page.
@@ -154,6 +162,7 @@ fn check_targets(targets: &[SiteName]) -> Result<(), FieldError> {
 
 /// POST /v1/users/{user_id}/verify
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The session that is the one; default: the user's newest.
@@ -171,6 +180,7 @@ impl VerifyRequest {
 
 /// How a fan-out to one target site went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FanoutStatus {
     Delivered,
@@ -180,6 +190,7 @@ pub enum FanoutStatus {
 
 /// Answer of POST /v1/users/{user_id}/verify.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyResponse {
     pub verified: SessionId,
     pub ended: u32,
@@ -188,6 +199,7 @@ pub struct VerifyResponse {
 
 /// POST /v1/users/{user_id}/invalidate
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InvalidateRequest {
     /// The one session to end; default: all of the user's.
@@ -205,6 +217,7 @@ impl InvalidateRequest {
 
 /// Answer of POST /v1/users/{user_id}/invalidate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvalidateResponse {
     pub ended: u32,
     pub fanout: BTreeMap<SiteName, FanoutStatus>,
@@ -213,6 +226,7 @@ pub struct InvalidateResponse {
 /// GET /v1/config. An app key gets the policy alone (a front end shows the idle warning from
 /// it); an admin key also gets the features and the site.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigResponse {
     /// The replicated policy every node applies (None before the first leader wrote it).
     pub policy: Option<Policy>,
@@ -226,6 +240,7 @@ pub struct ConfigResponse {
 
 /// One row of GET /v1/users/active.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActiveUser {
     pub user_id: UserId,
     /// Active sessions the user holds.
@@ -238,6 +253,7 @@ pub struct ActiveUser {
 
 /// GET /v1/users/active
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActiveUsersResponse {
     pub users: Vec<ActiveUser>,
     /// Present when more follow: pass it as `cursor` for the next page.
@@ -247,6 +263,7 @@ pub struct ActiveUsersResponse {
 
 /// One replicated audit event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     /// Position in the audit log, increasing by one per event.
     pub seq: u64,
@@ -259,11 +276,13 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<SessionId>,
     /// Free-form details (end reason, count, node, ...), always an object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: serde_json::Value,
 }
 
 /// GET /v1/audit
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditResponse {
     pub events: Vec<AuditEvent>,
     /// Present when more follow: pass it as `cursor` for the next page.
@@ -273,6 +292,7 @@ pub struct AuditResponse {
 
 /// POST /cluster/init: node id (as a string key, JSON objects need them) to its advertised URL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InitRequest {
     pub members: BTreeMap<String, String>,
@@ -280,6 +300,7 @@ pub struct InitRequest {
 
 /// POST /cluster/learners
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddLearnerRequest {
     pub node_id: u64,
@@ -288,6 +309,7 @@ pub struct AddLearnerRequest {
 
 /// POST /cluster/membership: the new set of voters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangeMembershipRequest {
     pub voters: Vec<u64>,
@@ -298,6 +320,7 @@ pub struct ChangeMembershipRequest {
 
 /// One node in GET /cluster/status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberStatus {
     pub node_id: u64,
     pub url: String,
@@ -309,6 +332,7 @@ pub struct MemberStatus {
 
 /// GET /cluster/status: this node's view of the Raft cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterStatus {
     pub node_id: u64,
     pub site: SiteName,
@@ -341,6 +365,7 @@ pub struct ClusterStatus {
 
 /// Answer of the cluster management writes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterChangeResponse {
     pub ok: bool,
     pub log_index: Option<u64>,

@@ -71,6 +71,7 @@ impl FromStr for EventPosition {
 
 /// The data of an [`SESSION`] event: the session as it is after the change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionEvent {
     /// The log index of the change (the event's `id:` also carries its time).
     pub index: u64,
@@ -79,6 +80,7 @@ pub struct SessionEvent {
 
 /// The data of a [`TRIMMED`] event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrimmedEvent {
     /// The position the subscriber asked to resume after.
     pub asked: String,

@@ -27,6 +27,7 @@ pub const MAX_NONCE_BYTES: usize = 64;
 
 /// The two operations a site sends its peers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PeerOpKind {
     /// A session of the user was verified at the origin: every session here ends `superseded`.
@@ -61,6 +62,7 @@ impl fmt::Display for PeerOpKind {
 
 /// Body of `POST /v1/federation/verify` and `/v1/federation/invalidate`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PeerOpRequest {
     /// The same for every delivery of one operation: a repeat is applied once.
@@ -76,6 +78,7 @@ pub struct PeerOpRequest {
 
 /// The receiver's answer: the sender's acknowledgement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerOpResponse {
     pub op_id: OpId,
     /// False when this `op_id` had already been applied (a repeated delivery): nothing changed.
@@ -91,6 +94,7 @@ pub fn check_nonce(raw: &str) -> Result<(), FieldError> {
 
 /// GET /v1/federation/status: how delivery to each peer stands, as the leader sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FederationStatus {
     /// This site.
     pub site: SiteName,
@@ -101,6 +105,7 @@ pub struct FederationStatus {
 
 /// One peer in [`FederationStatus`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerStatus {
     pub site: SiteName,
     pub urls: Vec<String>,

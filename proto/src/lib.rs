@@ -12,6 +12,9 @@
 //! - [`error`]: the error body and its codes.
 //! - [`events`]: the live event stream's events and the positions a subscriber resumes from.
 //! - [`wire`]: header names and the node-to-node RPC paths, declared once.
+//!
+//! With the `openapi` feature every wire type also has a JSON Schema (utoipa), from which the
+//! node builds its OpenAPI document.
 
 // A test reads best as one scenario, however long.
 #![cfg_attr(test, allow(clippy::too_many_lines))]
@@ -21,6 +24,8 @@ pub mod error;
 pub mod events;
 pub mod federation;
 pub mod ids;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod policy;
 pub mod session;
 pub mod time;

@@ -11,6 +11,7 @@ use crate::error::FieldError;
 
 /// What a login over `max_concurrent_sessions` does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OnLimit {
     /// Refuse it: 409 `limit_reached`, nothing created.
@@ -35,12 +36,15 @@ impl OnLimit {
 
 /// The replicated session policy. Durations are serialized as humantime strings (`15m`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policy {
     /// A session ends when unused this long.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15m"))]
     pub idle_timeout: Duration,
     /// A session ends this long after creation, however active.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15m"))]
     pub max_lifetime: Duration,
     /// Active sessions a user may hold at once; 0 means no limit.
     pub max_concurrent_sessions: u32,
@@ -48,17 +52,21 @@ pub struct Policy {
     pub on_limit: OnLimit,
     /// The bound on clock skew between nodes; local reads stay this far on the safe side.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15m"))]
     pub max_clock_skew: Duration,
     /// Touches of one session are replicated at most once per this interval. A session then
     /// ends for idleness at `last_seen_at + idle_timeout + touch_interval`, so a touch never
     /// shortens the idle timeout.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15m"))]
     pub touch_interval: Duration,
     /// How long ended sessions stay listable before they are removed.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15m"))]
     pub retention: Duration,
     /// How long audit events are kept.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15m"))]
     pub audit_retention: Duration,
     /// Blocked sessions a user may have at once; a new blocked one past it ends the oldest
     /// blocked one `evicted`. (Absent from policies written before it existed: the default.)
@@ -86,6 +94,7 @@ pub struct Policy {
         skip_serializing_if = "defaults::is_idempotency_window",
         with = "humantime_serde_compat"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15m"))]
     pub idempotency_window: Duration,
 }
 
@@ -248,6 +257,7 @@ impl Policy {
 /// A change of policy an operator asks for (`PUT /v1/config/policy`): the keys given replace
 /// the replicated values, the others keep theirs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyUpdate {
     #[serde(
@@ -255,12 +265,14 @@ pub struct PolicyUpdate {
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "15m"))]
     pub idle_timeout: Option<Duration>,
     #[serde(
         default,
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "15m"))]
     pub max_lifetime: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_sessions: Option<u32>,
@@ -271,24 +283,28 @@ pub struct PolicyUpdate {
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "15m"))]
     pub max_clock_skew: Option<Duration>,
     #[serde(
         default,
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "15m"))]
     pub touch_interval: Option<Duration>,
     #[serde(
         default,
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "15m"))]
     pub retention: Option<Duration>,
     #[serde(
         default,
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "15m"))]
     pub audit_retention: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_blocked_sessions: Option<u32>,
@@ -301,6 +317,7 @@ pub struct PolicyUpdate {
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "15m"))]
     pub idempotency_window: Option<Duration>,
 }
 
@@ -375,6 +392,7 @@ pub mod humantime_serde_compat {
 
 /// What an API key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Session endpoints.

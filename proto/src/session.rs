@@ -11,6 +11,7 @@ pub const MAX_DEVICE_FIELD_BYTES: usize = 512;
 
 /// Where a session lives in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// Valid: validate answers `valid: true` until it ends.
@@ -23,6 +24,7 @@ pub enum SessionState {
 
 /// Why a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// The user logged out (DELETE with an app key).
@@ -58,6 +60,7 @@ impl EndReason {
 
 /// The device a session was created on, as the app describes it. Every field is optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Device {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +109,7 @@ pub fn check_text_field(field: &str, v: &str, max: usize) -> Result<(), FieldErr
 
 /// A session as every endpoint returns it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionView {
     pub session_id: SessionId,
     pub user_id: UserId,

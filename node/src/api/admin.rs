@@ -4,12 +4,13 @@
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use sessync_proto::api::{ActiveUser, ActiveUsersResponse, AuditResponse, ConfigResponse};
 use sessync_proto::time::human_idle;
-use sessync_proto::{PolicyUpdate, Role, SessionId, SessionState, Timestamp, UserId};
+use sessync_proto::{ErrorBody, PolicyUpdate, Role, SessionId, SessionState, Timestamp, UserId};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{authenticate, AdminCaller, AppCaller};
 use super::body::JsonBody;
@@ -20,18 +21,19 @@ use crate::session::{Command, SetPolicy};
 use crate::store::AuditQuery;
 
 /// The admin writes, served by the leader (a follower forwards them).
-pub(crate) fn write_routes() -> Router<App> {
-    Router::new().route("/v1/config/policy", put(set_policy))
+pub(crate) fn write_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(set_policy))
 }
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/config", get(config))
-        .route("/v1/users/active", get(active_users))
-        .route("/v1/audit", get(audit))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(config))
+        .routes(routes!(active_users))
+        .routes(routes!(audit))
+        .routes(routes!(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi_json))
 }
 
 /// What this build offers, for clients that adapt.
@@ -52,6 +54,11 @@ const FEATURES: &[&str] = &[
 
 /// `GET /v1/config`: the replicated policy to any key (front ends show the idle warning from
 /// it); the build's features and the site name to an admin key only.
+#[utoipa::path(get, path = "/v1/config", tag = "admin",
+    responses(
+        (status = 200, description = "The replicated policy; with an admin key also the features and the site", body = ConfigResponse),
+        (status = 401, description = "No API key, or not a valid one", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn config(State(app): State<App>, AppCaller(caller): AppCaller) -> Json<ConfigResponse> {
     let policy = app.rt().state().read(|s| s.replicated_policy().cloned());
     if caller.role != Role::Admin {
@@ -71,6 +78,12 @@ async fn config(State(app): State<App>, AppCaller(caller): AppCaller) -> Json<Co
 /// `PUT /v1/config/policy`: the keys given replace the replicated values (the others keep
 /// theirs); the result is checked like a config file's `[policy]`, replicated, and audited
 /// (`policy_changed`, with the key that asked).
+#[utoipa::path(put, path = "/v1/config/policy", tag = "admin",
+    request_body = PolicyUpdate,
+    responses(
+        (status = 200, description = "The policy with the given keys replaced, replicated and audited", body = ConfigResponse),
+        (status = 400, description = "A field or parameter is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn set_policy(
     State(app): State<App>,
     AdminCaller(caller): AdminCaller,
@@ -103,6 +116,15 @@ struct PageParams {
 
 /// Users with an active session now, by user id, a page at a time: walks the users that hold
 /// live sessions from the cursor on, so a page costs those users' live sessions only.
+#[utoipa::path(get, path = "/v1/users/active", tag = "admin",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "Users with an active session, by user id, with how long they have been idle", body = ActiveUsersResponse),
+        (status = 400, description = "A field or parameter is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn active_users(
     State(app): State<App>,
     _caller: AdminCaller,
@@ -159,6 +181,19 @@ struct AuditParams {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/audit", tag = "admin",
+    params(
+        ("user_id" = Option<String>, Query, description = "Only this user's events"),
+        ("session_id" = Option<String>, Query, description = "Only this session's events"),
+        ("kind" = Option<String>, Query, description = "Only events of this kind"),
+        ("since" = Option<String>, Query, description = "Only events at or after this RFC 3339 time"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "Replicated audit events, newest first", body = AuditResponse),
+        (status = 400, description = "A field or parameter is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn audit(
     State(app): State<App>,
     _caller: AdminCaller,
@@ -214,6 +249,12 @@ async fn audit(
     }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "No admin key, unless `[metrics] open = true`", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn metrics(State(app): State<App>, req: axum::extract::Request) -> Response {
     if !app.metrics_open() {
         let (parts, _) = req.into_parts();
@@ -234,6 +275,8 @@ async fn metrics(State(app): State<App>, req: axum::extract::Request) -> Respons
         .into_response()
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process answers", body = Object)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -241,6 +284,10 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Ready when a leader is known and was heard from within the election timeout, this replica
 /// is within 100 entries of the leader's commit index, and the clock is within
 /// `max_clock_skew` (see `runtime::health`); 503 with the reasons otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready: a leader heard from recently, caught up, the clock within the bound", body = Object),
+        (status = 503, description = "Not ready, with the reasons", body = Object)))]
 async fn readyz(State(app): State<App>) -> Response {
     let m = app.rt().raft().metrics().borrow().clone();
     let r = app.rt().readiness();
@@ -259,4 +306,14 @@ async fn readyz(State(app): State<App>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
+}
+
+/// `GET /v1/openapi.json` (open, like the probes): this API as an OpenAPI 3.1 document, made
+/// from the routes and wire types themselves (and committed as docs/openapi.json).
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document of this API", body = Object)))]
+async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(super::openapi::json);
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }

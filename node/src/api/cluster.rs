@@ -5,14 +5,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, ServerState};
 use sessync_proto::api::{
     AddLearnerRequest, ChangeMembershipRequest, ClusterChangeResponse, ClusterStatus, InitRequest,
     MemberStatus,
 };
+
+use sessync_proto::ErrorBody;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::AdminCaller;
 use super::body::JsonBody;
@@ -24,19 +27,19 @@ use crate::raft_types::NodeId;
 const LEARNER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Membership changes: run on the leader.
-pub(crate) fn write_routes() -> Router<App> {
-    Router::new()
-        .route("/cluster/learners", post(add_learner))
-        .route("/cluster/membership", post(change_membership))
+pub(crate) fn write_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(add_learner))
+        .routes(routes!(change_membership))
 }
 
 /// Init (on any one node), status, snapshot and digest of this node.
-pub(crate) fn read_routes() -> Router<App> {
-    Router::new()
-        .route("/cluster/init", post(init))
-        .route("/cluster/status", get(status))
-        .route("/cluster/snapshot", post(snapshot))
-        .route("/cluster/digest", get(digest))
+pub(crate) fn read_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(init))
+        .routes(routes!(status))
+        .routes(routes!(snapshot))
+        .routes(routes!(digest))
 }
 
 fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
@@ -49,6 +52,14 @@ fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
+#[utoipa::path(post, path = "/cluster/init", tag = "cluster",
+    request_body = InitRequest,
+    responses(
+        (status = 200, description = "The cluster is initialised with these voters", body = ClusterChangeResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 409, description = "`already_initialized`", body = ErrorBody),
+        (status = 503, description = "No leader or quorum, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn init(
     State(app): State<App>,
     _caller: AdminCaller,
@@ -89,6 +100,12 @@ async fn init(
     }
 }
 
+#[utoipa::path(post, path = "/cluster/learners", tag = "cluster",
+    request_body = AddLearnerRequest,
+    responses(
+        (status = 200, description = "The node is a learner and has caught up", body = ClusterChangeResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn add_learner(
     State(app): State<App>,
     _caller: AdminCaller,
@@ -114,6 +131,12 @@ async fn add_learner(
     }
 }
 
+#[utoipa::path(post, path = "/cluster/membership", tag = "cluster",
+    request_body = ChangeMembershipRequest,
+    responses(
+        (status = 200, description = "The voters are these nodes", body = ClusterChangeResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn change_membership(
     State(app): State<App>,
     _caller: AdminCaller,
@@ -139,6 +162,11 @@ async fn change_membership(
     }
 }
 
+#[utoipa::path(get, path = "/cluster/status", tag = "cluster",
+    responses(
+        (status = 200, description = "This node's view of the cluster", body = ClusterStatus),
+        (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterStatus> {
     let m = app.rt().raft().metrics().borrow().clone();
     let membership = m.membership_config.membership();
@@ -180,6 +208,11 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
     })
 }
 
+#[utoipa::path(post, path = "/cluster/snapshot", tag = "cluster",
+    responses(
+        (status = 200, description = "A snapshot of this node's state was started", body = ClusterChangeResponse),
+        (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn snapshot(
     State(app): State<App>,
     _caller: AdminCaller,
@@ -196,6 +229,12 @@ async fn snapshot(
     }))
 }
 
+#[utoipa::path(get, path = "/cluster/digest", tag = "cluster",
+    responses(
+        (status = 200, description = "`{applied, digest}`: this replica's applied index and the SHA-256 of its state", body = Object),
+        (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 500, description = "The state could not be read", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn digest(
     State(app): State<App>,
     _caller: AdminCaller,

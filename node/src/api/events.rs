@@ -17,15 +17,15 @@ use std::convert::Infallible;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
 use futures::Stream;
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use sessync_proto::events::{SessionEvent, TrimmedEvent, LAST_EVENT_ID_HEADER, SESSION, TRIMMED};
-use sessync_proto::{EventPosition, SessionView, UserId};
+use sessync_proto::{ErrorBody, EventPosition, SessionView, UserId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::AppCaller;
 use super::error::ApiError;
@@ -37,8 +37,8 @@ use crate::store::{AppliedChange, StateReader};
 /// bounded amount of memory at a time.
 const CATCH_UP_PAGE: usize = 500;
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new().route("/v1/events", get(events))
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(events))
 }
 
 #[derive(Deserialize)]
@@ -46,6 +46,15 @@ struct EventsQuery {
     user_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/events", tag = "sessions",
+    params(
+        ("user_id" = Option<String>, Query, description = "Only this user's sessions"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id: first every session changed since, then the live changes"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `session` (data: SessionEvent; id: the change's position) and `trimmed` (data: TrimmedEvent), with keep-alives", content_type = "text/event-stream", body = SessionEvent),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn events(
     State(app): State<App>,
     _caller: AppCaller,

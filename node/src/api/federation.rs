@@ -11,10 +11,11 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use sessync_proto::federation::{PeerOpKind, PeerOpRequest, PeerOpResponse};
-use sessync_proto::{ErrorCode, Timestamp};
+use axum::Json;
+use sessync_proto::federation::{FederationStatus, PeerOpKind, PeerOpRequest, PeerOpResponse};
+use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::AdminCaller;
 use super::body::read_limited;
@@ -31,17 +32,31 @@ const STATUS_PATH: &str = "/v1/federation/status";
 
 /// The federation routes; a peer's request body may be at most `max_body_bytes` and must
 /// arrive within `body_timeout`.
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route(PeerOpKind::Verify.path(), post(verify))
-        .route(PeerOpKind::Invalidate.path(), post(invalidate))
-        .route(STATUS_PATH, get(status))
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(verify))
+        .routes(routes!(invalidate))
+        .routes(routes!(status))
 }
 
+#[utoipa::path(post, path = "/v1/federation/verify", tag = "federation",
+    request_body = PeerOpRequest,
+    responses(
+        (status = 200, description = "Applied here (or, `applied: false`, already applied before)", body = PeerOpResponse),
+        (status = 400, description = "A field of the request is wrong", body = ErrorBody),
+        (status = 401, description = "Not signed by a known peer site with a fresh, unseen nonce (counted, reported in aggregate)", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: the peer retries", body = ErrorBody)),
+    security(("peer_signature" = [])))]
 async fn verify(State(app): State<App>, req: Request) -> Response {
     receive(app, PeerOpKind::Verify, req).await
 }
 
+#[utoipa::path(post, path = "/v1/federation/invalidate", tag = "federation",
+    request_body = PeerOpRequest,
+    responses(
+        (status = 200, description = "Applied here (or, `applied: false`, already applied before)", body = PeerOpResponse),
+        (status = 400, description = "A field of the request is wrong", body = ErrorBody),
+        (status = 401, description = "Not signed by a known peer site with a fresh, unseen nonce (counted, reported in aggregate)", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: the peer retries", body = ErrorBody)),
+    security(("peer_signature" = [])))]
 async fn invalidate(State(app): State<App>, req: Request) -> Response {
     receive(app, PeerOpKind::Invalidate, req).await
 }
@@ -142,6 +157,12 @@ async fn receive(app: App, kind: PeerOpKind, req: Request) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/v1/federation/status", tag = "federation",
+    responses(
+        (status = 200, description = "Each peer's outbox and delivery state, from the leader", body = FederationStatus),
+        (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn status(State(app): State<App>, _admin: AdminCaller, headers: HeaderMap) -> Response {
     if !app.rt().is_leader() {
         let r = forward::relay(&app, Method::GET, STATUS_PATH, &headers, Vec::new()).await;

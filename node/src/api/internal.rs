@@ -14,8 +14,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -23,7 +22,9 @@ use sessync_proto::wire::{
     APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH, SNAPSHOT_PATH,
     VOTE_PATH,
 };
-use sessync_proto::Timestamp;
+use sessync_proto::{ErrorBody, Timestamp};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::App;
@@ -50,14 +51,19 @@ fn body_limit(path: &str) -> Option<u64> {
     }
 }
 
-/// The node-to-node routes, behind the proof check (which also bounds their bodies).
-pub(crate) fn routes(app: App) -> Router<App> {
-    Router::new()
-        .route(APPEND_PATH, post(append))
-        .route(VOTE_PATH, post(vote))
-        .route(SNAPSHOT_PATH, post(snapshot))
-        .route(READ_INDEX_PATH, post(read_index))
-        .route(AUDIT_PATH, post(audit))
+/// The node-to-node routes; [`guard`] puts them behind the proof check.
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(append))
+        .routes(routes!(vote))
+        .routes(routes!(snapshot))
+        .routes(routes!(read_index))
+        .routes(routes!(audit))
+}
+
+/// `routes` behind the proof check (which also bounds their bodies).
+pub(crate) fn guard(routes: OpenApiRouter<App>, app: App) -> OpenApiRouter<App> {
+    routes
         .route_layer(middleware::from_fn_with_state(app, require_proof))
         // `require_proof` has read the body within the route's limit already.
         .layer(DefaultBodyLimit::disable())
@@ -149,6 +155,13 @@ fn json<T: serde::Serialize>(v: &T) -> Response {
     Json(v).into_response()
 }
 
+#[utoipa::path(post, path = "/raft/append", tag = "internal",
+    request_body(content = Object, description = "openraft's AppendEntriesRequest (JSON)"),
+    responses(
+        (status = 200, description = "Raft's answer", body = Object),
+        (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
+    security(("cluster_proof" = [])))]
 async fn append(State(app): State<App>, body: Bytes) -> Response {
     let req: AppendEntriesRequest<TypeConfig> = match parse(APPEND_PATH, &body) {
         Ok(req) => req,
@@ -163,6 +176,13 @@ async fn append(State(app): State<App>, body: Bytes) -> Response {
     json(&res)
 }
 
+#[utoipa::path(post, path = "/raft/vote", tag = "internal",
+    request_body(content = Object, description = "openraft's VoteRequest (JSON)"),
+    responses(
+        (status = 200, description = "Raft's answer", body = Object),
+        (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
+    security(("cluster_proof" = [])))]
 async fn vote(State(app): State<App>, body: Bytes) -> Response {
     match parse(VOTE_PATH, &body) {
         Ok(req) => json(&app.rt().raft().vote(req).await),
@@ -170,6 +190,13 @@ async fn vote(State(app): State<App>, body: Bytes) -> Response {
     }
 }
 
+#[utoipa::path(post, path = "/raft/snapshot", tag = "internal",
+    request_body(content = Object, description = "openraft's InstallSnapshotRequest (JSON), one chunk"),
+    responses(
+        (status = 200, description = "Raft's answer", body = Object),
+        (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
+    security(("cluster_proof" = [])))]
 async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
     match parse(SNAPSHOT_PATH, &body) {
         Ok(req) => json(&app.rt().raft().install_snapshot(req).await),
@@ -177,6 +204,13 @@ async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
     }
 }
 
+#[utoipa::path(post, path = "/raft/read-index", tag = "internal",
+    request_body(content = Object, description = "empty"),
+    responses(
+        (status = 200, description = "The leader's read index and cluster time (ReadIndex)", body = Object),
+        (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
+    security(("cluster_proof" = [])))]
 async fn read_index(State(app): State<App>) -> Response {
     // Touches queued before this read are applied first, and the read is judged at the time
     // the touch queue took it (see `crate::touch`).
@@ -193,6 +227,13 @@ async fn read_index(State(app): State<App>) -> Response {
     }
 }
 
+#[utoipa::path(post, path = "/raft/audit", tag = "internal",
+    request_body(content = Object, description = "node-local audit events, a batch"),
+    responses(
+        (status = 200, description = "Recorded", body = Object),
+        (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
+    security(("cluster_proof" = [])))]
 async fn audit(State(app): State<App>, body: Bytes) -> Response {
     let mut notes: Vec<AuditNote> = match parse(AUDIT_PATH, &body) {
         Ok(n) => n,

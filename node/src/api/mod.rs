@@ -21,6 +21,7 @@ mod events;
 mod federation;
 mod forward;
 mod internal;
+mod openapi;
 mod page;
 mod sessions;
 mod state;
@@ -33,30 +34,43 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
+use utoipa_axum::router::OpenApiRouter;
 
 use sessync_proto::wire::LEADER_HEADER;
 
 use error::ApiError;
 pub(crate) use state::{App, AppParts};
 
-/// Every route of a node.
-pub(crate) fn router(app: App) -> Router {
-    let leader_only = Router::new()
+/// The routes that change state (followers forward them to the leader), the other API
+/// routes, and the node-to-node routes: every route a node serves, each with its OpenAPI
+/// operation (`routes!` registers the route at the path its `#[utoipa::path]` documents).
+fn routes() -> [OpenApiRouter<App>; 3] {
+    let leader_only = OpenApiRouter::new()
         .merge(sessions::write_routes())
         .merge(cluster::write_routes())
-        .merge(admin::write_routes())
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            forward::to_leader,
-        ));
-    Router::new()
-        .merge(leader_only)
+        .merge(admin::write_routes());
+    let any_node = OpenApiRouter::new()
         .merge(sessions::read_routes())
         .merge(admin::routes())
         .merge(events::routes())
         .merge(federation::routes())
-        .merge(cluster::read_routes())
-        .merge(internal::routes(app.clone()))
+        .merge(cluster::read_routes());
+    [leader_only, any_node, internal::routes()]
+}
+
+/// Every route of a node.
+pub(crate) fn router(app: App) -> Router {
+    let [leader_only, any_node, node_to_node] = routes();
+    let leader_only = leader_only.layer(middleware::from_fn_with_state(
+        app.clone(),
+        forward::to_leader,
+    ));
+    let (router, _) = OpenApiRouter::new()
+        .merge(leader_only)
+        .merge(any_node)
+        .merge(internal::guard(node_to_node, app.clone()))
+        .split_for_parts();
+    router
         .fallback(not_found)
         // Requests in progress are bounded: past the bound a request is answered 503 at once,
         // before anything else runs (queueing would only make every caller wait).

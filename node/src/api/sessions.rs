@@ -3,10 +3,11 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use sessync_proto::api::{
     Consistency, CreateSessionRequest, CreateSessionResponse, FanoutStatus, InvalidateRequest,
@@ -14,6 +15,7 @@ use sessync_proto::api::{
     ValidateResponse, VerifyRequest, VerifyResponse,
 };
 use sessync_proto::federation::PeerOpKind;
+use sessync_proto::ErrorBody;
 use sessync_proto::{
     EndReason, Role, SessionId, SessionState, SessionView, SiteName, Timestamp, UserId,
 };
@@ -34,21 +36,21 @@ use crate::tokens;
 const VALIDATE_PATH: &str = "/v1/sessions/validate";
 
 /// Routes that change state: they run on the leader (followers forward them).
-pub(crate) fn write_routes() -> Router<App> {
-    Router::new()
-        .route("/v1/sessions", post(create))
-        .route("/v1/sessions/{session_id}/touch", post(touch))
-        .route("/v1/sessions/{session_id}", delete(end))
-        .route("/v1/users/{user_id}/verify", post(verify))
-        .route("/v1/users/{user_id}/invalidate", post(invalidate))
+pub(crate) fn write_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(touch))
+        .routes(routes!(end))
+        .routes(routes!(verify))
+        .routes(routes!(invalidate))
 }
 
 /// Routes any node answers from its replica (made linearizable by read index).
-pub(crate) fn read_routes() -> Router<App> {
-    Router::new()
-        .route(VALIDATE_PATH, post(validate))
-        .route("/v1/sessions/{session_id}", get(get_session))
-        .route("/v1/users/{user_id}/sessions", get(list))
+pub(crate) fn read_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(validate))
+        .routes(routes!(get_session))
+        .routes(routes!(list))
 }
 
 fn session_id(raw: &str) -> Result<SessionId, ApiError> {
@@ -67,6 +69,14 @@ fn lookup(app: &App, id: &SessionId) -> Result<(Session, sessync_proto::Policy),
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))
 }
 
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
+    request_body = CreateSessionRequest,
+    responses(
+        (status = 201, description = "Created (or the session an earlier create with the same idempotency key made); the token appears only here", body = CreateSessionResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 409, description = "`limit_reached` (with the active sessions) under on_limit deny, or `conflict` for an idempotency key reused for another user", body = ErrorBody),
+        (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn create(
     State(app): State<App>,
     AppCaller(caller): AppCaller,
@@ -145,6 +155,12 @@ fn local_now(app: &App) -> Result<Timestamp, ApiError> {
     }))
 }
 
+#[utoipa::path(post, path = "/v1/sessions/validate", tag = "sessions",
+    request_body = ValidateRequest,
+    responses(
+        (status = 200, description = "Whether the token's session is valid now, with the seconds left, or why not", body = ValidateResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody), (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn validate(
     State(app): State<App>,
     _caller: AppCaller,
@@ -240,6 +256,14 @@ async fn touch_here(app: &App, id: &SessionId) -> Result<TouchResponse, ApiError
     })
 }
 
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/touch", tag = "sessions",
+    params(("session_id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "Touched: the idle deadline slides", body = TouchResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 404, description = "No such session", body = ErrorBody),
+        (status = 409, description = "The session has ended or is blocked", body = ErrorBody),
+        (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn touch(
     State(app): State<App>,
     _caller: AppCaller,
@@ -249,6 +273,12 @@ async fn touch(
     Ok(Json(touch_here(&app, &id).await?))
 }
 
+#[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "The session as of now", body = SessionResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 404, description = "No such session", body = ErrorBody), (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn get_session(
     State(app): State<App>,
     _caller: AppCaller,
@@ -262,6 +292,12 @@ async fn get_session(
     }))
 }
 
+#[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "Ended (logout; `admin` with an admin key); ending an ended session changes nothing", body = SessionResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 404, description = "No such session", body = ErrorBody), (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn end(
     State(app): State<App>,
     AppCaller(caller): AppCaller,
@@ -301,6 +337,17 @@ fn list_position(s: &SessionView) -> String {
     format!("{}:{}", s.created_at.millis(), s.session_id)
 }
 
+#[utoipa::path(get, path = "/v1/users/{user_id}/sessions", tag = "sessions",
+    params(
+        ("user_id" = String, Path, description = "The user's id"),
+        ("state" = Option<String>, Query, description = "`active` for the live ones only"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "The user's sessions, newest first", body = SessionsResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn list(
     State(app): State<App>,
     _caller: AppCaller,
@@ -358,6 +405,17 @@ fn parse_list_position(pos: &str) -> Result<(Timestamp, SessionId), ApiError> {
     Ok((Timestamp(t), id))
 }
 
+#[utoipa::path(post, path = "/v1/users/{user_id}/verify", tag = "sessions",
+    params(("user_id" = String, Path, description = "The user's id")),
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The chosen session is active, every other one ended `superseded`; `fanout` per target site", body = VerifyResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
+        (status = 404, description = "The session is not a live session of the user, or the user has none", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 409, description = "`outbox_full`: a target site's outbox is at its bound", body = ErrorBody),
+        (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn verify(
     State(app): State<App>,
     _caller: AppCaller,
@@ -378,6 +436,17 @@ async fn verify(
     }
 }
 
+#[utoipa::path(post, path = "/v1/users/{user_id}/invalidate", tag = "sessions",
+    params(("user_id" = String, Path, description = "The user's id")),
+    request_body = InvalidateRequest,
+    responses(
+        (status = 200, description = "The session, or every live session of the user, ended `invalidated`; `fanout` per target site", body = InvalidateResponse),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
+        (status = 404, description = "The session is not the user's", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 409, description = "`outbox_full`: a target site's outbox is at its bound", body = ErrorBody),
+        (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn invalidate(
     State(app): State<App>,
     _caller: AppCaller,

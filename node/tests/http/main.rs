@@ -11,5 +11,6 @@ mod events;
 mod federation;
 mod hardening;
 mod lifecycle;
+mod openapi;
 mod recipes;
 mod sessions;
