@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, unused dependencies, lints, unit tests, storage tests,
-# HTTP tests, the multi-process cluster tests, the chaos suite's CI runs and a short run of
-# each fuzz target. Everything builds in the release profile only (one RocksDB build), in the
-# shared target dir set in .cargo/config.toml; the fuzz targets build in their own
-# (scripts/fuzz.sh).
+# HTTP tests, the multi-process cluster tests, the chaos suite's CI runs, the Python client's
+# lint, types and tests (in a virtualenv), and a short run of each fuzz target. Everything
+# builds in the release profile only (one RocksDB build), in the shared target dir set in
+# .cargo/config.toml; the fuzz targets build in their own (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -32,6 +32,9 @@ chaos_out=$(mktemp -d /tmp/sessync-chaos.XXXXXX)
 echo "histories and reports: $chaos_out"
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 "$target_dir/release/sessync-chaos" --ci --out "$chaos_out"
+
+echo "== python client: ruff, mypy --strict, pytest (a real 3-node cluster; client/python/scripts/ci.sh)"
+SESSYNC_NODE_BIN="$target_dir/release/sessync-node" client/python/scripts/ci.sh
 
 echo "== fuzz targets, 15 s each (scripts/fuzz.sh; longer runs: docs/testing.md)"
 scripts/fuzz.sh 15
