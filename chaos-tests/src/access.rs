@@ -29,6 +29,11 @@ impl TestCluster {
         self.node(id).is_live()
     }
 
+    /// Node `id`'s process id while it runs (to read its memory from `/proc`).
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.node(id).pid()
+    }
+
     /// Node `id`'s base URL, `http://127.0.0.1:<port>` (its listen address and advertise URL;
     /// `https://` with TLS).
     ///

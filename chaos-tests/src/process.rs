@@ -247,6 +247,11 @@ impl Node {
         text
     }
 
+    /// The process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child().as_ref().map(Child::id)
+    }
+
     /// SIGKILL and reap, if running; a no-op otherwise.
     pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child().take() {
