@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build and check sessync: libclang (RocksDB's bindgen),
 # a C++ compiler, curl, libfaketime (the clock-skew tests run a node with its wall clock off),
+# protoc (the bench's etcd client is built from etcd's .proto files), etcd (Debian's
+# etcd-server: the bench's baseline, also in the test suite's smoke run of the bench),
 # cargo-machete and cargo-fuzz. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -9,6 +11,8 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 dpkg -s libfaketime >/dev/null 2>&1 || need+=(libfaketime)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, unused dependencies, lints, unit tests, storage tests,
-# HTTP tests, the multi-process cluster tests, the chaos suite's CI runs, the Python client's
+# HTTP tests, the multi-process cluster tests, the chaos suite's CI runs, a smoke run of the
+# bench against etcd, the Python client's
 # lint, types and tests (in a virtualenv), and a short run of each fuzz target. Everything
 # builds in the release profile only (one RocksDB build), in the shared target dir set in
 # .cargo/config.toml; the fuzz targets build in their own (scripts/fuzz.sh).
@@ -35,6 +36,11 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 
 echo "== python client: ruff, mypy --strict, pytest (a real 3-node cluster; client/python/scripts/ci.sh)"
 SESSYNC_NODE_BIN="$target_dir/release/sessync-node" client/python/scripts/ci.sh
+
+echo "== bench harness, smoke run: a moment per workload against a 3-node etcd (docs/performance.md)"
+bench_out=$(mktemp -d /tmp/sessync-bench.XXXXXX)
+"$target_dir/release/sessync-bench" --smoke --out "$bench_out" >/dev/null
+echo "bench smoke report: $(ls "$bench_out"/*.json)"
 
 echo "== fuzz targets, 15 s each (scripts/fuzz.sh; longer runs: docs/testing.md)"
 scripts/fuzz.sh 15

@@ -9,6 +9,7 @@
 
 mod etcd;
 mod load;
+mod profile;
 mod report;
 mod scale;
 mod target;
@@ -28,7 +29,10 @@ use crate::target::{Conn, System};
 use crate::workloads::{closed_points, progress, Bench, Plan, Row, Workload};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Benchmarks sessync against etcd on this machine (docs/performance.md)")]
+#[command(
+    version,
+    about = "Benchmarks sessync against etcd on this machine (docs/performance.md)"
+)]
 struct Args {
     /// Where the JSON and markdown reports go.
     #[arg(long, default_value = "bench-results")]
@@ -51,6 +55,13 @@ struct Args {
     /// Live sessions for the memory, disk and restart figures (0: skip them).
     #[arg(long, default_value_t = 1_000_000)]
     scale_sessions: u64,
+    /// Only these workloads (default: all), e.g. `create,validate_linearizable`.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Workload>,
+    /// Profile each workload's point at the most clients with perf into this folder (a
+    /// flamegraph SVG per system and workload).
+    #[arg(long)]
+    profile: Option<PathBuf>,
     /// Skip etcd (no ratios, no open-loop rate): sessync's figures only.
     #[arg(long)]
     no_etcd: bool,
@@ -95,8 +106,14 @@ fn half_peak(rows: &[Row], system: System, w: Workload) -> Option<u64> {
 
 const OPEN_LOOP: [Workload; 2] = [Workload::Create, Workload::ValidateLinearizable];
 
-async fn run_etcd(plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<scale::Footprint> {
-    let dir = tempfile::Builder::new().prefix("sessync-bench-etcd-").tempdir()?;
+async fn run_etcd(
+    plan: &Plan,
+    profile: Option<&std::path::Path>,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<scale::Footprint> {
+    let dir = tempfile::Builder::new()
+        .prefix("sessync-bench-etcd-")
+        .tempdir()?;
     let cluster = EtcdCluster::start(dir.path(), 3).await?;
     progress(&format!("etcd up at {:?}", cluster.endpoints()));
     let max = plan.clients.iter().copied().max().unwrap_or(1);
@@ -105,13 +122,18 @@ async fn run_etcd(plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<scale::Foo
         conns.push(Conn::etcd(cluster.endpoints()).await?);
     }
     let bench = Bench::new(System::Etcd, conns);
-    rows.extend(closed_points(&bench, plan).await?);
-    for w in OPEN_LOOP {
+    let pids = cluster.pids();
+    rows.extend(closed_points(&bench, plan, profile.map(|d| (d, &pids[..]))).await?);
+    for w in OPEN_LOOP.into_iter().filter(|w| plan.workloads.contains(w)) {
         if let Some(rate) = half_peak(rows, System::Etcd, w) {
             rows.push(bench.open(w, rate, plan).await);
         }
     }
-    Ok(footprint(bench.live(), &cluster.pids(), &cluster.data_dirs()))
+    Ok(footprint(
+        bench.live(),
+        &cluster.pids(),
+        &cluster.data_dirs(),
+    ))
 }
 
 async fn run_sessync(
@@ -125,20 +147,32 @@ async fn run_sessync(
     })
     .await?;
     progress(&format!("sessync up at {:?}", cluster.urls()));
+    let pids = |c: &TestCluster| {
+        c.node_ids()
+            .iter()
+            .filter_map(|&id| c.pid(id))
+            .collect::<Vec<_>>()
+    };
     let max = plan.clients.iter().copied().max().unwrap_or(1);
     let conns = (0..max)
         .map(|_| Conn::sessync(cluster.urls(), cluster.app_key()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let bench = Bench::new(System::Sessync, conns);
-    rows.extend(closed_points(&bench, plan).await?);
+    let node_pids = pids(&cluster);
+    let profile = args.profile.as_deref().map(|d| (d, &node_pids[..]));
+    rows.extend(closed_points(&bench, plan, profile).await?);
     let etcd_rows = rows.clone();
-    for w in OPEN_LOOP {
+    for w in OPEN_LOOP.into_iter().filter(|w| plan.workloads.contains(w)) {
         if let Some(rate) = half_peak(&etcd_rows, System::Etcd, w) {
             rows.push(bench.open(w, rate, plan).await);
         }
     }
-    let pids = |c: &TestCluster| c.node_ids().iter().filter_map(|&id| c.pid(id)).collect::<Vec<_>>();
-    let dirs = |c: &TestCluster| c.node_ids().iter().map(|&id| c.data_dir(id)).collect::<Vec<_>>();
+    let dirs = |c: &TestCluster| {
+        c.node_ids()
+            .iter()
+            .map(|&id| c.data_dir(id))
+            .collect::<Vec<_>>()
+    };
     let pool_fp = footprint(bench.live(), &pids(&cluster), &dirs(&cluster));
     if args.scale_sessions == 0 {
         return Ok((pool_fp, None));
@@ -146,7 +180,15 @@ async fn run_sessync(
     progress("touches of busy sessions");
     let busy_n = max.min(64);
     bench.fill_pool(busy_n as u64).await?;
-    let busy: Vec<_> = bench.shared.pool.lock().iter().rev().take(busy_n).cloned().collect();
+    let busy: Vec<_> = bench
+        .shared
+        .pool
+        .lock()
+        .iter()
+        .rev()
+        .take(busy_n)
+        .cloned()
+        .collect();
     let (touches, entries) = scale::touches(&cluster, &bench.conns, busy, plan.duration).await?;
     let k = bench.conns.len().min(256);
     let (live, stopped_early) = scale::grow(
@@ -193,13 +235,22 @@ async fn main() -> anyhow::Result<()> {
         duration: args.duration,
         warmup: args.warmup,
         pool: args.pool,
+        workloads: if args.only.is_empty() {
+            Workload::ALL.to_vec()
+        } else {
+            args.only.clone()
+        },
     };
     let started_at = stamp();
     let mut rows = Vec::new();
     let etcd_footprint = if args.no_etcd {
         None
     } else {
-        Some(run_etcd(&plan, &mut rows).await.context("the etcd half")?)
+        Some(
+            run_etcd(&plan, args.profile.as_deref(), &mut rows)
+                .await
+                .context("the etcd half")?,
+        )
     };
     let (pool_fp, scale) = run_sessync(&plan, &args, &mut rows)
         .await

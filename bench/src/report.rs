@@ -23,9 +23,18 @@ pub(crate) struct Report {
     pub scale: Option<Scale>,
 }
 
-fn find<'a>(rows: &'a [Row], s: System, w: Workload, mode: &str, clients: usize) -> Option<&'a Row> {
+fn find<'a>(
+    rows: &'a [Row],
+    s: System,
+    w: Workload,
+    mode: &str,
+    clients: usize,
+) -> Option<&'a Row> {
     rows.iter().find(|r| {
-        r.system == s && r.workload == w && r.mode == mode && (mode == "open" || r.point.clients == clients)
+        r.system == s
+            && r.workload == w
+            && r.mode == mode
+            && (mode == "open" || r.point.clients == clients)
     })
 }
 
@@ -60,16 +69,29 @@ impl Report {
     pub(crate) fn markdown(&self) -> String {
         let mut m = String::new();
         let _ = writeln!(m, "Command: `{}`  ", self.command);
-        let _ = writeln!(m, "Started {} on {}; {:?} per point after {:?} of warm-up; pool of {} live sessions.\n",
-            self.started_at, self.machine, self.plan.duration, self.plan.warmup, self.plan.pool);
-        let _ = writeln!(m, "Closed loop (throughput in req/s; latency p50 / p99 / p99.9 in ms):\n");
+        let _ = writeln!(
+            m,
+            "Started {} on {}; {:?} per point after {:?} of warm-up; pool of {} live sessions.\n",
+            self.started_at, self.machine, self.plan.duration, self.plan.warmup, self.plan.pool
+        );
+        let _ = writeln!(
+            m,
+            "Closed loop (throughput in req/s; latency p50 / p99 / p99.9 in ms):\n"
+        );
         let _ = writeln!(m, "| workload | clients | sessync req/s | sessync ms | etcd req/s | etcd ms | sessync/etcd |");
         let _ = writeln!(m, "|---|---:|---:|---|---:|---|---:|");
-        for w in Workload::ALL {
+        for &w in &self.plan.workloads {
             for &c in &self.plan.clients {
                 let s = find(&self.rows, System::Sessync, w, "closed", c);
                 let e = find(&self.rows, System::Etcd, w, "closed", c);
-                let _ = writeln!(m, "| {} | {c} | {} | {} | {} |", w.label(), cell(s), cell(e), ratio(s, e));
+                let _ = writeln!(
+                    m,
+                    "| {} | {c} | {} | {} | {} |",
+                    w.label(),
+                    cell(s),
+                    cell(e),
+                    ratio(s, e)
+                );
             }
         }
         let open: Vec<&Row> = self.rows.iter().filter(|r| r.mode == "open").collect();
@@ -77,23 +99,45 @@ impl Report {
             let _ = writeln!(m, "\nOpen loop at half of etcd's peak closed-loop rate (latency from when each request was due, ms):\n");
             let _ = writeln!(m, "| workload | rate req/s | sessync p50 / p99 / p99.9 | etcd p50 / p99 / p99.9 | p99 sessync/etcd |");
             let _ = writeln!(m, "|---|---:|---|---|---:|");
-            for w in Workload::ALL {
+            for &w in &self.plan.workloads {
                 let s = find(&self.rows, System::Sessync, w, "open", 0);
                 let e = find(&self.rows, System::Etcd, w, "open", 0);
                 if let (Some(s), Some(e)) = (s, e) {
                     let lat = |r: &Row| {
-                        let errors = if r.point.errors > 0 { format!(" ({} errors)", r.point.errors) } else { String::new() };
-                        format!("{:.2} / {:.2} / {:.2}{errors}", r.point.p50_ms, r.point.p99_ms, r.point.p999_ms)
+                        let errors = if r.point.errors > 0 {
+                            format!(" ({} errors)", r.point.errors)
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "{:.2} / {:.2} / {:.2}{errors}",
+                            r.point.p50_ms, r.point.p99_ms, r.point.p999_ms
+                        )
                     };
-                    let _ = writeln!(m, "| {} | {} | {} | {} | {:.2} |", w.label(), s.point.rate.unwrap_or(0), lat(s), lat(e), s.point.p99_ms / e.point.p99_ms.max(0.001));
+                    let _ = writeln!(
+                        m,
+                        "| {} | {} | {} | {} | {:.2} |",
+                        w.label(),
+                        s.point.rate.unwrap_or(0),
+                        lat(s),
+                        lat(e),
+                        s.point.p99_ms / e.point.p99_ms.max(0.001)
+                    );
                 }
             }
         }
         let _ = writeln!(m, "\nFootprint (average per node):\n");
-        let _ = writeln!(m, "| system | live sessions | RSS bytes / session | disk bytes / session |");
+        let _ = writeln!(
+            m,
+            "| system | live sessions | RSS bytes / session | disk bytes / session |"
+        );
         let _ = writeln!(m, "|---|---:|---:|---:|");
         let fp = |m: &mut String, name: &str, f: &Footprint| {
-            let _ = writeln!(m, "| {name} | {} | {:.0} | {:.0} |", f.live_sessions, f.rss_bytes_per_session, f.disk_bytes_per_session);
+            let _ = writeln!(
+                m,
+                "| {name} | {} | {:.0} | {:.0} |",
+                f.live_sessions, f.rss_bytes_per_session, f.disk_bytes_per_session
+            );
         };
         if let Some(f) = &self.sessync_pool_footprint {
             fp(&mut m, "sessync", f);
@@ -105,8 +149,16 @@ impl Report {
             fp(&mut m, "sessync", &s.footprint);
             let _ = writeln!(m, "\n| sessync figure | value |\n|---|---:|");
             let _ = writeln!(m, "| Raft entries per 1,000 touches of busy sessions | {:.1} ({} entries, {} touches) |", s.raft_entries_per_1000_touches, s.raft_entries_for_touches, s.touches);
-            let _ = writeln!(m, "| restart to ready, {} sessions | {} ms |", s.footprint.live_sessions, s.restart_to_ready_ms);
-            let _ = writeln!(m, "| kill -9 of the leader to the first acknowledged write | {} ms |", s.leader_kill_to_first_write_ms);
+            let _ = writeln!(
+                m,
+                "| restart to ready, {} sessions | {} ms |",
+                s.footprint.live_sessions, s.restart_to_ready_ms
+            );
+            let _ = writeln!(
+                m,
+                "| kill -9 of the leader to the first acknowledged write | {} ms |",
+                s.leader_kill_to_first_write_ms
+            );
             if let Some(why) = &s.stopped_early {
                 let _ = writeln!(m, "\nThe session count stopped short: {why}.");
             }

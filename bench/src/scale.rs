@@ -106,11 +106,17 @@ pub(crate) async fn touches(
     let admin = cluster.admin_client_for(leader);
     let before = last_log_index(&admin).await?;
     let n = busy.len().min(conns.len());
-    let (conns, busy) = (std::sync::Arc::new(conns.to_vec()), std::sync::Arc::new(busy));
+    let (conns, busy) = (
+        std::sync::Arc::new(conns.to_vec()),
+        std::sync::Arc::new(busy),
+    );
     let point = closed_loop(n, Duration::ZERO, duration, move |c, _| {
         let (conns, busy) = (conns.clone(), busy.clone());
         async move {
-            match conns[c].validate(&busy[c], Read::Linearizable, true).await? {
+            match conns[c]
+                .validate(&busy[c], Read::Linearizable, true)
+                .await?
+            {
                 true => Ok(()),
                 false => Err(anyhow::anyhow!("a busy session validated as not valid")),
             }
@@ -136,7 +142,12 @@ pub(crate) async fn grow(
     let started = Instant::now();
     while live < target {
         if mem_available() < LOW_MEMORY {
-            return Ok((live, Some(format!("stopped at {live} sessions: under 3 GiB of memory left"))));
+            return Ok((
+                live,
+                Some(format!(
+                    "stopped at {live} sessions: under 3 GiB of memory left"
+                )),
+            ));
         }
         let n = STEP.min(target - live);
         crate::target::preload(conns, n, next).await?;

@@ -168,7 +168,8 @@ impl Conn {
                 let mut rec: EtcdRecord =
                     serde_json::from_slice(kv.value()).context("etcd record")?;
                 let now = now_ms();
-                if touch && now.saturating_sub(rec.last_seen_at) >= TOUCH_INTERVAL.as_millis() as u64
+                if touch
+                    && now.saturating_sub(rec.last_seen_at) >= TOUCH_INTERVAL.as_millis() as u64
                 {
                     rec.last_seen_at = now;
                     c.clone()

@@ -22,10 +22,12 @@ pub(crate) struct Plan {
     pub warmup: Duration,
     /// Live sessions the validate workloads and the login-day mix run over.
     pub pool: u64,
+    /// The workloads to run, in order.
+    pub workloads: Vec<Workload>,
 }
 
 /// A workload's name in the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Workload {
     /// sessync create; etcd put with a lease.
@@ -45,6 +47,16 @@ impl Workload {
         Workload::ValidateLocal,
         Workload::LoginDay,
     ];
+
+    /// The name `--only` takes and file names use.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Workload::Create => "create",
+            Workload::ValidateLinearizable => "validate-linearizable",
+            Workload::ValidateLocal => "validate-local",
+            Workload::LoginDay => "login-day",
+        }
+    }
 
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -177,9 +189,10 @@ async fn step(w: Workload, conn: &Conn, s: &Shared) -> anyhow::Result<()> {
     let roll = rand::thread_rng().gen_range(0..52u32);
     match w {
         Workload::Create => conn.create(new_user()).await.map(drop),
-        Workload::ValidateLinearizable => {
-            must_be_valid(conn.validate(&pick(&s.pool)?, Read::Linearizable, false).await?)
-        }
+        Workload::ValidateLinearizable => must_be_valid(
+            conn.validate(&pick(&s.pool)?, Read::Linearizable, false)
+                .await?,
+        ),
         Workload::ValidateLocal => {
             must_be_valid(conn.validate(&pick(&s.pool)?, Read::Local, false).await?)
         }
@@ -210,17 +223,36 @@ async fn step(w: Workload, conn: &Conn, s: &Shared) -> anyhow::Result<()> {
     }
 }
 
-/// Runs every workload's closed-loop points on one system, in order.
-pub(crate) async fn closed_points(bench: &Bench, plan: &Plan) -> anyhow::Result<Vec<Row>> {
+/// Runs every workload's closed-loop points on one system, in order; with `profile`, the
+/// point at the most clients of each is profiled into that folder (processes `pids`).
+pub(crate) async fn closed_points(
+    bench: &Bench,
+    plan: &Plan,
+    profile: Option<(&std::path::Path, &[u32])>,
+) -> anyhow::Result<Vec<Row>> {
+    let most = plan.clients.iter().copied().max().unwrap_or(1);
     let mut rows = Vec::new();
-    for w in Workload::ALL {
+    for &w in &plan.workloads {
         if w != Workload::Create && (bench.shared.pool.lock().len() as u64) < plan.pool {
             let missing = plan.pool - bench.shared.pool.lock().len() as u64;
-            progress(&format!("{}: {missing} sessions into the pool", bench.system.name()));
+            progress(&format!(
+                "{}: {missing} sessions into the pool",
+                bench.system.name()
+            ));
             bench.fill_pool(missing).await?;
         }
         for &c in &plan.clients {
+            let perf = match profile {
+                Some((dir, pids)) if c == most => {
+                    let name = format!("{}-{}", bench.system.name(), w.name());
+                    Some(crate::profile::Perf::start(dir, &name, pids)?)
+                }
+                _ => None,
+            };
             let row = bench.closed(w, c, plan).await?;
+            if let Some(p) = perf {
+                progress(&format!("flamegraph {}", p.finish()?.display()));
+            }
             progress(&format!(
                 "{} {:?} {c} clients: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
                 bench.system.name(),

@@ -158,7 +158,7 @@ impl Default for RaftTuning {
             heartbeat_interval: Duration::from_millis(250),
             election_timeout_min: Duration::from_secs(1),
             election_timeout_max: Duration::from_secs(2),
-            snapshot_after_logs: 5000,
+            snapshot_after_logs: 50_000,
             max_logs_kept_after_snapshot: 1000,
         }
     }

@@ -28,7 +28,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.raft.heartbeat_interval, Duration::from_millis(250));
     assert_eq!(c.raft.election_timeout_min, Duration::from_secs(1));
     assert_eq!(c.raft.election_timeout_max, Duration::from_secs(2));
-    assert_eq!(c.raft.snapshot_after_logs, 5000);
+    assert_eq!(c.raft.snapshot_after_logs, 50_000);
     assert_eq!(c.raft.max_logs_kept_after_snapshot, 1000);
     assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
     assert_eq!(c.limits.max_body_bytes, 16384);

@@ -24,6 +24,25 @@ use super::{expiry, federated, login, user_op};
 /// before it (two proposals racing on the leader, or a new leader with a slower clock) takes the
 /// later time.
 pub fn apply(store: &mut SessionStore, cmd: &Command, index: u64) -> (Outcome, Vec<Mutation>) {
+    if let Command::Batch(b) = cmd {
+        let mut outcomes = Vec::with_capacity(b.commands.len());
+        let mut mutations = Vec::new();
+        for c in &b.commands {
+            let (o, m) = match c {
+                // Not nested: the inner batch is refused as a whole.
+                Command::Batch(_) => (
+                    Outcome::Refused {
+                        message: "a batch inside a batch".into(),
+                    },
+                    Vec::new(),
+                ),
+                c => apply(store, c, index),
+            };
+            outcomes.push(o);
+            mutations.extend(m);
+        }
+        return (Outcome::Batch { outcomes }, mutations);
+    }
     let at = cmd.at().max(store.clock());
     store.advance_clock(at);
     let mut tx = Tx {
@@ -43,6 +62,10 @@ pub fn apply(store: &mut SessionStore, cmd: &Command, index: u64) -> (Outcome, V
         Command::PeerOp(c) => federated::peer_op(&mut tx, c),
         Command::Expire(_) => expiry::expire(&mut tx),
         Command::RecordAudit(c) => record_audit(&mut tx, c),
+        // Applied command by command above; never reached.
+        Command::Batch(_) => Outcome::Refused {
+            message: "a batch inside a batch".into(),
+        },
     };
     (outcome, tx.mutations)
 }

@@ -27,6 +27,9 @@ pub enum Command {
     PeerOp(PeerOp),
     Expire(Expire),
     RecordAudit(RecordAudit),
+    /// Several client commands in one entry (group commit): applied one after another as if
+    /// each were an entry of its own, at the same log index. Never nested.
+    Batch(Batch),
 }
 
 /// A policy becomes the replicated one: the leader's file at init, or an operator's change.
@@ -120,10 +123,18 @@ pub struct RecordAudit {
     pub notes: Vec<AuditNote>,
 }
 
+/// Commands the leader took together into one entry, so one log write and one round of
+/// replication carries them all; each is answered with its own outcome, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub commands: Vec<Command>,
+}
+
 impl Command {
-    /// The cluster time stamped on the command.
+    /// The cluster time stamped on the command (a batch's: its last command's).
     pub fn at(&self) -> Timestamp {
         match self {
+            Command::Batch(b) => b.commands.last().map_or(Timestamp(0), Command::at),
             Command::SetPolicy(c) => c.at,
             Command::Create(c) => c.at,
             Command::Touch(c) => c.at,
@@ -216,5 +227,9 @@ pub enum Outcome {
     /// The command cannot be applied as asked (e.g. an id collision).
     Refused {
         message: String,
+    },
+    /// A batch's outcomes, one per command, in order.
+    Batch {
+        outcomes: Vec<Outcome>,
     },
 }

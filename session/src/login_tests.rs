@@ -127,3 +127,49 @@ fn blocked_sessions_per_user_are_capped_by_max_blocked_sessions() {
     assert_eq!(sm.store.live_sessions(&user("a")).count(), 4);
     assert_eq!(sm.store.user_sessions(&user("a")).count(), 6);
 }
+
+#[test]
+fn a_batch_applies_its_commands_in_order_as_if_each_were_an_entry() {
+    let create = |n: u8, t: u64| {
+        Command::Create(Create {
+            at: at(t),
+            session_id: sid(n),
+            token_hash: TokenHash::of(&format!("token-{n}")),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: None,
+            by: Some("app".to_owned()),
+        })
+    };
+    let commands = vec![create(1, 10), create(2, 20), create(3, 30)];
+    let mut one_by_one = Sm::new(policy(2, OnLimit::Deny));
+    let alone: Vec<Outcome> = commands.iter().map(|c| one_by_one.run(c.clone())).collect();
+    let mut batched = Sm::new(policy(2, OnLimit::Deny));
+    let Outcome::Batch { outcomes } = batched.run(Command::Batch(Batch {
+        commands: commands.clone(),
+    })) else {
+        panic!("a batch answers a batch of outcomes");
+    };
+    let kind = |o: &Outcome| std::mem::discriminant(o);
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        matches!(outcomes[2], Outcome::LimitReached { .. }),
+        "the limit holds inside a batch"
+    );
+    assert_eq!(
+        outcomes.iter().map(kind).collect::<Vec<_>>(),
+        alone.iter().map(kind).collect::<Vec<_>>()
+    );
+    assert_eq!(batched.active("a"), one_by_one.active("a"));
+    assert_eq!(batched.store.clock(), one_by_one.store.clock());
+
+    // A batch inside a batch is refused as a whole; the commands around it still apply.
+    let Outcome::Batch { outcomes } = batched.run(Command::Batch(Batch {
+        commands: vec![Command::Batch(Batch { commands }), create(4, 40)],
+    })) else {
+        panic!("a batch answers a batch of outcomes");
+    };
+    assert!(matches!(outcomes[0], Outcome::Refused { .. }));
+    assert!(matches!(outcomes[1], Outcome::LimitReached { .. }));
+}

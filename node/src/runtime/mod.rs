@@ -8,8 +8,10 @@
 //! handlers.
 
 mod error;
+mod group;
 mod health;
 mod readindex;
+mod rounds;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, Fatal, RaftError};
 use serde::de::DeserializeOwned;
 use sessync_config::NodeConfig;
+use sessync_proto::wire::ReadIndex;
 use sessync_proto::{ErrorBody, ErrorCode, Policy, SiteName, Timestamp};
 use tokio::time::Instant;
 
@@ -44,6 +47,12 @@ struct Inner {
     request_timeout: Duration,
     file_policy: Policy,
     health: health::Health,
+    /// Client commands waiting to go into the log together.
+    group: group::GroupCommit,
+    /// Linearizable reads on this node while it leads, waiting for a leadership confirmation.
+    leader_reads: rounds::Rounds<Result<readindex::Confirmed, RuntimeError>>,
+    /// Linearizable reads on this node as a follower, waiting for the leader's read index.
+    follower_reads: rounds::Rounds<Result<ReadIndex, RuntimeError>>,
 }
 
 impl Runtime {
@@ -58,6 +67,9 @@ impl Runtime {
             request_timeout: config.limits.request_timeout,
             file_policy: config.policy.clone(),
             health: health::Health::new(config.raft.election_timeout_max),
+            group: group::GroupCommit::new(),
+            leader_reads: rounds::Rounds::new(),
+            follower_reads: rounds::Rounds::new(),
         }))
     }
 
@@ -202,22 +214,36 @@ impl Runtime {
         self.write(cmd, deadline).await
     }
 
+    /// Writes `cmd` by `deadline`: touches (already batched by the touch batcher, and not
+    /// announced as changes) as entries of their own, everything else through group commit.
     async fn write(&self, cmd: Command, deadline: Instant) -> Result<Outcome, RuntimeError> {
         let waited = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout_at(deadline, self.0.raft.client_write(cmd)).await {
-            Err(_) => Err(RuntimeError::NoQuorum {
+        let write = async {
+            match cmd {
+                Command::Touch(_) => self.client_write(cmd).await,
+                cmd => self.group_write(cmd).await,
+            }
+        };
+        tokio::time::timeout_at(deadline, write)
+            .await
+            .unwrap_or(Err(RuntimeError::NoQuorum {
                 what: "the change was not committed",
                 waited,
-            }),
-            Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            }))
+    }
+
+    /// One entry into the log, answered once it is applied.
+    async fn client_write(&self, cmd: Command) -> Result<Outcome, RuntimeError> {
+        match self.0.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(match f.leader_id {
                     Some(id) => RuntimeError::LeadershipMoved { to: Some(id) },
                     None => RuntimeError::NoLeader,
                 })
             }
-            Ok(Err(RaftError::Fatal(Fatal::Stopped))) => Err(RuntimeError::ShuttingDown),
-            Ok(Err(e)) => Err(RuntimeError::Raft(e.to_string())),
+            Err(RaftError::Fatal(Fatal::Stopped)) => Err(RuntimeError::ShuttingDown),
+            Err(e) => Err(RuntimeError::Raft(e.to_string())),
         }
     }
 }

@@ -5,6 +5,10 @@
 //! RPC ([`sessync_proto::wire::READ_INDEX_PATH`]), waits until its own replica has applied it,
 //! and then reads locally. The leader's clock at that moment comes back too, so time-based
 //! checks (idle and lifetime ends) use cluster time, not the follower's clock.
+//!
+//! Both are shared by the reads waiting when they start ([`super::rounds`]): one leadership
+//! confirmation per heartbeat round trip on the leader, one read-index RPC per round trip from
+//! each follower, however many reads arrive meanwhile.
 
 use std::time::Duration;
 
@@ -12,7 +16,15 @@ use openraft::error::{CheckIsLeaderError, Fatal, RaftError};
 use sessync_proto::wire::{ReadIndex, READ_INDEX_PATH};
 use sessync_proto::Timestamp;
 
+use super::rounds::Rounds;
 use super::{Runtime, RuntimeError};
+
+/// A leadership confirmation: the index a read must see, and what this replica had applied.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Confirmed {
+    read: Option<u64>,
+    applied: Option<u64>,
+}
 
 impl Runtime {
     /// Makes this node's replica reflect every change acknowledged before this call, and returns
@@ -31,10 +43,34 @@ impl Runtime {
     /// the leader's cluster time (refused when this clock is off: the reader would judge by it).
     pub(crate) async fn read_index(&self) -> Result<ReadIndex, RuntimeError> {
         self.clock_guard()?;
+        let c = self.confirm_leadership().await?;
+        Ok(ReadIndex {
+            index: c.read,
+            now: self.cluster_now(),
+        })
+    }
+
+    /// A leadership confirmation by a quorum that began after this call, shared with every
+    /// other read waiting for one.
+    async fn confirm_leadership(&self) -> Result<Confirmed, RuntimeError> {
+        let (answer, start) = self.0.leader_reads.join();
+        if start {
+            let rt = self.clone();
+            tokio::spawn(async move {
+                while let Some(round) = rt.0.leader_reads.next_round() {
+                    Rounds::answer(round, &rt.leadership_round().await);
+                }
+            });
+        }
+        answer.await.unwrap_or(Err(RuntimeError::ShuttingDown))
+    }
+
+    /// One heartbeat round: openraft's `get_read_log_id`.
+    async fn leadership_round(&self) -> Result<Confirmed, RuntimeError> {
         match self.raft().get_read_log_id().await {
-            Ok((read, _applied)) => Ok(ReadIndex {
-                index: read.map(|l| l.index),
-                now: self.cluster_now(),
+            Ok((read, applied)) => Ok(Confirmed {
+                read: read.map(|l| l.index),
+                applied: applied.map(|l| l.index),
             }),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(RuntimeError::LeadershipMoved { to: f.leader_id })
@@ -50,21 +86,36 @@ impl Runtime {
         }
     }
 
+    /// The leader's read index, asked by a round that began after this call, shared with
+    /// every other read on this follower waiting for one.
+    async fn leader_read_index(&self) -> Result<ReadIndex, RuntimeError> {
+        let (answer, start) = self.0.follower_reads.join();
+        if start {
+            let rt = self.clone();
+            tokio::spawn(async move {
+                while let Some(round) = rt.0.follower_reads.next_round() {
+                    let ri = rt
+                        .ask_leader(READ_INDEX_PATH, b"{}".to_vec(), rt.request_timeout())
+                        .await;
+                    Rounds::answer(round, &ri);
+                }
+            });
+        }
+        answer.await.unwrap_or(Err(RuntimeError::ShuttingDown))
+    }
+
     async fn linearize_unbounded(&self) -> Result<Timestamp, RuntimeError> {
         if self.is_leader() {
             // The read is judged by this clock.
             self.clock_guard()?;
-            if let Ok((read, applied)) = self.raft().get_read_log_id().await {
-                self.wait_applied(read.map(|l| l.index), applied.map(|l| l.index))
-                    .await?;
+            if let Ok(c) = self.confirm_leadership().await {
+                self.wait_applied(c.read, c.applied).await?;
                 // Judged at max(this clock, the applied cluster time), as a follower judges.
                 return Ok(self.cluster_now());
             }
             // Leadership was lost in between: fall through and ask whoever leads now.
         }
-        let ri: ReadIndex = self
-            .ask_leader(READ_INDEX_PATH, b"{}".to_vec(), self.request_timeout())
-            .await?;
+        let ri = self.leader_read_index().await?;
         let applied = self.raft().metrics().borrow().last_applied.map(|l| l.index);
         self.wait_applied(ri.index, applied).await?;
         // The leader's time for this read (its linearization point), not a later stamp this

@@ -50,13 +50,14 @@ pub enum OpenError {
 /// Opens (or creates) the database at `path` and returns its log store and state machine.
 /// Snapshot files go to `path/snapshots/`.
 pub(crate) fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
-    let mut opts = Options::default();
+    let mut opts = family_options();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    // All families' memtables together: without it each of the six may hold 2 x 64 MiB.
+    opts.set_db_write_buffer_size(MEMTABLES_BYTES);
     let cfs = Cf::ALL
         .iter()
-        .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options()));
     let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| OpenError::Rocks {
         path: path.display().to_string(),
         source,
@@ -71,6 +72,25 @@ pub(crate) fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenErr
         message: e.to_string(),
     })?;
     Ok((LogStore::new(db), sm))
+}
+
+/// RocksDB's memory for all column families' memtables together.
+const MEMTABLES_BYTES: usize = 64 << 20;
+/// One block cache, shared by every column family (reads are served from the in-memory
+/// `SessionStore`; RocksDB is read at open, for snapshots and for the log).
+const BLOCK_CACHE_BYTES: usize = 16 << 20;
+
+/// Each column family's options: LZ4, small memtables, the one shared block cache.
+fn family_options() -> Options {
+    static CACHE: std::sync::OnceLock<rocksdb::Cache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    let mut o = Options::default();
+    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    o.set_write_buffer_size(MEMTABLES_BYTES / 4);
+    o.set_block_based_table_factory(&table);
+    o
 }
 
 /// Wraps any error for openraft's storage errors.

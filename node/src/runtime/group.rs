@@ -1,0 +1,105 @@
+//! Group commit: client commands proposed while earlier ones are in flight go into the log
+//! together, as one [`Command::Batch`] entry, so one log write (one fsync on each node) and one
+//! round of replication carry many of them.
+//!
+//! At most [`IN_FLIGHT`] entries of this path are in flight at once. A command that finds a free
+//! slot is proposed at once, alone (no added latency for a lone client); one that finds them all
+//! taken waits, and the next slot to free up proposes everything waiting (up to [`MAX_BATCH`])
+//! as one entry. The state machine applies a batch's commands one by one as if each were an
+//! entry of its own, and each caller gets its own command's outcome.
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::{Runtime, RuntimeError};
+use crate::session::{Batch, Command, Outcome};
+
+/// Entries of this path in flight at once.
+const IN_FLIGHT: usize = 2;
+/// Most commands in one entry.
+const MAX_BATCH: usize = 256;
+
+type Answer = oneshot::Sender<Result<Outcome, RuntimeError>>;
+
+/// The commands waiting for a slot, and how many slots are taken.
+pub(super) struct GroupCommit {
+    state: Mutex<State>,
+}
+
+struct State {
+    in_flight: usize,
+    waiting: Vec<(Command, Answer)>,
+}
+
+impl GroupCommit {
+    pub(super) fn new() -> Self {
+        GroupCommit {
+            state: Mutex::new(State {
+                in_flight: 0,
+                waiting: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl Runtime {
+    /// Proposes `cmd` with the commands around it and returns its own outcome once applied.
+    pub(super) async fn group_write(&self, cmd: Command) -> Result<Outcome, RuntimeError> {
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut s = self.0.group.state.lock();
+            s.waiting.push((cmd, tx));
+            let free = s.in_flight < IN_FLIGHT;
+            if free {
+                s.in_flight += 1;
+            }
+            free
+        };
+        if start {
+            let rt = self.clone();
+            tokio::spawn(async move { rt.propose_waiting().await });
+        }
+        rx.await.unwrap_or(Err(RuntimeError::ShuttingDown))
+    }
+
+    /// Holds one slot: proposes what waits, again and again, until nothing does.
+    async fn propose_waiting(&self) {
+        loop {
+            let mut batch = {
+                let mut s = self.0.group.state.lock();
+                if s.waiting.is_empty() {
+                    s.in_flight -= 1;
+                    return;
+                }
+                let n = s.waiting.len().min(MAX_BATCH);
+                s.waiting.drain(..n).collect::<Vec<_>>()
+            };
+            if batch.len() == 1 {
+                if let Some((cmd, answer)) = batch.pop() {
+                    let _ = answer.send(self.client_write(cmd).await);
+                }
+                continue;
+            }
+            let (commands, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let n = commands.len();
+            match self.client_write(Command::Batch(Batch { commands })).await {
+                Ok(Outcome::Batch { outcomes }) if outcomes.len() == n => {
+                    for (answer, o) in answers.into_iter().zip(outcomes) {
+                        let _ = answer.send(Ok(o));
+                    }
+                }
+                Ok(other) => {
+                    let e = RuntimeError::Raft(format!("a batch of {n} was answered {other:?}"));
+                    for answer in answers {
+                        let _ = answer.send(Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    for answer in answers {
+                        let _ = answer.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
