@@ -15,6 +15,8 @@ if [[ " $* " == *" --profile"* ]]; then
   }
   command -v inferno-flamegraph >/dev/null 2>&1 || cargo install --locked --quiet inferno --version 0.12.8
 fi
-cargo build --release -p sessync-node -p sessync-bench
+cargo build --release -p sessync-node
+# Its own workspace (bench/Cargo.toml says why), same target dir.
+cargo build --release --manifest-path bench/Cargo.toml
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 exec "$target_dir/release/sessync-bench" "$@"

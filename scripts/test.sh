@@ -12,15 +12,18 @@ scripts/setup.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo fmt --manifest-path bench/Cargo.toml -- --check
 
 echo "== unused dependencies (cargo machete)"
 cargo machete
 
 echo "== cargo clippy (release profile, all targets)"
 cargo clippy --release --workspace --all-targets -- -D warnings
+cargo clippy --release --manifest-path bench/Cargo.toml --all-targets -- -D warnings
 
 echo "== build"
 cargo build --release --workspace --all-targets
+cargo build --release --manifest-path bench/Cargo.toml
 
 echo "== unit, storage and HTTP tests"
 cargo test --release --workspace --exclude sessync-chaos-tests

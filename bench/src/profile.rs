@@ -58,7 +58,7 @@ impl Perf {
         self.child.wait()?;
         let script = format!(
             "perf script -i '{data}' 2>/dev/null | inferno-collapse-perf > '{folded}' && \
-             inferno-flamegraph < '{folded}' > '{svg}'",
+             inferno-flamegraph --minwidth 0.2 < '{folded}' > '{svg}'",
             data = self.data.display(),
             folded = self.folded.display(),
             svg = self.svg.display()

@@ -4,6 +4,7 @@
 //! validity from then on. A failed check is a [`FieldError`] naming the field and the reason.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,7 @@ pub fn check_handle(raw: &str, field: &str, max: usize) -> Result<String, FieldE
 /// The app's key for a person: 1–256 bytes of UTF-8 without control characters.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct UserId(String);
+pub struct UserId(Arc<str>);
 
 impl UserId {
     /// Checks `raw` against the spec's rules; `field` names it in the error.
@@ -72,7 +73,7 @@ impl UserId {
                 "must not contain control characters",
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 }
 
@@ -81,17 +82,17 @@ impl UserId {
 /// Made by the leader as `s_` followed by 32 lowercase hex digits (128 random bits).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct SessionId(String);
+pub struct SessionId(Arc<str>);
 
 impl SessionId {
     /// Builds the id from 16 random bytes chosen by the leader.
     pub fn from_random(bytes: [u8; 16]) -> Self {
-        Self(format!("s_{}", hex32(bytes)))
+        Self(format!("s_{}", hex32(bytes)).into())
     }
 
     /// Checks a session id that arrived in a path or a body.
     pub fn parse_field(raw: &str, field: &str) -> Result<Self, FieldError> {
-        check_handle(raw, field, MAX_SESSION_ID_BYTES).map(Self)
+        check_handle(raw, field, MAX_SESSION_ID_BYTES).map(|s| Self(s.into()))
     }
 }
 
@@ -101,17 +102,17 @@ impl SessionId {
 /// Made by the origin's leader as `op_` followed by 32 lowercase hex digits.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct OpId(String);
+pub struct OpId(Arc<str>);
 
 impl OpId {
     /// Builds the id from 16 random bytes chosen by the leader.
     pub fn from_random(bytes: [u8; 16]) -> Self {
-        Self(format!("op_{}", hex32(bytes)))
+        Self(format!("op_{}", hex32(bytes)).into())
     }
 
     /// Checks an operation id that arrived in a body.
     pub fn parse_field(raw: &str, field: &str) -> Result<Self, FieldError> {
-        check_handle(raw, field, MAX_OP_ID_BYTES).map(Self)
+        check_handle(raw, field, MAX_OP_ID_BYTES).map(|s| Self(s.into()))
     }
 }
 
@@ -123,7 +124,7 @@ fn hex32(bytes: [u8; 16]) -> String {
 /// lowercase ASCII letters, digits, '-' and '_'.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct SiteName(String);
+pub struct SiteName(Arc<str>);
 
 impl SiteName {
     /// Checks a site name; `field` names it in the error.
@@ -143,11 +144,12 @@ impl SiteName {
                 "may contain only lowercase ASCII letters, digits, '-' and '_'",
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 }
 
-/// What every identifier shares: `as_str`, the conversion from a `String` through its check
+/// What every identifier shares (each holds its text as an `Arc<str>`, so the copies the
+/// session store's indexes keep of an id share one allocation): `as_str`, the conversion from a `String` through its check
 /// (so serde validates), back to a `String`, and `Display` as the plain text.
 macro_rules! string_id {
     ($ty:ident, $field:literal) => {
@@ -167,7 +169,7 @@ macro_rules! string_id {
 
         impl From<$ty> for String {
             fn from(v: $ty) -> String {
-                v.0
+                String::from(&*v.0)
             }
         }
 

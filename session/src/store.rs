@@ -12,6 +12,29 @@ use super::ledger::Ledger;
 use super::mutation::{Mutation, Record, RecordKey};
 use super::record::{Session, TokenHash};
 
+/// A user's session ids, sorted: a user has a handful, and a sorted `Vec` of one id takes 32
+/// bytes of heap where a `BTreeSet` of one allocates a whole tree node (about 200).
+#[derive(Clone, Debug, Default)]
+struct IdSet(Vec<SessionId>);
+
+impl IdSet {
+    fn insert(&mut self, id: SessionId) {
+        if let Err(at) = self.0.binary_search(&id) {
+            self.0.insert(at, id);
+        }
+    }
+
+    fn remove(&mut self, id: &SessionId) {
+        if let Ok(at) = self.0.binary_search(id) {
+            self.0.remove(at);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 static DEFAULT_POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
 
 /// All sessions of one site, indexed for the lookups the API and the state machine make.
@@ -21,9 +44,9 @@ pub struct SessionStore {
     by_token: HashMap<TokenHash, SessionId>,
     /// Live (active or blocked) sessions by user: what every command of a user looks at, so
     /// its cost follows the user's live sessions, not every session retention still keeps.
-    live_by_user: BTreeMap<UserId, BTreeSet<SessionId>>,
+    live_by_user: BTreeMap<UserId, IdSet>,
     /// Ended sessions by user (kept for listing until retention removes them).
-    ended_by_user: BTreeMap<UserId, BTreeSet<SessionId>>,
+    ended_by_user: BTreeMap<UserId, IdSet>,
     by_idempotency: HashMap<(UserId, String), SessionId>,
     /// Live sessions by the time at which time alone ends them.
     deadlines: BTreeSet<(Timestamp, SessionId)>,
@@ -95,13 +118,13 @@ impl SessionStore {
 
     fn sessions_in<'a>(
         &'a self,
-        index: &'a BTreeMap<UserId, BTreeSet<SessionId>>,
+        index: &'a BTreeMap<UserId, IdSet>,
         user: &UserId,
     ) -> impl Iterator<Item = &'a Session> + 'a {
         index
             .get(user)
             .into_iter()
-            .flat_map(|ids| ids.iter())
+            .flat_map(|ids| ids.0.iter())
             .filter_map(|id| self.sessions.get(id))
     }
 
