@@ -61,7 +61,8 @@ impl System {
     }
 }
 
-/// One simulated application client.
+/// One simulated application client (a few hundred at most: their size does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(crate) enum Conn {
     Sessync(Client),

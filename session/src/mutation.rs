@@ -13,6 +13,9 @@ use super::ledger::{OutboxEntry, ReceivedOp, SeenNonce};
 use super::record::Session;
 
 /// One record of the replicated state.
+// Sessions are by far the most records, and each is moved once between the store and its
+// encoding: boxing them would add an allocation per record to save space in the rare others.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     Session(Session),
