@@ -82,23 +82,18 @@ impl Runtime {
             }
             let (commands, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             let n = commands.len();
-            match self.client_write(Command::Batch(Batch { commands })).await {
+            let failed = match self.client_write(Command::Batch(Batch { commands })).await {
                 Ok(Outcome::Batch { outcomes }) if outcomes.len() == n => {
                     for (answer, o) in answers.into_iter().zip(outcomes) {
                         let _ = answer.send(Ok(o));
                     }
+                    continue;
                 }
-                Ok(other) => {
-                    let e = RuntimeError::Raft(format!("a batch of {n} was answered {other:?}"));
-                    for answer in answers {
-                        let _ = answer.send(Err(e.clone()));
-                    }
-                }
-                Err(e) => {
-                    for answer in answers {
-                        let _ = answer.send(Err(e.clone()));
-                    }
-                }
+                Ok(other) => RuntimeError::Raft(format!("a batch of {n} was answered {other:?}")),
+                Err(e) => e,
+            };
+            for answer in answers {
+                let _ = answer.send(Err(failed.clone()));
             }
         }
     }
