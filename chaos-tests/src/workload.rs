@@ -7,7 +7,8 @@
 //!
 //! Everything is bounded: each client makes at most `max_ops` operations, each with a deadline,
 //! and stops when told. The tokens the clients learn stay in memory, at most
-//! [`KEPT_PER_USER`] per user; the history names sessions by id only.
+//! [`KEPT_PER_USER`] per user; the history names sessions by id only. How each operation
+//! reaches a node is `send`; how its answer reads, `answers`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sessync_client::{Client, ClientError};
+use sessync_client::ClientError;
 use sessync_proto::api::{
     Consistency, CreateSessionRequest, InvalidateRequest, ValidateRequest, ValidateResponse,
     VerifyRequest,
@@ -27,11 +28,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod answers;
+mod send;
 
 pub(crate) use answers::{seen_state, seen_validate};
 
 use crate::history::{Call, Entry, HistoryWriter, Op, Outcome, Ret, Seen, Via};
 use answers::{failed, fanout, refused_touch, site_names, with_seen};
+use send::Step;
 
 /// Sessions (with tokens) a client remembers per user; older ones are forgotten.
 pub const KEPT_PER_USER: usize = 24;
@@ -218,18 +221,6 @@ impl Workload {
         if v.len() > KEPT_PER_USER {
             v.remove(0);
         }
-    }
-
-    /// A client of the library that tries `node` first, then the site's others.
-    fn library(&self, site: usize, node: usize) -> Client {
-        let s = &self.sites[site];
-        let mut urls: Vec<String> = s.nodes.iter().map(|(_, u)| u.clone()).collect();
-        urls.rotate_left(node);
-        Client::builder(urls, s.app_key.clone())
-            .timeout(OP_TIMEOUT)
-            .attempt_timeout(ATTEMPT_TIMEOUT)
-            .build()
-            .expect("a client of loopback URLs builds")
     }
 
     fn record(&self, step: Step, invoke_ms: u64, call: Call, outcome: Outcome) {
@@ -473,44 +464,4 @@ impl Workload {
         };
         self.record(step, t0, Call::List { user }, outcome);
     }
-
-    /// A hand-made request to the step's node only; errors mapped as the library maps them.
-    async fn raw_call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
-        &self,
-        step: Step,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<R, ClientError> {
-        let s = &self.sites[step.site];
-        let mut req = self
-            .raw
-            .request(method, format!("{}{path}", s.nodes[step.node].1))
-            .bearer_auth(&s.app_key);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if !(200..300).contains(&status) {
-            return Err(ClientError::from_response(status, &bytes));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
-    }
-}
-
-/// Who sends an operation where.
-#[derive(Clone, Copy)]
-struct Step {
-    c: u32,
-    site: usize,
-    node: usize,
-    via: Via,
 }
