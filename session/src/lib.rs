@@ -45,6 +45,8 @@ pub use record::{Session, TokenHash};
 pub use store::SessionStore;
 
 #[cfg(test)]
+mod cost_tests;
+#[cfg(test)]
 mod federation_tests;
 #[cfg(test)]
 mod login_tests;

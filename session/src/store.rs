@@ -56,6 +56,9 @@ pub struct SessionStore {
     clock: Timestamp,
     /// Federation: outbox, received operations, seen nonces.
     ledger: Ledger,
+    /// Session records the per-user lookups have visited (tests watch what a command costs).
+    #[cfg(test)]
+    visited: std::sync::atomic::AtomicUsize,
 }
 
 impl SessionStore {
@@ -125,7 +128,27 @@ impl SessionStore {
             .get(user)
             .into_iter()
             .flat_map(|ids| ids.0.iter())
-            .filter_map(|id| self.sessions.get(id))
+            .filter_map(|id| {
+                #[cfg(test)]
+                self.visited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.sessions.get(id)
+            })
+    }
+
+    /// How many session records the per-user lookups have visited since the last call.
+    #[cfg(test)]
+    pub(crate) fn take_visited(&self) -> usize {
+        self.visited.swap(0, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The ids the per-user live index holds for `user`.
+    #[cfg(test)]
+    pub(crate) fn live_index(&self, user: &UserId) -> Vec<SessionId> {
+        self.live_by_user
+            .get(user)
+            .map(|ids| ids.0.clone())
+            .unwrap_or_default()
     }
 
     /// Users holding a live session, in order, starting after `after` if given.
