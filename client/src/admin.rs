@@ -36,12 +36,14 @@ pub struct AuditQuery {
     pub kind: Option<String>,
     /// Only events at or after this cluster time.
     pub since: Option<Timestamp>,
-    /// At most this many events (default: every matching one, fetched a page at a time).
+    /// At most this many events, newest first (default: every matching one). Any number: the
+    /// events come a page of at most 1000 at a time.
     pub limit: Option<u32>,
 }
 
 impl AuditQuery {
-    /// The path with its query string, values percent-encoded.
+    /// The path with its filters as the query string, values percent-encoded; `limit` is not
+    /// one of them (the pages are asked for at most 1000 at a time, see `Client::all_pages`).
     pub(crate) fn path(&self) -> String {
         let mut params: Vec<(&str, String)> = Vec::new();
         if let Some(u) = &self.user_id {
@@ -52,9 +54,6 @@ impl AuditQuery {
         }
         if let Some(s) = self.since {
             params.push(("since", s.to_rfc3339()));
-        }
-        if let Some(l) = self.limit {
-            params.push(("limit", l.to_string()));
         }
         let mut path = String::from("/v1/audit");
         for (i, (k, v)) in params.iter().enumerate() {
@@ -256,15 +255,11 @@ mod tests {
             since: Some(Timestamp(1_700_000_000_123)),
             limit: Some(50),
         };
+        // The limit is the caller's, not a page size: the pages carry their own.
         assert_eq!(
             q.path(),
             "/v1/audit?user_id=al%20ice&kind=session_ended\
-             &since=2023-11-14T22%3A13%3A20.123Z&limit=50"
+             &since=2023-11-14T22%3A13%3A20.123Z"
         );
-        let q = AuditQuery {
-            limit: Some(1),
-            ..Default::default()
-        };
-        assert_eq!(q.path(), "/v1/audit?limit=1");
     }
 }

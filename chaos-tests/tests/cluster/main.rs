@@ -21,6 +21,7 @@ mod federation_burst;
 mod federation_refusals;
 mod limits;
 mod links;
+mod pages;
 mod policy;
 mod quorum;
 mod readiness;

@@ -26,7 +26,7 @@ pub(crate) enum AuditCommand {
         /// Only events at or after this time (RFC 3339, e.g. `2026-01-02T03:04:05Z`).
         #[arg(long, value_parser = parse_since)]
         since: Option<Timestamp>,
-        /// At most this many events.
+        /// At most this many events (any number: they are fetched 1000 at a time).
         #[arg(long)]
         limit: Option<u32>,
     },
@@ -96,7 +96,7 @@ pub(super) async fn run(
                 user_id: user,
                 kind,
                 since: None,
-                limit: Some(lines.clamp(1, 1000)),
+                limit: Some(lines.max(1)),
             };
             let mut events = client.audit(&query).await.context("audit tail")?;
             events.reverse();
@@ -107,8 +107,9 @@ pub(super) async fn run(
             }
             loop {
                 tokio::time::sleep(interval).await;
+                // Every event since the last one shown, however many pages they take.
                 query.since = last.map(|(_, at)| at);
-                query.limit = Some(1000);
+                query.limit = None;
                 let mut fresh = client.audit(&query).await.context("audit tail")?;
                 fresh.retain(|e| last.is_none_or(|(seq, _)| e.seq > seq));
                 fresh.reverse();
