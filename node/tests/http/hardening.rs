@@ -330,12 +330,13 @@ async fn auth_failures_are_counted_and_reported_once_per_source_and_reason() {
         .iter()
         .find(|e| e["detail"]["reason"] == "unknown_key")
         .unwrap();
-    assert_eq!(one["detail"]["source"], "127.0.0.1");
+    // Reported by network (IPv4 /24), not by address.
+    assert_eq!(one["detail"]["source"], "127.0.0.0/24");
     assert!(
         one["detail"]["summary"]
             .as_str()
             .unwrap()
-            .contains("unknown key, from 127.0.0.1, in 1s"),
+            .contains("unknown key, from 127.0.0.0/24, in 1s"),
         "{one}"
     );
     let (_, m) = node.call(Method::GET, "/metrics", ADMIN_KEY, None).await;
