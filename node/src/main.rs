@@ -27,9 +27,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|d| EnvFilter::try_new(d).is_ok())
+        .unwrap_or_else(|| config.log.level.clone());
+    let filter = quiet_tls(
+        EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info")),
+        &directives,
+    );
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
@@ -62,6 +67,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Turns the TLS library's own log off unless `directives` name it: a stranger's failed
+/// handshake must not write a line per connection (the node counts on rustls being built
+/// without its `logging` feature too; this holds if a dependency turns it back on).
+fn quiet_tls(filter: EnvFilter, directives: &str) -> EnvFilter {
+    ["rustls", "tokio_rustls"]
+        .into_iter()
+        .filter(|target| !directives.contains(target))
+        .fold(filter, |f, target| match format!("{target}=off").parse() {
+            Ok(d) => f.add_directive(d),
+            Err(_) => f,
+        })
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -8,12 +8,18 @@
 //!   timer runs from the moment it starts reading a request).
 //! - A connection on which nothing is read or written for `idle_timeout` is closed, whatever
 //!   state it is in (a client that stops reading an answer, say).
-//! - Body timeouts and the bound on requests in flight are layers of the router
+//! - A request's headers are read into a buffer of at most [`MAX_HEADER_BYTES`]; longer
+//!   headers are answered 431 and the connection closed.
+//! - Body timeouts and the bounds on requests in flight are layers of the router
 //!   (`api::router`), where the answer can be a JSON error.
+//! - With TLS, whether the caller showed a verified client certificate is put in each of the
+//!   connection's requests ([`ClientCert`]), for the routes that require one.
 //!
 //! On `stop`, the loop stops accepting, every connection is told to finish its request in
 //! progress and close, and [`serve`] waits for them for at most [`crate::DRAIN`]; event streams
-//! end on the same token, so a drain does not hang on them.
+//! end on the same token. Every connection runs as a task of one `JoinSet`: those still open at
+//! the deadline are aborted (their sockets closed, their requests dropped), so nothing of the
+//! listener outlives [`serve`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -33,12 +39,21 @@ use sessync_config::Limits;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::node::DRAIN;
+use crate::tls::{Acceptor, ClientCert};
+
+/// hyper's read buffer per connection, which bounds a request's headers (hyper's own default is
+/// about 400 KiB). Headers are a few hundred bytes; longer ones are answered 431.
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// How often at most an accept error is logged (a stranger must not be able to write a log line
+/// per connection).
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What the listener bounds, from `[limits]`.
 #[derive(Clone, Copy)]
@@ -58,17 +73,22 @@ impl From<&Limits> for ConnLimits {
     }
 }
 
-/// Serves `router` on `listener` until `stop`, then drains for at most [`DRAIN`].
+/// Serves `router` on `listener` until `stop`, then drains for at most [`DRAIN`] and aborts
+/// the connections still open.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Acceptor>,
     limits: ConnLimits,
     stop: CancellationToken,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
+    let mut conns = JoinSet::new();
+    let mut accept_errors = AcceptErrors::default();
     loop {
+        // Finished connections leave the set, so it holds only open ones.
+        while conns.try_join_next().is_some() {}
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             () = stop.cancelled() => break,
@@ -77,9 +97,11 @@ pub(crate) async fn serve(
             r = listener.accept() => match r {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    accept_errors.failed(&e);
+                    if !is_connection_error(&e) {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     continue;
                 }
             },
@@ -89,20 +111,62 @@ pub(crate) async fn serve(
         let router = router.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             connection(tcp, peer, router, tls, limits, watcher).await;
             drop(permit);
         });
     }
     drop(listener);
-    tracing::info!("stopping: draining open connections");
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(after = ?DRAIN, "connections still open; closing them");
+    tracing::info!(open = conns.len(), "stopping: draining open connections");
+    // Connections in a request finish it; those still in a handshake or between requests close.
+    let drained = tokio::time::timeout(DRAIN, async {
+        graceful.shutdown().await;
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            after = ?DRAIN,
+            open = conns.len(),
+            "connections still open after the drain; closing them"
+        );
+        conns.shutdown().await;
     }
     Ok(())
+}
+
+/// Errors of one incoming connection (reset before it was accepted, say): nothing is wrong
+/// with the listener.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Accept errors, logged at most once per [`ACCEPT_ERROR_LOG_EVERY`] with how many there were.
+#[derive(Default)]
+struct AcceptErrors {
+    logged_at: Option<Instant>,
+    since_logged: u64,
+}
+
+impl AcceptErrors {
+    fn failed(&mut self, e: &io::Error) {
+        self.since_logged += 1;
+        if self
+            .logged_at
+            .is_some_and(|at| at.elapsed() < ACCEPT_ERROR_LOG_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(error = %e, count = self.since_logged, "accept failed");
+        self.logged_at = Some(Instant::now());
+        self.since_logged = 0;
+    }
 }
 
 /// One connection: the TLS handshake (bounded by `header_timeout`), then HTTP/1.1 until the
@@ -111,7 +175,7 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Acceptor>,
     limits: ConnLimits,
     watcher: Watcher,
 ) {
@@ -121,13 +185,32 @@ async fn connection(
         activity: activity.clone(),
     };
     match tls {
-        None => http(io, peer, router, limits, watcher, activity).await,
+        None => {
+            http(
+                io,
+                peer,
+                ClientCert::NotAsked,
+                router,
+                limits,
+                watcher,
+                activity,
+            )
+            .await
+        }
         Some(acceptor) => {
             // A failed or slow handshake is the caller's problem, not the node's: no log line
             // per attempt, the connection just closes.
-            let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(io));
+            let handshake = tokio::time::timeout(limits.header_timeout, acceptor.inner.accept(io));
             if let Ok(Ok(stream)) = handshake.await {
-                http(stream, peer, router, limits, watcher, activity).await;
+                // rustls has verified a certificate that was shown, or failed the handshake.
+                let cert = if !acceptor.asks_client_cert {
+                    ClientCert::NotAsked
+                } else if stream.get_ref().1.peer_certificates().is_some() {
+                    ClientCert::Verified
+                } else {
+                    ClientCert::Missing
+                };
+                http(stream, peer, cert, router, limits, watcher, activity).await;
             }
         }
     }
@@ -136,6 +219,7 @@ async fn connection(
 async fn http<IO>(
     io: IO,
     peer: SocketAddr,
+    cert: ClientCert,
     router: Router,
     limits: ConnLimits,
     watcher: Watcher,
@@ -143,14 +227,17 @@ async fn http<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Handlers see the caller's address as axum's `ConnectInfo`.
+    // Handlers see the caller's address as axum's `ConnectInfo`, and what its certificate
+    // proved as `ClientCert`.
     let service = service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(cert);
         router.clone().oneshot(req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
         .serve_connection(TokioIo::new(io), service);
     let conn = watcher.watch(conn);
     tokio::select! {

@@ -1,7 +1,13 @@
 //! TLS from `[tls]` (rustls, ring): the server side, which the listener wraps every connection
-//! in (and which requires client certificates when `client_ca_file` is set), and the HTTP
-//! client every node-to-node and site-to-site call goes through (trusting `ca_file` besides the
-//! public web roots, and showing this node's certificate to servers that ask for one).
+//! in, and the HTTP client every node-to-node and site-to-site call goes through (trusting
+//! `ca_file` besides the public web roots, and showing this node's certificate to servers that
+//! ask for one).
+//!
+//! With `client_ca_file` the server asks every caller for a certificate of those CAs but lets
+//! one without a certificate connect (apps, `sessyncctl`, probes): a certificate that is shown
+//! must verify, or the handshake fails. Whether a connection showed one is carried into each of
+//! its requests as [`ClientCert`]; the node-to-node and peer-site routes refuse a request whose
+//! connection showed none (`api`).
 //!
 //! Without `[tls]` the listener serves plain HTTP and the client still speaks HTTPS to URLs
 //! that say so (trusting the public roots).
@@ -41,14 +47,40 @@ pub enum TlsError {
 /// The listener's TLS acceptor, if `[tls]` is set, and the client for calls to other nodes
 /// and sites.
 pub(crate) struct Tls {
-    pub(crate) acceptor: Option<TlsAcceptor>,
+    pub(crate) acceptor: Option<Acceptor>,
     pub(crate) client: reqwest::Client,
+}
+
+/// The listener's side of TLS, and whether it asks callers for client certificates.
+#[derive(Clone)]
+pub(crate) struct Acceptor {
+    pub(crate) inner: TlsAcceptor,
+    /// `client_ca_file` is set.
+    pub(crate) asks_client_cert: bool,
+}
+
+/// What a connection's caller proved about itself in the TLS handshake; the listener puts it in
+/// every request of the connection (a request extension).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientCert {
+    /// No client certificate is asked for (no `[tls]`, or no `client_ca_file`): nothing is
+    /// required of anyone.
+    NotAsked,
+    /// Asked for, and none was shown.
+    Missing,
+    /// Shown, and verified against `client_ca_file`.
+    Verified,
 }
 
 impl Tls {
     pub(crate) fn new(config: Option<&TlsConfig>) -> Result<Tls, TlsError> {
         let acceptor = config
-            .map(|c| server_config(c).map(|s| TlsAcceptor::from(Arc::new(s))))
+            .map(|c| {
+                server_config(c).map(|s| Acceptor {
+                    inner: TlsAcceptor::from(Arc::new(s)),
+                    asks_client_cert: c.client_ca_pem.is_some(),
+                })
+            })
             .transpose()?;
         Ok(Tls {
             acceptor,
@@ -84,7 +116,9 @@ fn server_config(c: &TlsConfig) -> Result<ServerConfig, TlsError> {
         None => builder.with_no_client_auth(),
         Some(pem) => {
             let roots = roots(pem).map_err(TlsError::ClientCa)?;
+            // A caller without a certificate connects; the routes for peers refuse it.
             let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
                 .build()
                 .map_err(|e| TlsError::ClientCa(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)

@@ -258,8 +258,9 @@ impl ClockNote {
 }
 
 /// The nonces of node-to-node proofs seen within the window, kept in memory: a captured
-/// request sent again is refused. Only requests whose proof verified are remembered, so a
-/// stranger cannot grow it.
+/// request sent again is refused. Only requests whose proof verified are remembered, and only
+/// once their body matched the proof ([`NonceClaim::keep`]), so neither a stranger nor a
+/// request cut short can grow it or use up a nonce.
 #[derive(Default)]
 pub struct SeenNonces {
     inner: parking_lot::Mutex<NonceMap>,
@@ -267,23 +268,92 @@ pub struct SeenNonces {
 
 #[derive(Default)]
 struct NonceMap {
-    /// Nonce → the time (ms) after which it may be forgotten.
-    seen: std::collections::HashMap<String, u64>,
+    /// Nonce → the time (ms) after which it may be forgotten, and whether its request is still
+    /// being read (claimed, not yet kept).
+    seen: std::collections::HashMap<String, (u64, Claim)>,
     /// Size after the last sweep; the next sweep comes when the map has doubled.
     swept_at: usize,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// A request with this nonce is being read.
+    Pending,
+    /// A request with this nonce was accepted.
+    Kept,
+}
+
+/// A nonce claimed by the request being read: while it lives, another request with the same
+/// nonce is refused. [`NonceClaim::keep`] remembers the nonce for its window; dropped without
+/// it (the body did not match, did not arrive), the nonce is released.
+#[must_use = "a claim not kept releases its nonce when dropped"]
+pub struct NonceClaim<'a> {
+    nonces: &'a SeenNonces,
+    nonce: String,
+    kept: bool,
+}
+
+impl NonceClaim<'_> {
+    /// The request was accepted: its nonce stays used until it is out of the window.
+    pub fn keep(mut self) {
+        if let Some(entry) = self.nonces.inner.lock().seen.get_mut(&self.nonce) {
+            entry.1 = Claim::Kept;
+        }
+        self.kept = true;
+    }
+}
+
+impl Drop for NonceClaim<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let mut m = self.nonces.inner.lock();
+        if m.seen
+            .get(&self.nonce)
+            .is_some_and(|e| e.1 == Claim::Pending)
+        {
+            m.seen.remove(&self.nonce);
+        }
+    }
+}
+
 impl SeenNonces {
-    /// Records `proof`'s nonce; false if it was already recorded (a replay). It is kept until
-    /// its timestamp is out of the window (`window_ms` past it).
-    pub fn first_use(&self, proof: &ClusterProof, now_ms: u64, window_ms: u64) -> bool {
+    /// Claims `proof`'s nonce while its request is read; `None` if it was used, or is being
+    /// used, already (a replay). Kept, it is remembered until its timestamp is out of the window
+    /// (`window_ms` past it).
+    pub fn claim(
+        &self,
+        proof: &ClusterProof,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Option<NonceClaim<'_>> {
         let mut m = self.inner.lock();
         if m.seen.len() >= 2 * m.swept_at.max(1024) {
-            m.seen.retain(|_, forget_after| *forget_after >= now_ms);
+            m.seen.retain(|_, (forget_after, claim)| {
+                *claim == Claim::Pending || *forget_after >= now_ms
+            });
             m.swept_at = m.seen.len();
         }
         let forget_after = proof.timestamp_ms.saturating_add(window_ms);
-        m.seen.insert(proof.nonce.clone(), forget_after).is_none()
+        match m.seen.entry(proof.nonce.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => None,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((forget_after, Claim::Pending));
+                Some(NonceClaim {
+                    nonces: self,
+                    nonce: proof.nonce.clone(),
+                    kept: false,
+                })
+            }
+        }
+    }
+
+    /// Records `proof`'s nonce at once; false if it was already used (a replay).
+    pub fn first_use(&self, proof: &ClusterProof, now_ms: u64, window_ms: u64) -> bool {
+        self.claim(proof, now_ms, window_ms)
+            .map(NonceClaim::keep)
+            .is_some()
     }
 }
 
@@ -417,6 +487,21 @@ mod tests {
             assert!(seen.first_use(&r, 1_000_000 + WINDOW + 10_000, WINDOW));
         }
         assert!(seen.inner.lock().seen.len() <= 2048);
+    }
+
+    #[test]
+    fn a_nonce_is_used_up_only_by_a_request_that_was_kept() {
+        let seen = SeenNonces::default();
+        let p = ClusterProof::new(2, 1_000_000, b"{}");
+        // Claimed while the body is read: a second request with the same nonce is refused.
+        let claim = seen.claim(&p, 1_000_000, WINDOW).unwrap();
+        assert!(seen.claim(&p, 1_000_000, WINDOW).is_none());
+        // The body did not match: released, the genuine request can still use it.
+        drop(claim);
+        let claim = seen.claim(&p, 1_000_000, WINDOW).unwrap();
+        claim.keep();
+        assert!(seen.claim(&p, 1_000_001, WINDOW).is_none());
+        assert!(!seen.first_use(&p, 1_000_001, WINDOW));
     }
 
     #[test]

@@ -1,27 +1,35 @@
 //! The federation endpoints: what peer sites send (`POST /v1/federation/verify` and
 //! `/v1/federation/invalidate`) and the operators' `GET /v1/federation/status`.
 //!
-//! The node that gets a peer's request checks its signature before anything else (a forged or
-//! stale request is refused with 401, counted, and reported to the audit log), then the leader
-//! (a follower forwards the request as it came) proposes a `PeerOp`. The state machine refuses a
-//! nonce already seen, on any node of this site, and applies each `op_id` once.
+//! The node that gets a peer's request checks everything that needs no body first (with
+//! `client_ca_file`, a client certificate on the connection; a configured site, a fresh
+//! timestamp, a well-formed nonce this site has not seen, a well-formed signature), then reads
+//! the body (at most [`PEER_BODY_BYTES`], within `body_timeout`) and checks the signature over
+//! it. A refusal is answered 401 (403 without a certificate), counted, and reported to the audit
+//! log in aggregate. Then the leader (a follower forwards the request as it came) proposes a
+//! `PeerOp`. The state machine refuses a nonce already seen, on any node of this site, and
+//! applies each `op_id` once.
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sessync_proto::federation::{FederationStatus, PeerOpKind, PeerOpRequest, PeerOpResponse};
-use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
+use sessync_proto::federation::{
+    check_nonce, FederationStatus, PeerOpKind, PeerOpRequest, PeerOpResponse, NONCE_HEADER,
+    SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER,
+};
+use sessync_proto::{ErrorBody, ErrorCode, SiteName, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::AdminCaller;
 use super::body::read_limited;
 use super::error::ApiError;
-use super::forward;
 use super::state::App;
+use super::{forward, without_client_cert};
 use crate::federation::sign::{self, Rejection};
 use crate::federation::status;
 use crate::refusals::Refused;
@@ -30,13 +38,22 @@ use crate::session::{Command, Outcome, PeerOp};
 /// Where the status is served.
 const STATUS_PATH: &str = "/v1/federation/status";
 
-/// The federation routes; a peer's request body may be at most `max_body_bytes` and must
-/// arrive within `body_timeout`.
-pub(crate) fn routes() -> OpenApiRouter<App> {
+/// The largest body a peer site's request may have: `{op_id, origin_site, user_id,
+/// session_id}` is a few hundred bytes (a user id of 256 bytes, escaped, stays well under it).
+pub(crate) const PEER_BODY_BYTES: usize = 4 * 1024;
+
+/// The routes peer sites call (they have a concurrency budget of their own, `api::router`);
+/// a body may be at most [`PEER_BODY_BYTES`] (and `max_body_bytes`) and must arrive within
+/// `body_timeout`.
+pub(crate) fn peer_routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(verify))
         .routes(routes!(invalidate))
-        .routes(routes!(status))
+}
+
+/// The operators' federation route.
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(status))
 }
 
 #[utoipa::path(post, path = "/v1/federation/verify", tag = "federation",
@@ -71,12 +88,124 @@ fn refuse(
     reason: &'static str,
     message: String,
 ) -> Response {
+    refuse_as(app, source, origin, reason, ApiError::unauthorized(message))
+}
+
+/// [`refuse`] with the answer `error`.
+fn refuse_as(
+    app: &App,
+    source: Option<IpAddr>,
+    origin: &str,
+    reason: &'static str,
+    error: ApiError,
+) -> Response {
     let configured = app.federation().peer_names().any(|p| p.as_str() == origin);
     let origin = if configured { origin } else { "unknown" };
     app.metrics().peer_rejected(origin, reason);
     app.refusals()
         .record(Refused::PeerSite, reason, source, Some(origin));
-    ApiError::unauthorized(message).into_response()
+    error.into_response()
+}
+
+/// The checks of a peer's request that need no body, in the order of [`sign::check`] (which
+/// checks them again with the signature once the body is read): a configured site, a fresh
+/// timestamp, a well-formed nonce, a well-formed signature; and the nonce not already seen by
+/// this replica (the state machine has the last word). The claimed site, for reporting.
+fn check_headers(app: &App, h: &HeaderMap, now_ms: u64) -> Result<SiteName, Rejection> {
+    let value = |name: &'static str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(Rejection::MissingHeader(name))
+    };
+    let config = app.federation().config();
+    let site = value(SITE_HEADER)?;
+    let peer = SiteName::parse_field(site, SITE_HEADER)
+        .ok()
+        .and_then(|s| config.peer(&s))
+        .ok_or_else(|| Rejection::UnknownSite(site.chars().take(64).collect()))?;
+    let ts: u64 = value(TIMESTAMP_HEADER)?
+        .parse()
+        .map_err(|_| Rejection::BadTimestamp)?;
+    let window_ms = config.timestamp_window.as_millis() as u64;
+    let skew_ms = ts.abs_diff(now_ms);
+    if skew_ms > window_ms {
+        return Err(Rejection::StaleTimestamp { skew_ms, window_ms });
+    }
+    let nonce = value(NONCE_HEADER)?;
+    check_nonce(nonce).map_err(|e| Rejection::BadNonce(e.reason))?;
+    let sig = value(SIGNATURE_HEADER)?;
+    if sig.len() != 64 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Rejection::BadSignature);
+    }
+    Ok(peer.name.clone())
+}
+
+/// Whether this replica has seen `nonce` from `origin` (a replay, refused before its body).
+fn nonce_seen(app: &App, origin: &SiteName, nonce: &str) -> bool {
+    app.rt()
+        .state()
+        .read(|s| s.ledger().nonce_seen(origin, nonce))
+}
+
+/// Everything checked before a peer's body is read (see [`check_headers`]), with a client
+/// certificate first when `client_ca_file` asks for one; the refusal's answer, counted.
+fn before_body(
+    app: &App,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+    source: Option<IpAddr>,
+    now_ms: u64,
+) -> Result<(), Response> {
+    if without_client_cert(extensions) {
+        return Err(refuse_as(
+            app,
+            source,
+            &sign::claimed_site(headers),
+            "no_client_certificate",
+            super::no_client_cert(),
+        ));
+    }
+    let origin = match check_headers(app, headers, now_ms) {
+        Ok(origin) => origin,
+        Err(r) => {
+            let origin = match &r {
+                Rejection::UnknownSite(s) => s.clone(),
+                _ => sign::claimed_site(headers),
+            };
+            return Err(refuse(app, source, &origin, r.reason(), r.message()));
+        }
+    };
+    let nonce = headers
+        .get(NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if nonce_seen(app, &origin, nonce) {
+        return Err(refuse(
+            app,
+            source,
+            origin.as_str(),
+            "replayed_nonce",
+            "this nonce was already used; a replayed request is refused (nothing changed)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// A peer's body: at most [`PEER_BODY_BYTES`] (and `max_body_bytes`; a larger declared length
+/// is refused before reading), within `body_timeout`.
+async fn read_peer_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let limit = PEER_BODY_BYTES.min(app.max_body_bytes());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit).into_response());
+    }
+    read_limited(body, limit, app.body_timeout())
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 async fn receive(app: App, kind: PeerOpKind, req: Request) -> Response {
@@ -87,11 +216,14 @@ async fn receive(app: App, kind: PeerOpKind, req: Request) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let headers = parts.headers;
-    let body = match read_limited(body, app.max_body_bytes(), app.body_timeout()).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
     let now = Timestamp::now().millis();
+    if let Err(refused) = before_body(&app, &parts.extensions, &headers, source, now) {
+        return refused;
+    }
+    let body = match read_peer_body(&app, &headers, body).await {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
     let fed = app.federation();
     let v = match sign::check(fed.config(), &headers, path, &body, now) {
         Ok(v) => v,

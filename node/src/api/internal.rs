@@ -19,10 +19,10 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
-    APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH, SNAPSHOT_PATH,
-    VOTE_PATH,
+    ReadIndex, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH,
+    SNAPSHOT_PATH, VOTE_PATH,
 };
-use sessync_proto::{ErrorBody, Timestamp};
+use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -69,14 +69,26 @@ pub(crate) fn guard(routes: OpenApiRouter<App>, app: App) -> OpenApiRouter<App> 
         .layer(DefaultBodyLimit::disable())
 }
 
-/// Checks the whole proof before reading the body: well formed, fresh, for this node, signed
-/// with the cluster secret, a nonce not seen before, and a body length the route takes. Only
-/// then is the body read (no more than the length the proof declares) and checked against the
-/// proof's hash. A refusal is counted by reason and answered 401 (413 for a body too large for
-/// the route); it writes no log line and no audit event, so refusals cost a stranger's requests
-/// nothing but a hash.
+/// Why a node-to-node request was refused that is not about its proof: the metric label.
+const NO_CLIENT_CERT: &str = "no_client_certificate";
+const BODY_TIMEOUT: &str = "body_timeout";
+
+/// Checks the whole proof before reading the body: (with `client_ca_file`) a client certificate
+/// on the connection, then the proof well formed, fresh, for this node, signed with the cluster
+/// secret, a nonce not in use or used before, and a body length the route takes. Only then is
+/// the body read (no more than the length the proof declares, within `body_timeout`) and
+/// checked against the proof's hash; the nonce is used up once the body matched (a request cut
+/// short or with another body does not use it up; a second request with the same nonce while
+/// the first is read is refused). A refusal is counted by reason and answered 401 (413 for a
+/// body too large for the route, 408 for one that did not arrive in time, 403 without a client
+/// certificate); it writes no log line and no audit event, so refusals cost a stranger's
+/// requests nothing but a hash.
 async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
+    if super::without_client_cert(req.extensions()) {
+        app.metrics().rpc_refused(NO_CLIENT_CERT);
+        return super::no_client_cert().into_response();
+    }
     let refuse = |reason: ProofRefusal| {
         app.metrics().rpc_refused(reason.as_str());
         let status = if reason == ProofRefusal::TooLarge {
@@ -119,25 +131,37 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
     if proof.body_len > limit {
         return with_clock(refuse(ProofRefusal::TooLarge));
     }
-    if !app.nonces().first_use(&proof, now, PROOF_WINDOW_MS) {
+    let Some(claim) = app.nonces().claim(&proof, now, PROOF_WINDOW_MS) else {
         return with_clock(refuse(ProofRefusal::Replayed));
-    }
+    };
     let report = req
         .headers()
         .get(CLOCK_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| ClockNote::check(v, rt.cluster_secret(), &proof.nonce));
-    if let Some(ClockNote::Report(deviation_ms)) = report {
-        rt.clock().reported(deviation_ms);
-    }
     let (parts, body) = req.into_parts();
     // A body longer than declared fails here, one shorter at `matches`.
     let read = axum::body::to_bytes(body, proof.body_len as usize);
-    let Ok(Ok(bytes)) = tokio::time::timeout(app.body_timeout(), read).await else {
-        return with_clock(refuse(ProofRefusal::BodyMismatch));
+    let bytes = match tokio::time::timeout(app.body_timeout(), read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return with_clock(refuse(ProofRefusal::BodyMismatch)),
+        Err(_) => {
+            app.metrics().rpc_refused(BODY_TIMEOUT);
+            return with_clock(
+                ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    "the body did not arrive within [limits] body_timeout",
+                )
+                .into_response(),
+            );
+        }
     };
     if !proof.matches(&bytes) {
         return with_clock(refuse(ProofRefusal::BodyMismatch));
+    }
+    claim.keep();
+    if let Some(ClockNote::Report(deviation_ms)) = report {
+        rt.clock().reported(deviation_ms);
     }
     with_clock(
         next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -212,17 +236,18 @@ async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn read_index(State(app): State<App>) -> Response {
-    // Touches queued before this read are applied first, and the read is judged at the time
-    // the touch queue took it (see `crate::touch`).
-    let at = match app.touches().barrier().await {
-        Ok(at) => at,
+    // Leadership first, then the barrier: the read is judged at the time the touch queue took
+    // it, after the read index (see `crate::touch` and `App::linearize`), and the index the
+    // follower waits for covers the touches applied before the barrier.
+    let ri = match app.rt().read_index().await {
+        Ok(ri) => ri,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    match app.rt().read_index().await {
-        Ok(mut ri) => {
-            ri.now = at;
-            json(&ri)
-        }
+    match app.touches().barrier().await {
+        Ok(at) => json(&ReadIndex {
+            index: ri.index.max(app.rt().applied_index()),
+            now: at,
+        }),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

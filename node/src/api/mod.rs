@@ -38,13 +38,15 @@ use utoipa_axum::router::OpenApiRouter;
 
 use sessync_proto::wire::LEADER_HEADER;
 
+use crate::tls::ClientCert;
 use error::ApiError;
 pub(crate) use state::{App, AppParts};
 
 /// The routes that change state (followers forward them to the leader), the other API
-/// routes, and the node-to-node routes: every route a node serves, each with its OpenAPI
-/// operation (`routes!` registers the route at the path its `#[utoipa::path]` documents).
-fn routes() -> [OpenApiRouter<App>; 3] {
+/// routes, the routes peer sites call, and the node-to-node routes: every route a node serves,
+/// each with its OpenAPI operation (`routes!` registers the route at the path its
+/// `#[utoipa::path]` documents).
+fn routes() -> [OpenApiRouter<App>; 4] {
     let leader_only = OpenApiRouter::new()
         .merge(sessions::write_routes())
         .merge(cluster::write_routes())
@@ -55,41 +57,74 @@ fn routes() -> [OpenApiRouter<App>; 3] {
         .merge(events::routes())
         .merge(federation::routes())
         .merge(cluster::read_routes());
-    [leader_only, any_node, internal::routes()]
+    [
+        leader_only,
+        any_node,
+        federation::peer_routes(),
+        internal::routes(),
+    ]
 }
 
+/// The fewest requests in progress the node-to-node routes take whatever
+/// `max_concurrent_requests` says: a cluster's own Raft traffic must not be shed.
+const NODE_TO_NODE_MIN_CONCURRENCY: usize = 64;
+
 /// Every route of a node.
+///
+/// Requests in progress are bounded per group of routes, each with a budget of its own: the
+/// API (apps and operators), peer sites, and the other nodes of this site. Past its bound a
+/// request is answered 503 at once, before anything else runs (queueing would only make every
+/// caller wait), and a flood on one group (slow clients of the API, a site's burst) cannot take
+/// the slots Raft needs.
 pub(crate) fn router(app: App) -> Router {
-    let [leader_only, any_node, node_to_node] = routes();
+    let [leader_only, any_node, peer_sites, node_to_node] = routes();
+    let n = app.max_concurrent_requests();
     let leader_only = leader_only.layer(middleware::from_fn_with_state(
         app.clone(),
         forward::to_leader,
     ));
+    let api = OpenApiRouter::new().merge(leader_only).merge(any_node);
+    let node_to_node = internal::guard(node_to_node, app.clone());
     let (router, _) = OpenApiRouter::new()
-        .merge(leader_only)
-        .merge(any_node)
-        .merge(internal::guard(node_to_node, app.clone()))
+        .merge(bounded(api, n))
+        .merge(bounded(peer_sites, n))
+        .merge(bounded(node_to_node, n.max(NODE_TO_NODE_MIN_CONCURRENCY)))
         .split_for_parts();
     router
         .fallback(not_found)
-        // Requests in progress are bounded: past the bound a request is answered 503 at once,
-        // before anything else runs (queueing would only make every caller wait).
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(overloaded))
-                .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(
-                    app.max_concurrent_requests(),
-                )),
-        )
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app)
+}
+
+/// `routes` with a budget of `limit` requests in progress shared by all of them; past it, 503
+/// at once.
+fn bounded(routes: OpenApiRouter<App>, limit: usize) -> OpenApiRouter<App> {
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(overloaded))
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new(limit)),
+    )
 }
 
 async fn overloaded(_: tower::BoxError) -> ApiError {
     ApiError::unavailable(
         "this node has as many requests in progress as it takes ([limits] \
          max_concurrent_requests); retry shortly",
+    )
+}
+
+/// Whether the request came on a connection that was asked for a client certificate
+/// (`[tls] client_ca_file`) and showed none: the routes for peer nodes and sites refuse it.
+pub(super) fn without_client_cert(extensions: &axum::http::Extensions) -> bool {
+    extensions.get::<ClientCert>() == Some(&ClientCert::Missing)
+}
+
+/// The answer to a peer route called without a client certificate.
+pub(super) fn no_client_cert() -> ApiError {
+    ApiError::forbidden(
+        "this route is for the nodes of this site and its peer sites: the connection must show \
+         a client certificate of [tls] client_ca_file",
     )
 }
 

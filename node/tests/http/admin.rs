@@ -152,22 +152,27 @@ async fn raft_rpc_without_cluster_proof_is_refused() {
     ] {
         let (s, _) = node.raw(Method::POST, path, "", Some(b"{}".to_vec())).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
-        // A well-formed, fresh header with a forged signature is refused too.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
+        // A well-formed, fresh v2 proof for this node and this body, with a forged MAC, is
+        // refused too, as bad_signature.
+        let now = crate::recipes::now_ms();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"{}"));
         let forged = reqwest::Client::new()
             .post(format!("{}{path}", node.url))
             .header(
                 "x-sessync-cluster-auth",
-                format!("t={now},sig={}", "0".repeat(64)),
+                format!(
+                    "v2 t={now},n={},to=1,len=2,sha={sha},sig={}",
+                    "a".repeat(32),
+                    "0".repeat(64)
+                ),
             )
             .body("{}")
             .send()
             .await
             .unwrap();
         assert_eq!(forged.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let text = forged.text().await.unwrap();
+        assert!(text.contains("bad_signature"), "{path}: {text}");
         // An API key is no proof either.
         let (s, _) = node
             .raw(Method::POST, path, ADMIN_KEY, Some(b"{}".to_vec()))

@@ -10,8 +10,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{TestNode, TestTls, ADMIN_KEY, APP_KEY};
-use crate::recipes::{clock_note, cluster_proof, cluster_proof_at, now_ms};
+use crate::common::{TestNode, TestTls, ADMIN_KEY, APP_KEY, PEER, PEER_SECRET};
+use crate::recipes::{clock_note, cluster_proof, cluster_proof_at, now_ms, peer_headers};
 
 /// The node's address (`127.0.0.1:port`).
 fn addr(node: &TestNode) -> String {
@@ -385,17 +385,54 @@ async fn tls_serves_https_only_and_can_require_client_certificates() {
     // A client that does not trust the CA refuses the node.
     assert!(reqwest::get(format!("{}/healthz", node.url)).await.is_err());
 
-    // With client_ca_file, a caller without a certificate of the CA is refused in the handshake.
+    // With client_ca_file, certificates are asked for but only the routes of peer nodes and
+    // sites require one: an app, an operator or a probe without one is served.
     let tls = TestTls::new(true);
     let node = TestNode::start_tls(&tls).await;
-    node.login("tls-user").await;
     let anonymous = tls.client(false);
-    let r = anonymous.get(format!("{}/healthz", node.url)).send().await;
+    let r = anonymous
+        .get(format!("{}/healthz", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = anonymous
+        .post(format!("{}/v1/sessions", node.url))
+        .bearer_auth(APP_KEY)
+        .json(&serde_json::json!({"user_id": "tls-user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // A Raft route without a certificate is refused before its proof is looked at, even with a
+    // valid proof; a peer site's route likewise.
+    let body = b"{}";
+    let proof = cluster_proof("/raft/read-index", 1, 2, body, &"f".repeat(32));
+    let r = anonymous
+        .post(format!("{}/raft/read-index", node.url))
+        .header("x-sessync-cluster-auth", proof)
+        .body(&body[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "forbidden");
     assert!(
-        r.is_err(),
-        "served a caller without a client certificate: {r:?}"
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client certificate"),
+        "{b}"
     );
-    // A certificate of another CA is refused too.
+    let r = anonymous
+        .post(format!("{}/v1/federation/invalidate", node.url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A certificate of another CA is refused in the handshake.
     let other = TestTls::new(false).ca.issue("stranger").unwrap();
     let stranger = reqwest::Client::builder()
         .use_rustls_tls()
@@ -413,11 +450,442 @@ async fn tls_serves_https_only_and_can_require_client_certificates() {
         .send()
         .await
         .is_err());
+    // With a certificate of the CA, the Raft route goes on to the proof check, and a valid
+    // proof is served.
     let known = tls.client(true);
     let r = known
-        .get(format!("{}/healthz", node.url))
+        .post(format!("{}/raft/read-index", node.url))
+        .body(&body[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("malformed"));
+    let proof = cluster_proof("/raft/read-index", 1, 2, body, &"e".repeat(32));
+    let r = known
+        .post(format!("{}/raft/read-index", node.url))
+        .header("x-sessync-cluster-auth", proof)
+        .body(&body[..])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Sends `head` (a request line and headers, ending in an empty line) and, if given, the start
+/// of a body; the open connection.
+async fn send_head(node: &TestNode, head: &str, body_start: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr(node)).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body_start).await.unwrap();
+    s
+}
+
+/// The status line's code of what `s` answers within `within`, or 0 if nothing came.
+async fn status_within(s: &mut TcpStream, within: Duration) -> (u16, String) {
+    let (answer, _) = read_until_closed_or_answered(s, within).await;
+    let code = answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, answer)
+}
+
+/// Like [`read_until_closed`], but returns as soon as a whole answer's headers are in.
+async fn read_until_closed_or_answered(s: &mut TcpStream, within: Duration) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if got.windows(4).any(|w| w == b"\r\n\r\n") {
+            // Give the (small) body a moment to follow.
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
+            {
+                got.extend_from_slice(&buf[..n]);
+            }
+            return (String::from_utf8_lossy(&got).into_owned(), false);
+        }
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Headers of a federation invalidate as `site` would sign `body`, with `declared` as the
+/// content length, and stamped `ts`.
+fn federation_head(site: &str, ts: u64, nonce: &str, body: &[u8], declared: usize) -> String {
+    let mut head = format!(
+        "POST /v1/federation/invalidate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {declared}\r\n"
+    );
+    for (k, v) in peer_headers(
+        site,
+        PEER_SECRET.as_bytes(),
+        "/v1/federation/invalidate",
+        body,
+        ts,
+        nonce,
+    ) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Slow clients of the API (and of the peer-site routes) hold every slot of their budgets; the
+/// node-to-node routes have a budget of their own, so Raft is still answered (here by the proof
+/// check), not shed with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_slow_api_or_federation_requests_does_not_shed_raft_traffic() {
+    let node = TestNode::start_with(
+        "",
+        None,
+        "[limits]\nmax_concurrent_requests = 2\nbody_timeout = \"20s\"\nrequest_timeout = \"20s\"",
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(
+            send_head(
+                &node,
+                &format!(
+                    "POST /v1/sessions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {APP_KEY}\r\n\
+                     content-type: application/json\r\ncontent-length: 100\r\n\r\n"
+                ),
+                b"{\"us",
+            )
+            .await,
+        );
+    }
+    // Peer-site requests that pass every check made before the body, with slow bodies.
+    let good = br#"{"op_id":"op_1","origin_site":"site-p","user_id":"alice"}"#;
+    for i in 0..2 {
+        let nonce = format!("{i}").repeat(32);
+        let head = federation_head(PEER, now_ms(), &nonce, good, good.len());
+        held.push(send_head(&node, &head, &good[..3]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, b) = node.call(Method::GET, "/v1/config", ADMIN_KEY, None).await;
+    assert_eq!(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the API budget is full: {b}"
+    );
+    let nonce = "9".repeat(32);
+    let head = federation_head(PEER, now_ms(), &nonce, good, good.len());
+    let mut s = send_head(&node, &head, good).await;
+    let (code, answer) = status_within(&mut s, Duration::from_secs(2)).await;
+    assert_eq!(code, 503, "the peer-site budget is full: {answer}");
+    for _ in 0..3 {
+        let mut s = send_head(
+            &node,
+            "POST /raft/vote HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n",
+            b"{}",
+        )
+        .await;
+        let (code, answer) = status_within(&mut s, Duration::from_secs(2)).await;
+        assert_eq!(
+            code, 401,
+            "raft was not answered by its proof check: {answer}"
+        );
+    }
+    drop(held);
+}
+
+/// A peer-site request is refused on its headers alone (no configured site, a stale
+/// timestamp, a bad nonce or signature, a nonce already used, a body declared too large) before
+/// a byte of its body is read: 60 MB announced, none sent, and the answer comes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federation_request_is_refused_before_its_body_is_read() {
+    let node = TestNode::start("").await;
+    node.login("alice").await;
+    let good = br#"{"op_id":"op_1","origin_site":"site-p","user_id":"alice"}"#;
+    // The genuine request, to have a used nonce.
+    let used = "a".repeat(32);
+    let mut s = send_head(
+        &node,
+        &federation_head(PEER, now_ms(), &used, good, good.len()),
+        good,
+    )
+    .await;
+    let (code, answer) = status_within(&mut s, Duration::from_secs(5)).await;
+    assert_eq!(code, 200, "{answer}");
+
+    let huge = 60_000_000;
+    let stale = now_ms() - 20 * 60 * 1000;
+    let cases = [
+        (
+            "unknown site",
+            federation_head("site-stranger", now_ms(), &"b".repeat(32), good, huge),
+        ),
+        (
+            "stale timestamp",
+            federation_head(PEER, stale, &"c".repeat(32), good, huge),
+        ),
+        (
+            "bad nonce",
+            federation_head(PEER, now_ms(), "bad nonce!", good, huge),
+        ),
+        (
+            "bad signature",
+            federation_head(PEER, now_ms(), &"d".repeat(32), good, huge)
+                .replace("x-sessync-signature: ", "x-sessync-signature: zz"),
+        ),
+        (
+            "replayed nonce",
+            federation_head(PEER, now_ms(), &used, good, huge),
+        ),
+    ];
+    for (what, head) in cases {
+        let started = std::time::Instant::now();
+        let mut s = send_head(&node, &head, b"").await;
+        let (code, answer) = status_within(&mut s, Duration::from_secs(5)).await;
+        assert_eq!(code, 401, "{what}: {answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what}: answered after {:?}",
+            started.elapsed()
+        );
+    }
+    // Every header right, but a body longer than a peer's request ever is: 413 at once.
+    let started = std::time::Instant::now();
+    let head = federation_head(PEER, now_ms(), &"e".repeat(32), good, huge);
+    let mut s = send_head(&node, &head, b"").await;
+    let (code, answer) = status_within(&mut s, Duration::from_secs(5)).await;
+    assert_eq!(code, 413, "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+/// hyper's read buffer is bounded: headers longer than 64 KiB are answered 431.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_longer_than_the_read_buffer_are_refused_with_431() {
+    let node = TestNode::start("").await;
+    let mut s = TcpStream::connect(addr(&node)).await.unwrap();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-padding: {}\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    // The node may close before it has read everything: a write error is fine.
+    let _ = s.write_all(head.as_bytes()).await;
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+    // Ordinary headers are still served.
+    let (s, _) = node.call(Method::GET, "/healthz", "", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// A drain waits DRAIN for requests in progress, then aborts their connections: the node stops
+/// within DRAIN and a little, its database closed (the same directory opens again), even with a
+/// request whose body never comes and timeouts far longer than the drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_closes_connections_still_open_at_its_deadline() {
+    let node = TestNode::start_with(
+        "",
+        None,
+        "[limits]\nbody_timeout = \"60s\"\nrequest_timeout = \"60s\"\nidle_timeout = \"60s\"",
+    )
+    .await;
+    let mut held = send_head(
+        &node,
+        &format!(
+            "POST /v1/sessions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {APP_KEY}\r\n\
+             content-type: application/json\r\ncontent-length: 100\r\n\r\n"
+        ),
+        b"{\"us",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let dir = node.stop().await;
+    let took = started.elapsed();
+    println!("stopped in {took:?} with a request in progress");
+    // DRAIN is 5 s; without the abort the node waited for the request (60 s) or gave up on
+    // closing its database.
+    assert!(took < Duration::from_millis(7_500), "stopped in {took:?}");
+    let (_, closed) = read_until_closed(&mut held, Duration::from_secs(2)).await;
+    assert!(closed, "the held connection was left open");
+    let node = TestNode::restart(dir, "").await;
+    let (s, _) = node.call(Method::GET, "/healthz", "", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// Everything the node logs, from every test of this binary (tracing, and the `log` crate's
+/// records through the bridge the binary installs too).
+fn captured_log() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOG: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
+        std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log: &'static std::sync::Mutex<Vec<u8>> =
+            Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        struct Sink(&'static std::sync::Mutex<Vec<u8>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || Sink(log))
+            .finish()
+            .try_init()
+            .expect("no other test installs a subscriber");
+        log
+    })
+}
+
+/// A stranger's bad TLS handshake, and refused requests of every kind, write no log line each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_bad_handshakes_and_refused_requests_write_no_log_lines() {
+    let log = captured_log();
+    let tls = TestTls::new(true);
+    let node = TestNode::start_tls(&tls).await;
+    for _ in 0..5 {
+        // A TLS warning alert instead of a ClientHello.
+        let mut s = TcpStream::connect(addr(&node)).await.unwrap();
+        s.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00])
+            .await
+            .unwrap();
+        let _ = read_until_closed(&mut s, Duration::from_millis(300)).await;
+        // Not TLS at all.
+        let mut s = TcpStream::connect(addr(&node)).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let _ = read_until_closed(&mut s, Duration::from_secs(2)).await;
+        // A client that does not trust the node's CA.
+        assert!(reqwest::get(format!("{}/healthz", node.url)).await.is_err());
+        // Refused requests: no key, a bad proof, no client certificate.
+        let anonymous = tls.client(false);
+        let r = anonymous
+            .get(format!("{}/v1/config", node.url))
+            .bearer_auth("not-a-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = anonymous
+            .post(format!("{}/raft/vote", node.url))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = tls
+            .client(true)
+            .post(format!("{}/raft/vote", node.url))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    let noisy: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ["rustls", "sessync_node::api", "accept failed"]
+                .iter()
+                .any(|t| l.contains(t))
+        })
+        .collect();
+    assert!(
+        noisy.is_empty(),
+        "logged per refusal:\n{}",
+        noisy.join("\n")
+    );
+}
+
+/// A fresh, well-formed proof with a MAC that does not match, announcing 60 MB and sending
+/// none: refused at once, on the header alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_raft_proof_announcing_a_huge_body_is_refused_at_once() {
+    let node = TestNode::start("").await;
+    let proof = cluster_proof("/raft/append", 1, 60_000_000, b"", &"a".repeat(32));
+    // Another MAC: one hex digit changed.
+    let forged = format!(
+        "{}{}",
+        &proof[..proof.len() - 1],
+        if proof.ends_with('0') { '1' } else { '0' }
+    );
+    let started = std::time::Instant::now();
+    let mut s = send_head(
+        &node,
+        &format!(
+            "POST /raft/append HTTP/1.1\r\nhost: x\r\ncontent-length: 60000000\r\n\
+             content-type: application/json\r\nx-sessync-cluster-auth: {forged}\r\n\r\n"
+        ),
+        b"",
+    )
+    .await;
+    let (code, answer) = status_within(&mut s, Duration::from_secs(5)).await;
+    assert_eq!(code, 401, "{answer}");
+    assert!(answer.contains("bad_signature"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
+/// A node-to-node nonce is used up only once the body matched its proof: a request cut short
+/// or with another body does not burn it; while one request with it is being read, another is
+/// refused; a body that does not come in time is counted as `body_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raft_nonce_is_used_up_only_once_the_body_matched() {
+    let node = TestNode::start_with("", None, "[limits]\nbody_timeout = \"1s\"").await;
+    let http = reqwest::Client::new();
+    let post = |proof: String, body: &'static str| {
+        let req = http
+            .post(format!("{}/raft/read-index", node.url))
+            .header("x-sessync-cluster-auth", proof)
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            (status, r.text().await.unwrap())
+        }
+    };
+    let nonce = "1".repeat(32);
+    let proof = cluster_proof("/raft/read-index", 1, 2, b"{}", &nonce);
+    // Another body under the proof: refused, the nonce not used up.
+    let (s, text) = post(proof.clone(), "[]").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("body_mismatch"), "{text}");
+    // The body does not come in time: its own reason.
+    let head = format!(
+        "POST /raft/read-index HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\
+         x-sessync-cluster-auth: {proof}\r\n\r\n"
+    );
+    let mut slow = send_head(&node, &head, b"{").await;
+    // While that one is read, the same nonce is refused.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (s, text) = post(proof.clone(), "{}").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("replayed"), "{text}");
+    let (code, answer) = status_within(&mut slow, Duration::from_secs(5)).await;
+    assert_eq!(code, 408, "{answer}");
+    // The genuine request still goes through, once.
+    let (s, text) = post(proof.clone(), "{}").await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    let (s, text) = post(proof, "{}").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("replayed"), "{text}");
+    let (_, m) = node.call(Method::GET, "/metrics", ADMIN_KEY, None).await;
+    let m = m.as_str().unwrap_or_default().to_owned();
+    for (reason, n) in [("body_timeout", 1), ("body_mismatch", 1), ("replayed", 2)] {
+        assert!(
+            m.contains(&format!(
+                "sessync_raft_rpc_refused_total{{reason=\"{reason}\"}} {n}"
+            )),
+            "{reason} {n} in:\n{m}"
+        );
+    }
 }
