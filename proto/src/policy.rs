@@ -197,6 +197,21 @@ impl Policy {
     }
 }
 
+/// `touch_interval`, when not set, is this fraction of `idle_timeout` (at most its default,
+/// 2 s): in a config file without the key, and after an update that moves `idle_timeout` alone.
+pub const TOUCH_FRACTION: u32 = 10;
+
+impl Policy {
+    /// The `touch_interval` for `idle_timeout` when none is set: the default (2 s) or a tenth of
+    /// the idle timeout, whichever is shorter, so a short idle timeout needs no touch interval
+    /// of its own.
+    pub fn default_touch_interval(idle_timeout: Duration) -> Duration {
+        Policy::default()
+            .touch_interval
+            .min(idle_timeout / TOUCH_FRACTION)
+    }
+}
+
 /// The longest duration a policy takes (longer ones would overflow timestamps).
 pub const MAX_POLICY_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -323,6 +338,10 @@ pub struct PolicyUpdate {
 
 impl PolicyUpdate {
     /// `base` with the given keys replaced.
+    ///
+    /// `touch_interval` follows an `idle_timeout` given without it: it becomes
+    /// [`Policy::default_touch_interval`] of the new idle timeout when it was that of the old
+    /// one (it was never chosen), or when it would otherwise not be shorter than the new one.
     pub fn apply_to(&self, base: &Policy) -> Policy {
         let mut p = base.clone();
         macro_rules! set {
@@ -342,6 +361,13 @@ impl PolicyUpdate {
             audit_max_bytes,
             idempotency_window
         );
+        if let (Some(idle), None) = (self.idle_timeout, self.touch_interval) {
+            let was_default =
+                base.touch_interval == Policy::default_touch_interval(base.idle_timeout);
+            if was_default || p.touch_interval >= idle {
+                p.touch_interval = Policy::default_touch_interval(idle);
+            }
+        }
         p
     }
 
@@ -460,6 +486,64 @@ mod tests {
         assert!(serde_json::from_str::<PolicyUpdate>(r#"{"idle":"1m"}"#).is_err());
         assert!(serde_json::from_str::<PolicyUpdate>(r#"{"idle_timeout":"soon"}"#).is_err());
         assert!(PolicyUpdate::default().is_empty());
+    }
+
+    #[test]
+    fn an_update_of_idle_timeout_alone_takes_touch_interval_along() {
+        let ms = Duration::from_millis;
+        let update = |json: &str| serde_json::from_str::<PolicyUpdate>(json).unwrap();
+        // At its default (2 s for 15 min), touch_interval follows a shorter idle timeout as the
+        // config file's default would: a tenth of it, at most 2 s.
+        let base = Policy::default();
+        let p = update(r#"{"idle_timeout":"1s"}"#).apply_to(&base);
+        assert_eq!(p.touch_interval, ms(100));
+        assert_eq!(p.check(), Ok(()));
+        let p = update(r#"{"idle_timeout":"10s"}"#).apply_to(&base);
+        assert_eq!(p.touch_interval, ms(1000));
+        // ... and back up to 2 s, a default still.
+        let p = update(r#"{"idle_timeout":"1h"}"#).apply_to(&p);
+        assert_eq!(p.touch_interval, ms(2000));
+        // A value of the operator's own stays while it is shorter than the idle timeout ...
+        let own = Policy {
+            touch_interval: ms(5000),
+            ..Policy::default()
+        };
+        let p = update(r#"{"idle_timeout":"1h"}"#).apply_to(&own);
+        assert_eq!(p.touch_interval, ms(5000));
+        // ... and takes the default when it would no longer be.
+        let p = update(r#"{"idle_timeout":"3s"}"#).apply_to(&own);
+        assert_eq!(p.touch_interval, ms(300));
+        assert_eq!(p.check(), Ok(()));
+        // Given in the update, it is taken as given, and checked.
+        let p = update(r#"{"idle_timeout":"1s","touch_interval":"500ms"}"#).apply_to(&base);
+        assert_eq!(p.touch_interval, ms(500));
+        let p = update(r#"{"idle_timeout":"1s","touch_interval":"1s"}"#).apply_to(&base);
+        assert_eq!(p.check().unwrap_err().field, "touch_interval");
+        // Without idle_timeout, nothing moves.
+        let p = update(r#"{"touch_interval":"3s"}"#).apply_to(&base);
+        assert_eq!(
+            (p.idle_timeout, p.touch_interval),
+            (base.idle_timeout, ms(3000))
+        );
+    }
+
+    #[test]
+    fn an_update_past_the_duration_bound_is_refused_naming_its_key() {
+        for key in [
+            "idle_timeout",
+            "max_lifetime",
+            "max_clock_skew",
+            "touch_interval",
+            "retention",
+            "audit_retention",
+            "idempotency_window",
+        ] {
+            let json = format!(r#"{{"{key}":"101years"}}"#);
+            let u: PolicyUpdate = serde_json::from_str(&json).unwrap();
+            let e = u.apply_to(&Policy::default()).check().unwrap_err();
+            assert_eq!(e.field, key, "{e:?}");
+            assert!(e.reason.contains("at most"), "{e:?}");
+        }
     }
 
     #[test]
