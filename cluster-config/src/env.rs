@@ -1,9 +1,14 @@
 //! Environment overrides: `SESSYNC_<SECTION>_<KEY>` overrides `[section] key` and
 //! `SESSYNC_<KEY>` a top-level key; `SESSYNC_CLUSTER_SECRET` gives the cluster secret itself.
 //!
-//! Only the names listed in [`ENV_KEYS`] are taken; every other variable, `SESSYNC_*` ones of the
-//! CLI (`SESSYNC_ENDPOINTS`, `SESSYNC_API_KEY`) included, is ignored, and [`unknown_vars`] names
-//! the `SESSYNC_*` ones so a node can report them. The process environment is
+//! Only the names listed in [`ENV_KEYS`] are taken. A variable for one of the arrays of tables
+//! (`SESSYNC_FEDERATION_PEERS`, `SESSYNC_API_KEYS`, or one under them such as
+//! `SESSYNC_FEDERATION_PEERS_0_URLS`) is refused: the load fails, naming the key and the
+//! variable and saying these are set in the config file only, since a node that silently
+//! ignored it would run without the peers or keys its operator meant to give. Every other
+//! variable, `SESSYNC_*` ones of the CLI (`SESSYNC_ENDPOINTS`, `SESSYNC_API_KEY`) included, is
+//! ignored, and [`unknown_vars`] names the `SESSYNC_*` ones so a node can report them. The
+//! process environment is
 //! read through figment's `Env` provider with a `filter_map` over those names; an explicit list
 //! (for tests, or a caller that has its own environment) goes through the same mapping. Values
 //! stay strings here; the reader converts them (`"30s"`, `"true"`, `"3"`) like file values.
@@ -64,6 +69,13 @@ pub const ENV_KEYS: &[&str] = &[
     "log.format",
 ];
 
+/// The arrays of tables, which only the config file sets ([`FILE_ONLY_REASON`]).
+const FILE_ONLY_KEYS: &[&str] = &["federation.peers", "api_keys"];
+
+/// Why a variable for one of [`FILE_ONLY_KEYS`] is refused.
+pub const FILE_ONLY_REASON: &str =
+    "arrays of tables such as federation peers can only be set in the config file";
+
 /// The variable that holds the cluster secret itself; it takes precedence over
 /// `cluster_secret_file`.
 pub const CLUSTER_SECRET_VAR: &str = "SESSYNC_CLUSTER_SECRET";
@@ -86,6 +98,7 @@ pub fn unknown_vars<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String>
         .filter(|n| n.to_ascii_uppercase().starts_with("SESSYNC_"))
         .filter(|n| {
             key_for_var(n).is_none()
+                && file_only_key_for_var(n).is_none()
                 && !n.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR)
                 && !n.trim().eq_ignore_ascii_case(TOKEN_SECRET_VAR)
         })
@@ -109,11 +122,24 @@ fn key_for_var(var: &str) -> Option<&'static str> {
         .find(|key| env_var_name(key).eq_ignore_ascii_case(var.trim()))
 }
 
+/// The array of tables a variable would set (`SESSYNC_FEDERATION_PEERS`, or one under it such
+/// as `SESSYNC_FEDERATION_PEERS_0_URLS`), if it is one of those.
+fn file_only_key_for_var(var: &str) -> Option<&'static str> {
+    let var = var.trim().to_ascii_uppercase();
+    FILE_ONLY_KEYS.iter().copied().find(|key| {
+        let name = env_var_name(key);
+        var.strip_prefix(&name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+    })
+}
+
 /// The overrides found in an environment. No `Debug`: it holds the cluster secret.
 #[derive(Clone, Default)]
 pub(crate) struct Overrides {
     /// Overridden key → (variable name, value).
     values: BTreeMap<&'static str, (String, String)>,
+    /// Arrays of tables a variable tried to set → that variable: refused at load.
+    refused: BTreeMap<&'static str, String>,
     /// `SESSYNC_CLUSTER_SECRET`, if set. Never printed.
     cluster_secret: Option<String>,
     /// `SESSYNC_TOKEN_SECRET`, if set. Never printed.
@@ -132,8 +158,14 @@ impl Overrides {
         }
         let cluster_secret = std::env::var(CLUSTER_SECRET_VAR).ok();
         let token_secret = std::env::var(TOKEN_SECRET_VAR).ok();
+        let mut refused = BTreeMap::new();
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            refuse(&mut refused, &name);
+        }
         Overrides {
             values,
+            refused,
             cluster_secret,
             token_secret,
         }
@@ -142,9 +174,11 @@ impl Overrides {
     /// Takes the overrides from an explicit list of `(name, value)` pairs; later pairs win.
     pub(crate) fn from_pairs(env: &[(String, String)]) -> Self {
         let mut values = BTreeMap::new();
+        let mut refused = BTreeMap::new();
         let mut cluster_secret = None;
         let mut token_secret = None;
         for (var, value) in env {
+            refuse(&mut refused, var);
             if var.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR) {
                 cluster_secret = Some(value.clone());
             } else if var.trim().eq_ignore_ascii_case(TOKEN_SECRET_VAR) {
@@ -155,14 +189,18 @@ impl Overrides {
         }
         Overrides {
             values,
+            refused,
             cluster_secret,
             token_secret,
         }
     }
 
-    /// The variable that set `key`, if one did.
+    /// The variable that set `key` (or tried to, for an array of tables), if one did.
     pub(crate) fn var_for(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(|(var, _)| var.as_str())
+        self.values
+            .get(key)
+            .map(|(var, _)| var.as_str())
+            .or_else(|| self.refused.get(key).map(String::as_str))
     }
 
     /// The value of `SESSYNC_CLUSTER_SECRET`, if set.
@@ -182,15 +220,33 @@ impl Provider for Overrides {
         Metadata::named("SESSYNC_* environment variable(s)")
     }
 
+    /// The overridden values; and in place of an array of tables a variable tried to set, a
+    /// string saying why it was refused, which the reader then refuses as not an array of
+    /// tables, naming the key and (through [`Overrides::var_for`]) the variable.
     fn data(&self) -> Result<Map<Profile, Dict>, Error> {
         let mut dict = Dict::new();
-        for (key, (_, value)) in &self.values {
-            let nested = figment::util::nest(key, Value::from(value.trim().to_owned()));
-            if let Value::Dict(_, nested) = nested {
+        let refused = self
+            .refused
+            .keys()
+            .map(|key| (*key, format!("a variable: {FILE_ONLY_REASON}")));
+        let values = self
+            .values
+            .iter()
+            .map(|(key, (_, value))| (*key, value.trim().to_owned()));
+        for (key, value) in values.chain(refused) {
+            if let Value::Dict(_, nested) = figment::util::nest(key, Value::from(value)) {
                 dict = merge(dict, nested);
             }
         }
         Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Records `var` in `refused` if it would set an array of tables (the first such variable
+/// per key is named).
+fn refuse(refused: &mut BTreeMap<&'static str, String>, var: &str) {
+    if let Some(key) = file_only_key_for_var(var) {
+        refused.entry(key).or_insert_with(|| var.trim().to_owned());
     }
 }
 

@@ -306,17 +306,54 @@ fn unknown_sessync_variables_are_named_for_the_node_to_report() {
         "SESSYNC_POLICY_IDLE_TIMEOUT",
         "SESSYNC_CLUSTER_SECRET",
         "SESSYNC_ENDPOINTS",
+        "SESSYNC_API_KEY",
         "SESSYNC_FEDERATION_PEERS",
         "HOME",
     ];
+    // SESSYNC_FEDERATION_PEERS is not unknown: it is refused (below), not ignored.
     assert_eq!(
         sessync_config::unknown_vars(names),
         [
             "SESSYNC_POLICY_IDEL_TIMEOUT",
             "SESSYNC_ENDPOINTS",
-            "SESSYNC_FEDERATION_PEERS"
+            "SESSYNC_API_KEY"
         ]
     );
+}
+
+#[test]
+fn a_variable_for_federation_peers_is_refused_saying_they_are_set_in_the_file() {
+    let dir = config_dir();
+    let with_peer = minimal_with(
+        "[[federation.peers]]\nname = \"site-b\"\nurls = [\"http://127.0.0.1:7201\"]\n\
+         send_secret_file = \"secrets/to-site-b\"\nreceive_secret_file = \"secrets/from-site-b\"",
+    );
+    let c = NodeConfig::from_toml_str(&with_peer, dir.path(), &[]).unwrap();
+    assert_eq!(c.federation.peers.len(), 1);
+    for (var, key) in [
+        ("SESSYNC_FEDERATION_PEERS", "federation.peers"),
+        ("sessync_federation_peers", "federation.peers"),
+        ("SESSYNC_FEDERATION_PEERS_0_URLS", "federation.peers"),
+        ("SESSYNC_API_KEYS", "api_keys"),
+    ] {
+        for text in [MINIMAL, with_peer.as_str()] {
+            let vars = env(&[(var, r#"[{name = "site-b", urls = ["https://b:7101"]}]"#)]);
+            let e = NodeConfig::from_toml_str(text, dir.path(), &vars).unwrap_err();
+            assert_eq!(e.key(), Some(key), "{e}");
+            let m = e.to_string();
+            assert!(
+                m.contains(
+                    "arrays of tables such as federation peers can only be set in the config file"
+                ),
+                "{m}"
+            );
+            assert!(m.contains(var), "names the variable: {m}");
+        }
+        // `config check` lists it the same way.
+        let path = write(dir.path(), "node.toml", MINIMAL);
+        let problems = NodeConfig::check_with_env(&path, &env(&[(var, "x")]));
+        assert!(problems.iter().any(|p| p.key == key), "{problems:?}");
+    }
 }
 
 #[test]
