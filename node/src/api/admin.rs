@@ -140,34 +140,49 @@ async fn active_users(
         })
         .transpose()?;
     let now = app.linearize().await?;
-    let users = app.rt().state().read(|s| {
+    // At most `limit` × WALK_PER_ITEM users are visited. Users whose live sessions are all
+    // blocked (or past their deadline, not yet swept) are walked past without a place in the
+    // page, so a page may hold fewer than `limit` users, even none, and still carry
+    // `next_cursor`: the walk goes on from where it stopped.
+    let walk = page.limit.saturating_mul(page::WALK_PER_ITEM);
+    let (users, walked_to) = app.rt().state().read(|s| {
         let p = s.policy();
         let mut out = Vec::new();
-        for user in s.users_with_live_sessions(after.as_ref()) {
+        let mut holders = s.users_with_live_sessions(after.as_ref()).peekable();
+        let mut visited = 0;
+        while let Some(user) = holders.next() {
+            visited += 1;
             let (sessions, last_seen_at) = s
                 .live_sessions(user)
                 .filter(|x| x.state == SessionState::Active && x.is_valid_at(now, p))
                 .fold((0u32, Timestamp(0)), |(n, t), x| {
                     (n + 1, t.max(x.last_seen_at))
                 });
-            if sessions == 0 {
-                continue;
+            if sessions > 0 {
+                let idle = now.since(last_seen_at);
+                out.push(ActiveUser {
+                    user_id: user.clone(),
+                    sessions,
+                    last_seen_at,
+                    idle_seconds: idle.as_secs(),
+                    idle: human_idle(idle),
+                });
+                if out.len() > page.limit {
+                    return (out, None);
+                }
             }
-            let idle = now.since(last_seen_at);
-            out.push(ActiveUser {
-                user_id: user.clone(),
-                sessions,
-                last_seen_at,
-                idle_seconds: idle.as_secs(),
-                idle: human_idle(idle),
-            });
-            if out.len() > page.limit {
-                break;
+            // Users holding only blocked or ended-by-time sessions take no place in the page
+            // but cost their visit: past the bound the page ends where the walk stopped.
+            if visited >= walk && holders.peek().is_some() {
+                return (out, Some(user.clone()));
             }
         }
-        out
+        (out, None)
     });
-    let (users, next_cursor) = page::cut(users, page.limit, |u| u.user_id.to_string());
+    let (users, next_cursor) = match walked_to {
+        Some(last) => (users, Some(page::cursor(last.as_str()))),
+        None => page::cut(users, page.limit, |u| u.user_id.to_string()),
+    };
     Ok(Json(ActiveUsersResponse { users, next_cursor }))
 }
 

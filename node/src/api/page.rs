@@ -1,7 +1,8 @@
 //! Pagination of the list endpoints (`GET /v1/users/{id}/sessions`, `GET /v1/users/active`,
 //! `GET /v1/audit`): `limit` (default 100, at most 1000) and an opaque `cursor`, which is the
 //! position after the last item of the previous page (base64url, so clients do not build it).
-//! An answer with more to come carries `next_cursor`.
+//! An answer with more to come carries `next_cursor`; a page may hold fewer than `limit` items
+//! (even none) and still carry it, when the walk behind it is bounded ([`WALK_PER_ITEM`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -12,6 +13,10 @@ use super::error::ApiError;
 pub(crate) const DEFAULT_LIMIT: usize = 100;
 /// The largest `limit`.
 pub(crate) const MAX_LIMIT: usize = 1000;
+/// A page of a list whose walk passes over entries that are not items (`GET /v1/users/active`
+/// walks the users holding live sessions, some of them with no active one) visits at most this
+/// many entries per item asked for, then ends with the cursor where it stopped.
+pub(crate) const WALK_PER_ITEM: usize = 10;
 /// The longest cursor accepted (a position is a timestamp and an id, or a user id).
 const MAX_CURSOR_BYTES: usize = 512;
 

@@ -382,13 +382,126 @@ async fn lists_come_in_pages_with_a_cursor() {
         "newest first: {seqs:?}"
     );
 
-    for path in [
-        "/v1/users/pager/sessions?cursor=%25%25",
-        "/v1/users/active?limit=1001",
-        "/v1/audit?cursor=bm90LWEtbnVtYmVy",
+    // A bad parameter is named exactly: a cursor that is not base64, one that is base64 of
+    // something no node gives (no position of this list, or not UTF-8), and limits out of range.
+    // A position of the active users is a user id: "not-a-number" is one, "bad\u{1}" is not.
+    for (list, wrong) in [
+        ("/v1/users/pager/sessions", "bm90LWEtbnVtYmVy"), // "not-a-number": no time:id
+        ("/v1/users/active", "YmFkAQ"),                   // "bad\u{1}": not a user id
+        ("/v1/audit", "bm90LWEtbnVtYmVy"),                // not a sequence number
     ] {
-        let (s, b) = node.call(Method::GET, path, ADMIN_KEY, None).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {b}");
-        assert!(["cursor", "limit"].contains(&b["error"]["field"].as_str().unwrap()));
+        for (query, field) in [
+            ("cursor=%25%25".to_owned(), "cursor"),
+            (format!("cursor={wrong}"), "cursor"),
+            ("cursor=_w".to_owned(), "cursor"), // 0xff: not UTF-8
+            ("limit=0".to_owned(), "limit"),
+            ("limit=1001".to_owned(), "limit"),
+            ("limit=x".to_owned(), "limit"),
+            ("limit=2&cursor=%25%25".to_owned(), "cursor"),
+        ] {
+            let path = format!("{list}?{query}");
+            let (s, b) = node.call(Method::GET, &path, ADMIN_KEY, None).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {b}");
+            assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request", Some(field));
+        }
+        // A duplicated limit: our error shape too (not a plain-text rejection), naming it.
+        let path = format!("{list}?limit=1&limit=2");
+        let (s, b) = node.call(Method::GET, &path, ADMIN_KEY, None).await;
+        assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request", None);
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(message.contains("`limit`"), "{path}: {b}");
     }
+}
+
+/// Users whose live sessions are all blocked (or past their deadline) hold no page place, so
+/// a page of `GET /v1/users/active` walks a bounded number of users, not every user: it may
+/// hold fewer than `limit` users, even none, and still carry `next_cursor`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_active_users_walks_a_bounded_number_of_users() {
+    let node = TestNode::start("max_concurrent_sessions = 1\non_limit = \"block_new\"").await;
+    node.login("a-on").await;
+    // 45 users with a blocked session only: the active one ended, the blocked one stays.
+    for n in 0..45 {
+        let user = format!("b-{n:02}");
+        let (first, _) = node.login(&user).await;
+        node.login(&user).await;
+        let (s, b) = node
+            .call(
+                Method::DELETE,
+                &format!("/v1/sessions/{first}"),
+                APP_KEY,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    node.login("z-on").await;
+
+    let mut users = Vec::new();
+    let mut pages = Vec::new();
+    let mut path = "/v1/users/active?limit=2".to_owned();
+    for _ in 0..50 {
+        let (s, b) = node.call(Method::GET, &path, ADMIN_KEY, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+        let page: Vec<String> = b["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["user_id"].as_str().unwrap().to_owned())
+            .collect();
+        users.extend(page.iter().cloned());
+        let next = b["next_cursor"].as_str().map(str::to_owned);
+        pages.push((page.len(), next.is_some()));
+        match next {
+            Some(c) => path = format!("/v1/users/active?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(users, ["a-on", "z-on"], "pages: {pages:?}");
+    // 47 users at most 20 a page (10 per item asked for): three pages, the middle one empty.
+    assert_eq!(pages, [(1, true), (0, true), (1, false)]);
+}
+
+/// `PUT /v1/config/policy` with a short `idle_timeout` alone is taken: `touch_interval`, left at
+/// its default, follows it as the config file's default would (a tenth, at most 2 s); a
+/// duration past the bound is refused, naming its key, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_update_of_idle_timeout_alone_takes_touch_interval_along() {
+    let node = TestNode::start("").await;
+    let put = |body: serde_json::Value| {
+        node.call(Method::PUT, "/v1/config/policy", ADMIN_KEY, Some(body))
+    };
+    let (s, b) = put(json!({"idle_timeout": "1s"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["policy"]["idle_timeout"], "1s");
+    assert_eq!(b["policy"]["touch_interval"], "100ms");
+    let (s, b) = put(json!({"idle_timeout": "1h"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["policy"]["touch_interval"], "2s");
+    // Given with it, touch_interval is the operator's, and checked.
+    let (s, b) = put(json!({"idle_timeout": "1s", "touch_interval": "1s"})).await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        Some("touch_interval"),
+    );
+
+    for key in [
+        "idle_timeout",
+        "max_lifetime",
+        "retention",
+        "idempotency_window",
+    ] {
+        let (s, b) = put(json!({ key: "101years" })).await;
+        assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request", Some(key));
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains("at most"),
+            "{b}"
+        );
+    }
+    let (_, c) = node.call(Method::GET, "/v1/config", ADMIN_KEY, None).await;
+    assert_eq!(c["policy"]["idle_timeout"], "1h", "{c}");
+    assert_eq!(c["policy"]["retention"], "1day", "{c}");
 }
