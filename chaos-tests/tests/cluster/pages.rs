@@ -18,8 +18,9 @@ const USERS: usize = 1100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_longer_than_a_page_and_limits_over_1000_come_whole() -> anyhow::Result<()> {
+    // Three nodes: the client's reads take turns over them, so each page comes from another
+    // node than the one that gave its cursor.
     let cluster = TestCluster::start(ClusterOptions {
-        nodes: 1,
         policy_toml: "max_concurrent_sessions = 0".to_owned(),
         ..ClusterOptions::default()
     })
