@@ -4,23 +4,32 @@
 //! machine) only if the session was valid then.
 //!
 //! Ended is final, for every reader: a linearizable read on the leader (and the read index a
-//! follower asks for) first passes a [`TouchBatcher::barrier`] through the same queue, so it
-//! sees every touch taken before it applied. A reader that judged a session ended at time `t`
-//! therefore came before any touch stamped after `t`, and such a touch does not count (the
-//! session was not valid at its stamp): no touch committed late brings a session back. The
-//! leader's expiry sweep passes the barrier too, so a touch taken before a deadline is applied
-//! before the sweep that would end the session.
+//! follower asks for) passes a [`TouchBatcher::barrier`] through the same queue once its read
+//! index is confirmed, so it sees every touch taken before it applied, and is judged at the
+//! time the queue took the barrier. A reader that judged a session ended at time `t` therefore
+//! came before any touch stamped after `t`, and such a touch does not count (the session was
+//! not valid at its stamp): no touch committed late brings a session back. The leader's expiry
+//! sweep passes the barrier too, so a touch taken before a deadline is applied before the sweep
+//! that would end the session.
+//!
+//! A policy change ([`TouchBatcher::set_policy`]) goes through the same queue, alone in its
+//! round, for the same reason: it is stamped when taken and applied before any later barrier
+//! completes, so a reader judged under the old policy at `t` came before a change stamped after
+//! `t`, and that change first ends every session the old policy had ended by its stamp. A
+//! longer `idle_timeout` or `max_lifetime` therefore never revives a session some reader saw
+//! ended. Changes are merged with the replicated policy when taken, one at a time, so two
+//! concurrent changes of different keys both take effect.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use sessync_proto::{SessionId, Timestamp};
+use sessync_proto::{FieldError, Policy, PolicyUpdate, SessionId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, RuntimeError};
-use crate::session::{Command, Touch};
+use crate::session::{Command, SetPolicy, Touch};
 
 /// Most sessions one `Touch` entry carries.
 const MAX_BATCH: usize = 1000;
@@ -28,11 +37,16 @@ const MAX_BATCH: usize = 1000;
 /// How a queued touch ended: the batch's result and the touch's stamp, for each waiter.
 type Waiter = oneshot::Sender<Result<Timestamp, RuntimeError>>;
 
-/// What the queue carries: a touch of a session, or a barrier that completes once every touch
-/// queued before it is applied.
+/// How a queued policy change ended: refused as it stood against the replicated policy, or the
+/// policy replicated.
+type PolicyWaiter = oneshot::Sender<Result<Result<Policy, FieldError>, RuntimeError>>;
+
+/// What the queue carries: a touch of a session, a barrier that completes once every touch
+/// queued before it is applied, or a policy change (by the named key).
 enum Queued {
     Touch(SessionId, Waiter),
     Barrier(Waiter),
+    Policy(PolicyUpdate, String, PolicyWaiter),
 }
 
 /// Queues touches for replication; cheap to clone.
@@ -74,11 +88,26 @@ impl TouchBatcher {
         .await
     }
 
-    async fn send(
+    /// Replaces the keys `update` names in the replicated policy (the change audited as made by
+    /// the key `by`), stamped and ordered with touches and reads (see the module's header).
+    /// `Ok(Err(_))`: the policy that would result is refused, naming the field.
+    pub(crate) async fn set_policy(
         &self,
-        msg: impl FnOnce(Waiter) -> Queued,
+        update: PolicyUpdate,
+        by: String,
+    ) -> Result<Result<Policy, FieldError>, RuntimeError> {
+        self.send(
+            |w| Queued::Policy(update, by, w),
+            "the policy change was not replicated",
+        )
+        .await
+    }
+
+    async fn send<T>(
+        &self,
+        msg: impl FnOnce(oneshot::Sender<Result<T, RuntimeError>>) -> Queued,
         what: &'static str,
-    ) -> Result<Timestamp, RuntimeError> {
+    ) -> Result<T, RuntimeError> {
         let waited = self.rt.request_timeout();
         let (done, wait) = oneshot::channel();
         let queued = async {
@@ -100,7 +129,20 @@ async fn run(
     metrics: Metrics,
     stop: CancellationToken,
 ) {
-    while let Some(Some(first)) = stop.run_until_cancelled(rx.recv()).await {
+    // A policy change taken while touches or barriers were being gathered: the next round's.
+    let mut held: Option<Queued> = None;
+    loop {
+        let first = match held.take() {
+            Some(msg) => msg,
+            None => match stop.run_until_cancelled(rx.recv()).await {
+                Some(Some(msg)) => msg,
+                _ => return,
+            },
+        };
+        if let Queued::Policy(update, by, w) = first {
+            let _ = w.send(change_policy(&rt, &update, by).await);
+            continue;
+        }
         // Everything queued now goes in one entry; each touch is stamped as it is taken, so
         // no reader that passed a barrier before it judged at a later time.
         let mut touches: BTreeMap<SessionId, Timestamp> = BTreeMap::new();
@@ -114,6 +156,11 @@ async fn run(
                     waiters.push((w, taken));
                 }
                 Queued::Barrier(w) => waiters.push((w, taken)),
+                policy @ Queued::Policy(..) => {
+                    // A round of its own, after this one is applied.
+                    held = Some(policy);
+                    break;
+                }
             }
             if touches.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
@@ -137,4 +184,24 @@ async fn run(
             let _ = w.send(res.clone().map(|()| taken));
         }
     }
+}
+
+/// One policy change: merged with the replicated policy as it is now, checked, stamped and
+/// replicated before anything queued after it is taken.
+async fn change_policy(
+    rt: &Runtime,
+    update: &PolicyUpdate,
+    by: String,
+) -> Result<Result<Policy, FieldError>, RuntimeError> {
+    let current = rt.state().read(|s| s.policy().clone());
+    let policy = update.apply_to(&current);
+    if let Err(e) = policy.check() {
+        return Ok(Err(e));
+    }
+    let cmd = Command::SetPolicy(SetPolicy {
+        at: rt.cluster_now(),
+        policy: policy.clone(),
+        by: Some(by),
+    });
+    rt.propose(cmd).await.map(|_| Ok(policy))
 }

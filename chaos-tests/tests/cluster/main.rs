@@ -24,6 +24,7 @@ mod links;
 mod pages;
 mod policy;
 mod quorum;
+mod read_time;
 mod readiness;
 mod replication;
 mod smoke;

@@ -144,3 +144,58 @@ async fn every_request_answers_within_one_request_timeout() -> anyhow::Result<()
     cluster.resume(leader)?;
     Ok(())
 }
+
+/// The one-deadline defect on a path that succeeds, only slowly: a follower's read index and
+/// then its relay of the validate (the touch was due) each took most of a `request_timeout`, so
+/// the answer came after two. The link from the follower to the leader is slowed (0.8 s each
+/// way), so each stage takes 1.6 s of the 2 s deadline: the answer is 503 at the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_index_then_a_relay_share_one_request_timeout() -> anyhow::Result<()> {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    const SLACK: Duration = Duration::from_millis(1000);
+    let cluster = TestCluster::start(ClusterOptions {
+        proxied: true,
+        policy_toml: "touch_interval = \"1s\"".to_owned(),
+        extra_toml: "[limits]\nrequest_timeout = \"2s\"".to_owned(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let leader = cluster.leader().await?;
+    let created = cluster
+        .app_client_for(leader)
+        .with_timeout(Duration::from_secs(15))
+        .create_session(&login())
+        .await?;
+    let asked = cluster
+        .node_ids()
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("a follower");
+    cluster.faults().set(
+        asked,
+        leader,
+        sessync_chaos_tests::LinkFault::Delay(Duration::from_millis(800)),
+    );
+    // The touch is due (past touch_interval), so the follower relays the validate.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let validate = serde_json::json!({"token": created.token, "touch": true}).to_string();
+    let started = std::time::Instant::now();
+    let (status, answer) = cluster
+        .app_client_for(asked)
+        .with_timeout(Duration::from_secs(15))
+        .request_raw(
+            "POST".parse()?,
+            "/v1/sessions/validate",
+            Some(validate.into_bytes()),
+            &[],
+        )
+        .await?;
+    let took = started.elapsed();
+    cluster.faults().heal_all();
+    assert!(
+        took <= DEADLINE + SLACK,
+        "answered {status} after {took:?}, past one request_timeout ({DEADLINE:?}): {}",
+        String::from_utf8_lossy(&answer)
+    );
+    Ok(())
+}

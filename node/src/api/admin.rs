@@ -17,7 +17,6 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::page::{self, Page};
 use super::state::App;
-use crate::session::{Command, SetPolicy};
 use crate::store::AuditQuery;
 
 /// The admin writes, served by the leader (a follower forwards them).
@@ -95,16 +94,12 @@ async fn set_policy(
             "names no policy key; give at least one, e.g. {\"idle_timeout\": \"30m\"}",
         ));
     }
+    // Merged with the replicated policy, stamped and ordered with reads by the leader's
+    // touch queue (see `crate::touch`); the route is leader-only.
     app.linearize().await?;
-    let current = app.rt().state().read(|s| s.policy().clone());
-    let policy = update.apply_to(&current);
-    policy.check()?;
-    let cmd = Command::SetPolicy(SetPolicy {
-        at: app.rt().cluster_now(),
-        policy,
-        by: Some(caller.name.clone()),
-    });
-    app.rt().propose(cmd).await?;
+    app.touches()
+        .set_policy(update, caller.name.clone())
+        .await??;
     Ok(config(State(app), AppCaller(caller)).await)
 }
 

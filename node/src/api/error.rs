@@ -98,6 +98,7 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::LeadershipMoved { .. }
             | RuntimeError::LeaderUnreachable { .. }
             | RuntimeError::Raft(_)
+            | RuntimeError::Overloaded { .. }
             | RuntimeError::ShuttingDown => Self::unavailable(e.to_string()),
             RuntimeError::ClockSkew { .. } => Self::new(ErrorCode::ClockSkew, e.to_string()),
         }

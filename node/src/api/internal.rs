@@ -19,8 +19,8 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
-    APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH, SNAPSHOT_PATH,
-    VOTE_PATH,
+    ReadIndex, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH,
+    SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
@@ -236,17 +236,18 @@ async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn read_index(State(app): State<App>) -> Response {
-    // Touches queued before this read are applied first, and the read is judged at the time
-    // the touch queue took it (see `crate::touch`).
-    let at = match app.touches().barrier().await {
-        Ok(at) => at,
+    // Leadership first, then the barrier: the read is judged at the time the touch queue took
+    // it, after the read index (see `crate::touch` and `App::linearize`), and the index the
+    // follower waits for covers the touches applied before the barrier.
+    let ri = match app.rt().read_index().await {
+        Ok(ri) => ri,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    match app.rt().read_index().await {
-        Ok(mut ri) => {
-            ri.now = at;
-            json(&ri)
-        }
+    match app.touches().barrier().await {
+        Ok(at) => json(&ReadIndex {
+            index: ri.index.max(app.rt().applied_index()),
+            now: at,
+        }),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -83,16 +83,21 @@ impl App {
 
     /// A linearizable read: the replica reflects every change acknowledged before this call
     /// and, on the leader, every touch queued before it (see [`crate::touch`]); the cluster
-    /// time to judge by. On the leader that is the time the touch queue took the read's
-    /// barrier, the read's linearization point.
+    /// time to judge by.
+    ///
+    /// On the leader the read index comes first (leadership confirmed, the replica caught up),
+    /// then the read's barrier passes the touch queue, and the read is judged at the time the
+    /// queue took it: its linearization point, at least this node's clock and the applied
+    /// cluster time as they were after the read index. A session whose deadline cluster time
+    /// had passed by then is never called valid, and no touch stamped later can revive what
+    /// this read judged ended.
     pub(crate) async fn linearize(&self) -> Result<Timestamp, RuntimeError> {
-        if self.0.rt.is_leader() {
-            let at = self.0.touches.barrier().await?;
-            let confirmed = self.0.rt.linearize().await?;
-            // Still the leader: judge at the barrier; else the new leader's time came back.
-            return Ok(if self.0.rt.is_leader() { at } else { confirmed });
+        let confirmed = self.0.rt.linearize().await?;
+        if !self.0.rt.is_leader() {
+            // A follower: judged at the leader's time for this read (its barrier's).
+            return Ok(confirmed);
         }
-        self.0.rt.linearize().await
+        self.0.touches.barrier().await
     }
 
     /// The node's runtime: Raft, the replica, proposing and linearizing.

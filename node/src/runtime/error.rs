@@ -35,6 +35,10 @@ pub(crate) enum RuntimeError {
         /// Its clock minus the median, when known here.
         deviation_ms: Option<i64>,
     },
+    /// Too many changes are waiting to be committed (the log is not keeping up, or there is
+    /// no quorum): refused at once rather than queued without bound.
+    #[error("{waiting} changes are already waiting to be committed; retry")]
+    Overloaded { waiting: usize },
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,

@@ -7,9 +7,16 @@
 //! taken waits, and the next slot to free up proposes everything waiting (up to [`MAX_BATCH`])
 //! as one entry. The state machine applies a batch's commands one by one as if each were an
 //! entry of its own, and each caller gets its own command's outcome.
+//!
+//! A command is proposed only while its request's deadline stands: one whose caller has been
+//! answered already (timed out, gone) is dropped from the wait, never written later behind its
+//! caller's back (a create without an idempotency key would otherwise leave a session nobody
+//! holds, counting against the user's limit). At most [`MAX_WAITING`] commands wait; past that,
+//! a new one is refused at once.
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::{Runtime, RuntimeError};
 use crate::session::{Batch, Command, Outcome};
@@ -18,6 +25,8 @@ use crate::session::{Batch, Command, Outcome};
 const IN_FLIGHT: usize = 2;
 /// Most commands in one entry.
 const MAX_BATCH: usize = 256;
+/// Most commands waiting for a slot.
+const MAX_WAITING: usize = 16 * MAX_BATCH;
 
 type Answer = oneshot::Sender<Result<Outcome, RuntimeError>>;
 
@@ -28,7 +37,21 @@ pub(super) struct GroupCommit {
 
 struct State {
     in_flight: usize,
-    waiting: Vec<(Command, Answer)>,
+    waiting: Vec<Waiting>,
+}
+
+/// A command waiting for a slot, its caller, and the caller's deadline.
+struct Waiting {
+    cmd: Command,
+    answer: Answer,
+    deadline: Instant,
+}
+
+impl Waiting {
+    /// Whether the caller still waits for it.
+    fn wanted(&self, now: Instant) -> bool {
+        !self.answer.is_closed() && now < self.deadline
+    }
 }
 
 impl GroupCommit {
@@ -43,12 +66,30 @@ impl GroupCommit {
 }
 
 impl Runtime {
-    /// Proposes `cmd` with the commands around it and returns its own outcome once applied.
-    pub(super) async fn group_write(&self, cmd: Command) -> Result<Outcome, RuntimeError> {
+    /// Proposes `cmd` with the commands around it and returns its own outcome once applied;
+    /// `cmd` is dropped unproposed if it is still waiting for a slot at `deadline`.
+    pub(super) async fn group_write(
+        &self,
+        cmd: Command,
+        deadline: Instant,
+    ) -> Result<Outcome, RuntimeError> {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut s = self.0.group.state.lock();
-            s.waiting.push((cmd, tx));
+            if s.waiting.len() >= MAX_WAITING {
+                let now = Instant::now();
+                s.waiting.retain(|w| w.wanted(now));
+                if s.waiting.len() >= MAX_WAITING {
+                    return Err(RuntimeError::Overloaded {
+                        waiting: s.waiting.len(),
+                    });
+                }
+            }
+            s.waiting.push(Waiting {
+                cmd,
+                answer: tx,
+                deadline,
+            });
             let free = s.in_flight < IN_FLIGHT;
             if free {
                 s.in_flight += 1;
@@ -74,13 +115,17 @@ impl Runtime {
                 let n = s.waiting.len().min(MAX_BATCH);
                 s.waiting.drain(..n).collect::<Vec<_>>()
             };
-            if batch.len() == 1 {
-                if let Some((cmd, answer)) = batch.pop() {
-                    let _ = answer.send(self.client_write(cmd).await);
+            // Callers past their deadline have had their answer: their commands are not written.
+            let now = Instant::now();
+            batch.retain(|w| w.wanted(now));
+            if batch.len() <= 1 {
+                if let Some(w) = batch.pop() {
+                    let _ = w.answer.send(self.client_write(w.cmd).await);
                 }
                 continue;
             }
-            let (commands, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let (commands, answers): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|w| (w.cmd, w.answer)).unzip();
             let n = commands.len();
             let failed = match self.client_write(Command::Batch(Batch { commands })).await {
                 Ok(Outcome::Batch { outcomes }) if outcomes.len() == n => {

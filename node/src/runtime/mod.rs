@@ -221,7 +221,7 @@ impl Runtime {
         let write = async {
             match cmd {
                 Command::Touch(_) => self.client_write(cmd).await,
-                cmd => self.group_write(cmd).await,
+                cmd => self.group_write(cmd, deadline).await,
             }
         };
         tokio::time::timeout_at(deadline, write)

@@ -110,17 +110,22 @@ impl Runtime {
             self.clock_guard()?;
             if let Ok(c) = self.confirm_leadership().await {
                 self.wait_applied(c.read, c.applied).await?;
-                // Judged at max(this clock, the applied cluster time), as a follower judges.
+                // This clock, never behind the applied cluster time, after the read index (the
+                // API then judges at its barrier, taken later still: `App::linearize`).
                 return Ok(self.cluster_now());
             }
             // Leadership was lost in between: fall through and ask whoever leads now.
         }
         let ri = self.leader_read_index().await?;
-        let applied = self.raft().metrics().borrow().last_applied.map(|l| l.index);
-        self.wait_applied(ri.index, applied).await?;
+        self.wait_applied(ri.index, self.applied_index()).await?;
         // The leader's time for this read (its linearization point), not a later stamp this
         // replica has applied since: a touch taken after that time may not be applied yet.
         Ok(ri.now)
+    }
+
+    /// The index of the last entry this replica has applied.
+    pub(crate) fn applied_index(&self) -> Option<u64> {
+        self.raft().metrics().borrow().last_applied.map(|l| l.index)
     }
 
     async fn wait_applied(
