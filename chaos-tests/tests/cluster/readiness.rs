@@ -1,11 +1,23 @@
 //! Readiness says whether a node can serve now, not only whether it once heard of a leader: a
 //! learner cut off from every voter still names its old leader (it never campaigns), yet it is
-//! not ready once the leader has been silent for an election timeout.
+//! not ready once the leader has been silent for an election timeout; a leader no quorum has
+//! acknowledged for that long is not ready either; and a replica far behind the leader's commit
+//! index (a learner catching up a long log) is `lagging` until it has caught up.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use sessync_chaos_tests::{ClusterOptions, TestCluster};
-use sessync_client::Method;
+use sessync_chaos_tests::{ClusterOptions, LinkFault, TestCluster};
+use sessync_client::{Client, Method};
+use sessync_proto::api::CreateSessionRequest;
+use sessync_proto::session::Device;
+use sessync_proto::UserId;
+
+/// `GET /readyz` of the node `probe` talks to: (status, body).
+async fn readyz(probe: &Client) -> anyhow::Result<(u16, serde_json::Value)> {
+    let (status, body) = probe.request_raw(Method::GET, "/readyz", None, &[]).await?;
+    Ok((status, serde_json::from_slice(&body)?))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_has_not_heard_from_its_leader_is_not_ready() -> anyhow::Result<()> {
@@ -50,5 +62,128 @@ async fn a_node_that_has_not_heard_from_its_leader_is_not_ready() -> anyhow::Res
         serde_json::json!(["leader_silent"]),
         "{body}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_a_quorum_is_not_ready() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
+    let leader = cluster.leader().await?;
+    let probe = cluster.app_client_for(leader);
+    let started = tokio::time::Instant::now();
+    while readyz(&probe).await?.0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the leader never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for follower in cluster.node_ids().into_iter().filter(|n| *n != leader) {
+        cluster.kill(follower);
+    }
+    let started = tokio::time::Instant::now();
+    let body = loop {
+        let (status, body) = readyz(&probe).await?;
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still ready with no follower left: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // It still leads as far as it knows: what it lacks is a quorum that acknowledges it.
+    assert_eq!(body["leader"], leader, "{body}");
+    assert_eq!(
+        body["reasons"],
+        serde_json::json!(["leader_silent"]),
+        "{body}"
+    );
+    Ok(())
+}
+
+/// A learner held behind a long log: the leader's link to it is slowed (20 ms per chunk, each
+/// way), so its heartbeats (small) arrive within Raft's append timeout (the heartbeat interval,
+/// 100 ms here) and keep it in contact, while the appends that carry entries (hundreds of KB)
+/// time out. It hears the leader's commit index and cannot reach it: `lagging`, and only that,
+/// until the link heals and it catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_far_behind_the_leader_is_lagging() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(ClusterOptions {
+        proxied: true,
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let leader = cluster.leader().await?;
+    // A log far longer than the bound of 100 entries, of large entries: one login each.
+    let app = cluster.app_client_for(leader);
+    for i in 0..400 {
+        app.create_session(&CreateSessionRequest {
+            user_id: UserId::parse_field(&format!("lag-{i}"), "user_id").unwrap(),
+            device: Device {
+                user_agent: Some(format!("{i:0>400}")),
+                ..Default::default()
+            },
+            origin: None,
+            idempotency_key: None,
+        })
+        .await?;
+    }
+
+    let learner = cluster.add_node().await?;
+    cluster
+        .faults()
+        .set(leader, learner, LinkFault::Delay(Duration::from_millis(20)));
+    // Blocks until the learner has caught up (or answers 503 after request_timeout).
+    let adding = {
+        let admin = cluster
+            .admin_client_for(leader)
+            .with_timeout(Duration::from_secs(60));
+        let url = cluster.raft_url(learner);
+        tokio::spawn(async move { admin.add_learner(learner, url).await })
+    };
+
+    let probe = cluster.app_client_for(learner);
+    let mut seen = BTreeSet::new();
+    let mut lagging = 0;
+    let started = tokio::time::Instant::now();
+    while lagging < 20 {
+        let (status, body) = readyz(&probe).await?;
+        seen.insert(body["reasons"].to_string());
+        if body["reasons"] == serde_json::json!(["lagging"]) {
+            assert_eq!(status, 503, "{body}");
+            let lag = body["lag"].as_u64().unwrap_or(0);
+            assert!(lag > 100, "lagging by {lag}: {body}");
+            lagging += 1;
+        } else {
+            assert_ne!(status, 200, "ready while held behind: {body}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never lagging for long (seen {seen:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("the learner's /readyz reasons while held behind: {seen:?}");
+
+    // The link heals: it catches up, and is ready.
+    cluster.faults().heal_all();
+    let started = tokio::time::Instant::now();
+    loop {
+        let (status, body) = readyz(&probe).await?;
+        if status == 200 {
+            assert_eq!(body["lag"].as_u64().map(|l| l <= 100), Some(true), "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not ready after catching up: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let added = adding.await?;
+    println!("add_learner: {added:?}");
     Ok(())
 }
