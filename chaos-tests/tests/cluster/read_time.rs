@@ -152,3 +152,78 @@ async fn a_write_whose_request_timed_out_in_the_queue_is_never_applied() -> anyh
     cluster.assert_identical_state().await?;
     Ok(())
 }
+
+/// The one-request deadline cut membership changes short: adding a learner waits until it has
+/// caught up (within openraft's replication lag threshold, 5,000 entries), which may take
+/// longer than `request_timeout` (2 s here), and was answered 503 at 2 s however long the
+/// operator was willing to wait. It has a deadline of its own, also when a follower forwards it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_slow_learner_is_not_cut_off_at_request_timeout() -> anyhow::Result<()> {
+    // More entries than the lag threshold, so the new learner is behind until it has run: two
+    // clients one create at a time, so group commit finds a free slot for each and every create
+    // is an entry of its own.
+    const TASKS: usize = 2;
+    const CREATES_PER_TASK: usize = 2600;
+    let mut cluster = TestCluster::start(ClusterOptions {
+        policy_toml: "max_concurrent_sessions = 0".to_owned(),
+        extra_toml: "[limits]\nrequest_timeout = \"2s\"".to_owned(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let leader = cluster.leader().await?;
+    let mut fills = Vec::new();
+    for t in 0..TASKS {
+        let client = cluster
+            .app_client_for(leader)
+            .with_timeout(Duration::from_secs(20));
+        fills.push(tokio::spawn(async move {
+            for _ in 0..CREATES_PER_TASK {
+                client
+                    .create_session(&login(&format!("filler-{t}")))
+                    .await?;
+            }
+            Ok::<_, sessync_client::ClientError>(())
+        }));
+    }
+    for f in fills {
+        f.await??;
+    }
+    let follower = cluster
+        .node_ids()
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("a follower");
+    let learner = cluster.add_node().await?;
+    // Frozen, the learner cannot catch up until it is let go, 4 s later.
+    cluster.pause(learner)?;
+    let body =
+        serde_json::json!({"node_id": learner, "url": cluster.raft_url(learner)}).to_string();
+    let admin = cluster
+        .admin_client_for(follower)
+        .with_timeout(Duration::from_secs(60));
+    let call = tokio::spawn(async move {
+        admin
+            .request_raw(
+                "POST".parse().unwrap(),
+                "/cluster/learners",
+                Some(body.into_bytes()),
+                &[],
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        !call.is_finished(),
+        "the learner cannot have caught up while frozen: {:?}",
+        call.await
+    );
+    cluster.resume(learner)?;
+    let (status, answer) = call.await??;
+    assert_eq!(
+        status,
+        200,
+        "adding a learner that caught up after 4 s: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    Ok(())
+}

@@ -25,6 +25,23 @@ use crate::raft_types::NodeId;
 
 /// How long adding a learner may take (it waits until the learner has caught up).
 const LEARNER_TIMEOUT: Duration = Duration::from_secs(120);
+/// The membership routes' paths (as their `#[utoipa::path]`s register them).
+const LEARNERS_PATH: &str = "/cluster/learners";
+const MEMBERSHIP_PATH: &str = "/cluster/membership";
+/// How many request timeouts a membership change may take (a joint configuration: two
+/// commits).
+const MEMBERSHIP_TIMEOUTS: u32 = 4;
+
+/// The deadline of a request to `path` when it is not `request_timeout`: membership changes
+/// wait for a learner to catch up or for two commits, and are bounded by their own deadlines
+/// (here, on the follower that forwards them, and in the API's one-deadline layer alike).
+pub(super) fn own_deadline(path: &str, request_timeout: Duration) -> Option<Duration> {
+    match path {
+        LEARNERS_PATH => Some(LEARNER_TIMEOUT),
+        MEMBERSHIP_PATH => Some(request_timeout * MEMBERSHIP_TIMEOUTS),
+        _ => None,
+    }
+}
 
 /// Membership changes: run on the leader.
 pub(crate) fn write_routes() -> OpenApiRouter<App> {
@@ -150,7 +167,7 @@ async fn change_membership(
     }
     let voters: BTreeSet<NodeId> = req.voters.iter().copied().collect();
     let fut = app.rt().raft().change_membership(voters, req.retain);
-    match tokio::time::timeout(app.rt().request_timeout() * 4, fut).await {
+    match tokio::time::timeout(app.rt().request_timeout() * MEMBERSHIP_TIMEOUTS, fut).await {
         Err(_) => Err(ApiError::unavailable(
             "the membership change was not committed in time",
         )),

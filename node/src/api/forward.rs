@@ -84,7 +84,7 @@ async fn send(
         .http()
         .request(method, format!("{base}{path}"))
         // The caller's own deadline (`within_deadline`) bounds the whole request anyway.
-        .timeout(rt.request_timeout())
+        .timeout(super::deadline_of(app, path))
         .header(FORWARDED_HEADER, rt.node_id().to_string())
         .body(body);
     for name in [

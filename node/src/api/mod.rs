@@ -160,12 +160,13 @@ async fn count_requests(
 
 /// Runs the request with one deadline for all it does (reading its body, a policy write before
 /// its command, a follower's read index and then its forward): past `request_timeout` the
-/// answer is 503 `unavailable`. Node-to-node routes are bounded by Raft's own timeouts instead.
+/// answer is 503 `unavailable`. Node-to-node routes are bounded by Raft's own timeouts instead,
+/// membership changes by their own, longer deadlines ([`cluster::own_deadline`]).
 async fn within_deadline(app: &App, req: Request<axum::body::Body>, next: Next) -> Response {
     if req.uri().path().starts_with("/raft/") {
         return next.run(req).await.into_response();
     }
-    let timeout = app.rt().request_timeout();
+    let timeout = deadline_of(app, req.uri().path());
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp.into_response(),
         Err(_) => ApiError::unavailable(format!(
@@ -175,6 +176,12 @@ async fn within_deadline(app: &App, req: Request<axum::body::Body>, next: Next) 
         ))
         .into_response(),
     }
+}
+
+/// How long a request to `path` may take, from arrival to answer.
+pub(crate) fn deadline_of(app: &App, path: &str) -> std::time::Duration {
+    let rt = app.rt().request_timeout();
+    cluster::own_deadline(path, rt).unwrap_or(rt)
 }
 
 /// The method as a metric label: a standard method or `other`, so no request can add a label
