@@ -251,7 +251,7 @@ async fn audit(
         .rt()
         .state()
         .audit(&q)
-        .map_err(|e| ApiError::internal(format!("cannot read the audit log: {e}")))?;
+        .map_err(|e| ApiError::from_read("the audit log", e))?;
     let (events, next_cursor) = page::cut(events, page.limit, |e| e.seq.to_string());
     Ok(Json(AuditResponse {
         events,

@@ -260,7 +260,7 @@ async fn digest(
         .rt()
         .state()
         .digest()
-        .map_err(|e| ApiError::internal(format!("cannot read the state: {e}")))?;
+        .map_err(|e| ApiError::from_read("the state", e))?;
     Ok(Json(
         serde_json::json!({ "applied": applied, "digest": digest }),
     ))

@@ -6,6 +6,7 @@ use axum::Json;
 use sessync_proto::{ErrorBody, ErrorCode, FieldError, SessionView};
 
 use crate::runtime::RuntimeError;
+use crate::store::ReadError;
 
 /// An error answer of the HTTP API.
 #[derive(Debug)]
@@ -86,6 +87,17 @@ impl IntoResponse for ApiError {
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         Self::field(&e)
+    }
+}
+
+impl ApiError {
+    /// A failed read of `what` on disk: 503 while a snapshot is being installed (retry), 500
+    /// for a storage error.
+    pub(crate) fn from_read(what: &str, e: ReadError) -> Self {
+        match e {
+            ReadError::Installing => Self::unavailable(e.to_string()),
+            ReadError::Storage(e) => Self::internal(format!("cannot read {what}: {e}")),
+        }
     }
 }
 

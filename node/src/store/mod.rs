@@ -29,7 +29,7 @@ use crate::raft_types::{SnapshotMeta, StorageError};
 pub(crate) use audit_log::AuditStats;
 use layout::Cf;
 pub(crate) use log_store::LogStore;
-pub(crate) use reader::{AppliedChange, AuditQuery, StateReader};
+pub(crate) use reader::{AppliedChange, AuditQuery, ReadError, StateReader};
 use snapshot_dir::SnapshotDir;
 pub(crate) use snapshot_dir::SnapshotFile;
 pub(crate) use state_machine::StateMachineStore;

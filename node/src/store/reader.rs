@@ -1,11 +1,12 @@
 //! The read side of the applied state: the shared in-memory store, the audit log on disk, the
 //! stream of applied changes, and the state digest that replicas compare.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use rocksdb::{Direction, IteratorMode, DB};
+use rocksdb::{Direction, IteratorMode, SnapshotWithThreadMode, DB};
 use sessync_proto::api::AuditEvent;
 use sessync_proto::{SessionId, Timestamp, UserId};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,60 @@ pub(crate) struct AppliedChange {
     pub(crate) session: Session,
 }
 
+/// Why the state on disk could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// A snapshot is being written over the state on disk (or its install stopped part way and
+    /// is finished when the node restarts): what is there now is neither state.
+    #[error("a snapshot is being installed on this node; retry in a moment, or ask another node")]
+    Installing,
+    #[error(transparent)]
+    Storage(Box<StorageError>),
+}
+
+impl From<StorageError> for ReadError {
+    fn from(e: StorageError) -> Self {
+        ReadError::Storage(Box::new(e))
+    }
+}
+
+/// Counts snapshot installs as a sequence lock over the state on disk: odd while one writes
+/// over it, even otherwise. A reader takes its RocksDB view between two loads of the same even
+/// value, so it saw the state before an install or after it, never part of one.
+#[derive(Clone, Default)]
+pub(super) struct InstallSeq(Arc<AtomicU64>);
+
+impl InstallSeq {
+    /// The write pass of an install begins (left odd if the install fails: the store is then
+    /// half written until it reopens and finishes the install).
+    pub(super) fn begin(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The install is done and its state swapped in.
+    pub(super) fn end(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Runs `read` on a point-in-time view of the state on disk, if no install wrote over it
+    /// meanwhile.
+    fn consistent<'a, R>(
+        &self,
+        db: &'a DB,
+        read: impl FnOnce(&SnapshotWithThreadMode<'a, DB>) -> Result<R, StorageError>,
+    ) -> Result<R, ReadError> {
+        let before = self.0.load(Ordering::SeqCst);
+        if before % 2 == 1 {
+            return Err(ReadError::Installing);
+        }
+        let view = db.snapshot();
+        if self.0.load(Ordering::SeqCst) != before {
+            return Err(ReadError::Installing);
+        }
+        Ok(read(&view)?)
+    }
+}
+
 /// A read handle on the applied state; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct StateReader {
@@ -31,6 +86,7 @@ pub(crate) struct StateReader {
     state: Arc<RwLock<SessionStore>>,
     changes: broadcast::Sender<AppliedChange>,
     audit: Arc<AuditStats>,
+    installs: InstallSeq,
 }
 
 /// Closes the database once every other handle on it is gone. RocksDB closes when the last
@@ -74,12 +130,14 @@ impl StateReader {
         state: Arc<RwLock<SessionStore>>,
         changes: broadcast::Sender<AppliedChange>,
         audit: Arc<AuditStats>,
+        installs: InstallSeq,
     ) -> Self {
         Self {
             db,
             state,
             changes,
             audit,
+            installs,
         }
     }
 
@@ -103,77 +161,90 @@ impl StateReader {
         self.changes.subscribe()
     }
 
-    /// Audit events matching `q`, newest first.
-    pub(crate) fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StorageError> {
-        let mut out = Vec::new();
-        let key;
-        let mode = match q.before {
-            // Newest first, from just below the previous page's last event.
-            Some(0) => return Ok(out),
-            Some(seq) => {
-                key = layout::index_key(seq - 1);
-                IteratorMode::From(&key, Direction::Reverse)
-            }
-            None => IteratorMode::End,
-        };
-        let it = self.db.iterator_cf(Cf::Audit.of(&self.db), mode);
-        for item in it {
-            let (_, v) = item.map_err(read_err)?;
-            let ev: AuditEvent = layout::decode_value(Cf::Audit, &v).map_err(read_err)?;
-            if q.since.is_some_and(|since| ev.at < since) {
-                break;
-            }
-            let keep = q
-                .user_id
-                .as_ref()
-                .is_none_or(|u| ev.user_id.as_ref() == Some(u))
-                && q.session_id
-                    .as_ref()
-                    .is_none_or(|s| ev.session_id.as_ref() == Some(s))
-                && q.kind.as_ref().is_none_or(|k| &ev.kind == k);
-            if keep {
-                out.push(ev);
-                if out.len() >= q.limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+    /// Audit events matching `q`, newest first, from one point-in-time view.
+    pub(crate) fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, ReadError> {
+        self.installs
+            .consistent(&self.db, |view| audit_events(&self.db, view, q))
     }
 
     /// The applied log index and a SHA-256 over every state record (sessions, audit,
     /// federation, policy, clock, counters, membership), read from one point-in-time view.
     /// Replicas at the same index must agree on it.
-    pub(crate) fn digest(&self) -> Result<(Option<u64>, String), StorageError> {
-        let snap = self.db.snapshot();
-        let mut h = Sha256::new();
-        for cf in Cf::STATE {
-            for item in
-                snap.iterator_cf(cf.of(&self.db), IteratorMode::From(b"", Direction::Forward))
-            {
-                let (k, v) = item.map_err(read_err)?;
-                h.update((k.len() as u64).to_be_bytes());
-                h.update(&k);
-                h.update((v.len() as u64).to_be_bytes());
-                h.update(&v);
+    pub(crate) fn digest(&self) -> Result<(Option<u64>, String), ReadError> {
+        self.installs
+            .consistent(&self.db, |view| state_digest(&self.db, view))
+    }
+}
+
+fn audit_events(
+    db: &DB,
+    view: &SnapshotWithThreadMode<'_, DB>,
+    q: &AuditQuery,
+) -> Result<Vec<AuditEvent>, StorageError> {
+    let mut out = Vec::new();
+    let key;
+    let mode = match q.before {
+        // Newest first, from just below the previous page's last event.
+        Some(0) => return Ok(out),
+        Some(seq) => {
+            key = layout::index_key(seq - 1);
+            IteratorMode::From(&key, Direction::Reverse)
+        }
+        None => IteratorMode::End,
+    };
+    for item in view.iterator_cf(Cf::Audit.of(db), mode) {
+        let (_, v) = item.map_err(read_err)?;
+        let ev: AuditEvent = layout::decode_value(Cf::Audit, &v).map_err(read_err)?;
+        if q.since.is_some_and(|since| ev.at < since) {
+            break;
+        }
+        let keep = q
+            .user_id
+            .as_ref()
+            .is_none_or(|u| ev.user_id.as_ref() == Some(u))
+            && q.session_id
+                .as_ref()
+                .is_none_or(|s| ev.session_id.as_ref() == Some(s))
+            && q.kind.as_ref().is_none_or(|k| &ev.kind == k);
+        if keep {
+            out.push(ev);
+            if out.len() >= q.limit {
+                break;
             }
         }
-        let mut applied = None;
-        for key in SmKey::STATE {
-            let v = snap
-                .get_cf(Cf::Sm.of(&self.db), key.bytes())
-                .map_err(read_err)?
-                .unwrap_or_default();
-            if key == SmKey::Applied {
-                applied = serde_json::from_slice::<Option<LogId>>(&v)
-                    .ok()
-                    .flatten()
-                    .map(|l| l.index);
-            }
-            h.update(key.bytes());
+    }
+    Ok(out)
+}
+
+fn state_digest(
+    db: &DB,
+    view: &SnapshotWithThreadMode<'_, DB>,
+) -> Result<(Option<u64>, String), StorageError> {
+    let mut h = Sha256::new();
+    for cf in Cf::STATE {
+        for item in view.iterator_cf(cf.of(db), IteratorMode::From(b"", Direction::Forward)) {
+            let (k, v) = item.map_err(read_err)?;
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(&k);
             h.update((v.len() as u64).to_be_bytes());
             h.update(&v);
         }
-        Ok((applied, hex::encode(h.finalize())))
     }
+    let mut applied = None;
+    for key in SmKey::STATE {
+        let v = view
+            .get_cf(Cf::Sm.of(db), key.bytes())
+            .map_err(read_err)?
+            .unwrap_or_default();
+        if key == SmKey::Applied {
+            applied = serde_json::from_slice::<Option<LogId>>(&v)
+                .ok()
+                .flatten()
+                .map(|l| l.index);
+        }
+        h.update(key.bytes());
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(&v);
+    }
+    Ok((applied, hex::encode(h.finalize())))
 }

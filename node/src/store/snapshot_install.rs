@@ -11,8 +11,10 @@
 //!    counter, the snapshot meta, and removes the marker.
 //!
 //! A crash between 2 and 4 leaves the marker, and [`recover`] redoes 3 and 4 from the kept file
-//! when the store opens, before anything is loaded: no reader, and no restarted node, sees the
-//! state half installed. The state machine swaps the new in-memory store in after 4.
+//! when the store opens, before anything is loaded: no restarted node sees the state half
+//! installed. The state machine swaps the new in-memory store in after 4. Readers of the state
+//! on disk (the audit log, the digest) are told to retry from 2 until the swap
+//! ([`InstallSeq`]): none of them sees the state half installed either.
 
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::{WriteBatch, DB};
 
 use super::audit_log::AuditIndex;
+use super::reader::InstallSeq;
 use super::layout::{self, Cf, SmKey};
 use super::snapshot::current_meta;
 use super::snapshot_dir::{SnapshotDir, Temp};
@@ -68,6 +71,7 @@ pub(super) fn install(
     file: File,
     path: PathBuf,
     plan: WritePlan,
+    installs: &InstallSeq,
 ) -> Result<Installed, StorageError> {
     let ours = take_in(dir, file, path).map_err(|e| snapshot_read_err(Some(meta), e))?;
     let checked = dir
@@ -87,6 +91,8 @@ pub(super) fn install(
     dir.publish(&ours, &target)
         .map_err(|e| snapshot_write_err(Some(meta), e))?;
     let marker = layout::encode(Cf::Sm, meta).map_err(|e| snapshot_write_err(Some(meta), e))?;
+    // From here to the state machine's swap, readers of the disk are told to retry.
+    installs.begin();
     db.put_cf_opt(
         Cf::Sm.of(db),
         SmKey::SnapshotInstall.bytes(),

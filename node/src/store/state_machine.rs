@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 use super::audit_log::AuditLog;
 use super::layout::{self, Cf, SmKey};
-use super::reader::{AppliedChange, StateReader};
+use super::reader::{AppliedChange, InstallSeq, StateReader};
 use super::snapshot::{self, SnapshotBuilder};
 use super::snapshot_dir::{SnapshotDir, SnapshotFile, Temp};
 use super::snapshot_install::{self, WritePlan};
@@ -39,6 +39,8 @@ pub(crate) struct StateMachineStore {
     membership: StoredMembership,
     audit: AuditLog,
     changes: broadcast::Sender<AppliedChange>,
+    /// Installs in progress, for readers of the state on disk.
+    installs: InstallSeq,
 }
 
 /// Reads one `sm` value.
@@ -98,6 +100,7 @@ impl StateMachineStore {
             membership,
             audit,
             changes,
+            installs: InstallSeq::default(),
         })
     }
 
@@ -108,6 +111,7 @@ impl StateMachineStore {
             self.state.clone(),
             self.changes.clone(),
             self.audit.stats(),
+            self.installs.clone(),
         )
     }
 
@@ -201,14 +205,17 @@ impl StateMachineStore {
     ) -> Result<(), StorageError> {
         let (file, path) = file.into_parts().await;
         let (db, dir, m) = (self.db.clone(), self.snapshots.clone(), meta.clone());
+        let installs = self.installs.clone();
         // Reading and writing every record takes seconds for a large state: off the async
         // threads.
         let installed = tokio::task::spawn_blocking(move || {
-            snapshot_install::install(&db, &dir, &m, file, path, plan)
+            snapshot_install::install(&db, &dir, &m, file, path, plan, &installs)
         })
         .await
         .map_err(|e| snapshot_write_err(Some(meta), e))??;
         let old = std::mem::replace(&mut *self.state.write(), installed.store);
+        // Readers of the disk may read again (it holds the new state since the last batch).
+        self.installs.end();
         // Dropping a large store takes a while: not while readers wait for the lock.
         drop(old);
         self.audit.replace(installed.audit, installed.audit_next);
