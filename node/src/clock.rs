@@ -37,8 +37,11 @@ use std::time::{Duration, Instant};
 pub(crate) const SAMPLE_TTL: Duration = Duration::from_secs(10);
 
 /// How long the last verdict stands once no fresh sample or report is left; past it (and
-/// before any measurement) the clock counts as unmeasured.
-pub(crate) const VERDICT_TTL: Duration = Duration::from_secs(30);
+/// before any measurement) the clock counts as unmeasured. Long enough for a node cut off from
+/// the others to keep answering local reads through a partition (a clock kept by NTP drifts by
+/// milliseconds in this time), short enough that a clock stepped while cut off is not trusted
+/// for long.
+pub(crate) const VERDICT_TTL: Duration = Duration::from_secs(600);
 
 /// Answers that took longer than this to come back are too imprecise to count.
 const MAX_ROUND_TRIP: Duration = Duration::from_secs(2);

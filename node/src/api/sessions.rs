@@ -107,9 +107,18 @@ async fn create(
             } else {
                 StatusCode::CREATED
             };
-            // A replay's token is the one its first create was given.
+            // A replay's token is the one its first create was given: derived again, and
+            // handed out only if it is the token the session holds (a node whose token secret
+            // differs from the one that created it must not hand out a token that fails).
             let token = if replayed {
-                app.token_key().for_session(&session.id)
+                let again = app.token_key().for_session(&session.id);
+                if !tokens::hashes_equal(&TokenHash::of(&again), &session.token_hash) {
+                    return Err(ApiError::conflict(format!(
+                        "session {} was created with this idempotency key by a node with                          another token secret; its token cannot be given again here                          (token_secret_file must be the same on every node)",
+                        session.id
+                    )));
+                }
+                again
             } else {
                 token
             };

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use rocksdb::{WriteBatch, DB};
 
 use super::audit_log::AuditIndex;
-use super::reader::InstallSeq;
 use super::layout::{self, Cf, SmKey};
+use super::reader::InstallSeq;
 use super::snapshot::current_meta;
 use super::snapshot_dir::{SnapshotDir, Temp};
 use super::snapshot_format::{Header, Item, Reader, SnapshotError};

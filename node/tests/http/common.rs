@@ -176,7 +176,7 @@ impl TestNode {
             "we-sign-with-this-0123456789ab",
         )
         .unwrap();
-        let node = Self::run_in(dir, policy, peer_url, extra, tls).await;
+        let node = Self::run_in(dir, policy, peer_url, extra, tls, &[]).await;
         let (s, body) = node
             .call(
                 Method::POST,
@@ -202,6 +202,7 @@ impl TestNode {
         peer_url: Option<&str>,
         extra: &str,
         tls: Option<&TestTls>,
+        env: &[(String, String)],
     ) -> TestNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -219,7 +220,7 @@ impl TestNode {
             policy,
             &extra,
         );
-        let config = NodeConfig::from_toml_str(&toml, dir.path(), &[]).expect("valid test config");
+        let config = NodeConfig::from_toml_str(&toml, dir.path(), env).expect("valid test config");
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(sessync_node::run(config, listener, async move {
             let _ = stopped.await;
@@ -266,7 +267,16 @@ impl TestNode {
 
     /// Starts a stopped node again on its data (on another port), with `policy`.
     pub(crate) async fn restart(dir: TempDir, policy: &str) -> TestNode {
-        Self::run_in(dir, policy, None, "", None).await
+        Self::run_in(dir, policy, None, "", None, &[]).await
+    }
+
+    /// Starts a stopped node again on its data with `SESSYNC_*` variables `env`.
+    pub(crate) async fn restart_with_env(dir: TempDir, env: &[(&str, &str)]) -> TestNode {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::run_in(dir, "", None, "", None, &env).await
     }
 
     async fn get_open(&self, path: &str) -> StatusCode {

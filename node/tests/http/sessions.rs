@@ -323,6 +323,49 @@ async fn idempotent_create_returns_the_same_session_and_token() {
     assert!(c.get("token").is_none() && c.to_string().find(a["token"].as_str().unwrap()).is_none());
 }
 
+/// A replayed create derives its token again; a node with another token secret derived one
+/// that the session does not hold and handed it out as if it worked. It refuses instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_never_hands_out_a_token_the_session_does_not_hold() {
+    let node = TestNode::start("").await;
+    let body = json!({"user_id": "hal", "idempotency_key": "login-9"});
+    let (s, first) = node
+        .call(Method::POST, "/v1/sessions", APP_KEY, Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let dir = node.stop().await;
+    let node = TestNode::restart_with_env(
+        dir,
+        &[(
+            "SESSYNC_TOKEN_SECRET",
+            "another-token-secret-0123456789abcdef",
+        )],
+    )
+    .await;
+    node.wait_until(|| async {
+        let (s, _) = node.call(Method::GET, "/readyz", "", None).await;
+        s == StatusCode::OK
+    })
+    .await;
+    let (s, replay) = node
+        .call(Method::POST, "/v1/sessions", APP_KEY, Some(body))
+        .await;
+    assert_error(s, &replay, StatusCode::CONFLICT, "conflict", None);
+    assert!(replay.get("token").is_none(), "{replay}");
+    assert!(
+        replay["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("token secret")),
+        "{replay}"
+    );
+    // The token the first create gave still works.
+    assert_eq!(
+        node.validate(first["token"].as_str().unwrap()).await["valid"],
+        true
+    );
+    node.stop().await;
+}
+
 /// Ended is final: sessions touched right around their idle deadline, while other readers keep
 /// asking. Once any linearizable read has called a session ended, no later read calls it valid
 /// (a touch queued just before the deadline and committed just after it must not bring the
