@@ -379,10 +379,7 @@ fn an_install_stopped_part_way_is_finished_when_the_store_opens() {
             .expect_err("stopped");
         // The disk holds part of the new state; its readers are told to retry rather than
         // shown it.
-        assert!(matches!(
-            b.reader().digest(),
-            Err(ReadError::Installing)
-        ));
+        assert!(matches!(b.reader().digest(), Err(ReadError::Installing)));
         assert!(matches!(
             b.reader().audit(&AuditQuery {
                 limit: 10,
