@@ -2,7 +2,8 @@
 //! the proxy of its target): a leader cut off both ways is replaced by a leader the others
 //! elect, cannot commit alone, and follows once healed; a one-way cut (leader → one follower)
 //! makes that follower campaign, and writes still commit through the other follower; a node
-//! added later is reached through its own proxy too (`add_learner(id, raft_url(id))`).
+//! added later is reached through its own proxy too (`add_learner(id, raft_url(id))`); a leader
+//! cut off does not touch a session from its stale replica.
 
 use std::time::{Duration, Instant};
 
@@ -227,5 +228,61 @@ async fn a_node_added_to_a_proxied_cluster_is_reached_through_its_proxy() -> any
     cluster.assert_identical_state().await?;
     assert!(holds(&cluster, new, &token).await?);
     cluster.check_no_crashes()?;
+    Ok(())
+}
+
+/// The touch endpoint answered from the node's own replica: a leader cut off from the others
+/// still believes it leads, and when the touch needs no replication (a recent one stands) it
+/// answered 200 for a session the new leader had ended. It reads linearizably first, like
+/// validate, and refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_on_a_leader_cut_off_is_not_answered_from_its_stale_replica() -> anyhow::Result<()>
+{
+    let cluster = TestCluster::start(ClusterOptions {
+        proxied: true,
+        // A touch then needs no replication for a minute.
+        policy_toml: "touch_interval = \"1m\"".to_owned(),
+        extra_toml: "[limits]\nrequest_timeout = \"2s\"".to_owned(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let old = cluster.leader().await?;
+    let created = cluster
+        .app_client_for(old)
+        .create_session(&login("touched"))
+        .await?;
+    let id = created.session.session_id.clone();
+    let others: Vec<u64> = cluster
+        .node_ids()
+        .into_iter()
+        .filter(|&n| n != old)
+        .collect();
+    cluster.faults().isolate(old, &cluster.node_ids());
+    let new = leader_among(&cluster, &others).await?;
+    let ended = cluster
+        .app_client_for(new)
+        .with_timeout(Duration::from_secs(10))
+        .end_session(&id)
+        .await?;
+    assert!(ended.ended_at.is_some());
+
+    let (status, answer) = cluster
+        .app_client_for(old)
+        .with_timeout(Duration::from_secs(10))
+        .request_raw(
+            "POST".parse()?,
+            &format!("/v1/sessions/{id}/touch"),
+            None,
+            &[],
+        )
+        .await?;
+    cluster.faults().heal_all();
+    assert_ne!(
+        status,
+        200,
+        "the cut-off leader touched a session the new leader ended: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&answer));
     Ok(())
 }
