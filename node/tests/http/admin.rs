@@ -216,6 +216,55 @@ async fn metrics_labels_are_bounded_whatever_the_method_or_path() {
     assert!(requests.len() < 10, "{requests:#?}");
 }
 
+/// Each change was merged with the policy as the handler read it, and two changes of different
+/// keys at once could each write back the other's old value. They are merged one at a time, as
+/// the leader's queue takes them: every key changed ends up changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_policy_changes_of_different_keys_all_take_effect() {
+    let node = std::sync::Arc::new(TestNode::start("").await);
+    let changes = [
+        json!({"idle_timeout": "31m"}),
+        json!({"max_lifetime": "9h"}),
+        json!({"max_concurrent_sessions": 7}),
+        json!({"on_limit": "deny"}),
+        json!({"max_clock_skew": "700ms"}),
+        json!({"max_blocked_sessions": 9}),
+    ];
+    for round in 0..3 {
+        let mut calls = Vec::new();
+        for c in changes.clone() {
+            let node = node.clone();
+            calls.push(tokio::spawn(async move {
+                node.call(Method::PUT, "/v1/config/policy", ADMIN_KEY, Some(c))
+                    .await
+            }));
+        }
+        for c in calls {
+            let (s, b) = c.await.unwrap();
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+        let (_, b) = node.call(Method::GET, "/v1/config", ADMIN_KEY, None).await;
+        let p = &b["policy"];
+        for c in &changes {
+            for (k, v) in c.as_object().unwrap() {
+                assert_eq!(&p[k], v, "round {round}: {k} lost its change: {p}");
+            }
+        }
+        // Back to the defaults, one call, for the next round.
+        let (s, b) = node
+            .call(
+                Method::PUT,
+                "/v1/config/policy",
+                ADMIN_KEY,
+                Some(json!({"idle_timeout": "15m", "max_lifetime": "8h",
+                    "max_concurrent_sessions": 3, "on_limit": "block_new",
+                    "max_clock_skew": "500ms", "max_blocked_sessions": 16})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_changes_only_when_an_operator_says_so() {
     let node = TestNode::start("idle_timeout = \"15m\"").await;
