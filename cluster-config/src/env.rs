@@ -52,6 +52,7 @@ pub const ENV_KEYS: &[&str] = &[
     "limits.body_timeout",
     "limits.idle_timeout",
     "limits.max_connections",
+    "limits.max_connections_per_source",
     "limits.max_concurrent_requests",
     "limits.failure_report_interval",
     "allow_plaintext",

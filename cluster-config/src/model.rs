@@ -180,6 +180,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Most connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Most connections open at once from one source (an IPv4 address, an IPv6 /64); more
+    /// are closed as they arrive, so one caller cannot hold every connection.
+    pub max_connections_per_source: usize,
     /// Most requests in progress at once; more are answered 503 at once.
     pub max_concurrent_requests: usize,
     /// Refused callers (bad API keys, bad peer signatures) are reported to the audit log as
@@ -196,6 +199,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_source: 512,
             max_concurrent_requests: 512,
             failure_report_interval: Duration::from_secs(10),
         }

@@ -160,6 +160,9 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
     let body_timeout = t.duration("body_timeout").or(d.body_timeout);
     let idle_timeout = t.duration("idle_timeout").or(d.idle_timeout);
     let max_connections = t.whole("max_connections").or(d.max_connections);
+    let max_connections_per_source = t
+        .whole("max_connections_per_source")
+        .or(d.max_connections_per_source);
     let max_concurrent_requests = t
         .whole("max_concurrent_requests")
         .or(d.max_concurrent_requests);
@@ -180,10 +183,19 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
     for (key, v) in [
         ("max_body_bytes", max_body_bytes),
         ("max_connections", max_connections),
+        ("max_connections_per_source", max_connections_per_source),
         ("max_concurrent_requests", max_concurrent_requests),
     ] {
         if v == Some(0) {
             t.invalid(key, "must be more than 0");
+        }
+    }
+    if let (Some(per), Some(all)) = (max_connections_per_source, max_connections) {
+        if per > all {
+            t.invalid(
+                "max_connections_per_source",
+                format!("must be at most max_connections ({all})"),
+            );
         }
     }
     t.finish();
@@ -194,6 +206,7 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
         body_timeout: body_timeout?,
         idle_timeout: idle_timeout?,
         max_connections: max_connections?,
+        max_connections_per_source: max_connections_per_source?,
         max_concurrent_requests: max_concurrent_requests?,
         failure_report_interval: failure_report_interval?,
     })

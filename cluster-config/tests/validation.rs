@@ -428,6 +428,7 @@ fn connection_limits_have_defaults_and_refuse_zero() {
     assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
     assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.limits.max_connections, 1024);
+    assert_eq!(c.limits.max_connections_per_source, 512);
     let problems = problems_of(&minimal_with(
         "[limits]\nheader_timeout = \"0s\"\nmax_concurrent_requests = 0",
     ));
@@ -435,4 +436,8 @@ fn connection_limits_have_defaults_and_refuse_zero() {
         keys(&problems),
         ["limits.header_timeout", "limits.max_concurrent_requests"]
     );
+    let problems = problems_of(&minimal_with(
+        "[limits]\nmax_connections = 100\nmax_connections_per_source = 101",
+    ));
+    assert_eq!(keys(&problems), ["limits.max_connections_per_source"]);
 }

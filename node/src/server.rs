@@ -2,7 +2,9 @@
 //! HTTP router on each, so that no slow, idle or numerous client can tie the node up.
 //!
 //! - At most `max_connections` connections are open at once; the accept loop waits for one to
-//!   close before it takes the next (the rest wait in the kernel's backlog).
+//!   close before it takes the next (the rest wait in the kernel's backlog). At most
+//!   `max_connections_per_source` of them come from one source (an IPv4 address, an IPv6 /64):
+//!   a connection past that is closed as it arrives, so one caller cannot hold them all.
 //! - A TLS handshake and a request's headers must arrive within `header_timeout`; a kept-alive
 //!   connection waiting for its next request is closed after the same time (hyper's header
 //!   timer runs from the moment it starts reading a request).
@@ -21,8 +23,9 @@
 //! the deadline are aborted (their sockets closed, their requests dropped), so nothing of the
 //! listener outlives [`serve`].
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,6 +64,7 @@ pub(crate) struct ConnLimits {
     pub(crate) header_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_source: usize,
 }
 
 impl From<&Limits> for ConnLimits {
@@ -69,6 +73,7 @@ impl From<&Limits> for ConnLimits {
             header_timeout: l.header_timeout,
             idle_timeout: l.idle_timeout,
             max_connections: l.max_connections,
+            max_connections_per_source: l.max_connections_per_source,
         }
     }
 }
@@ -83,6 +88,7 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Sources::new(limits.max_connections_per_source);
     let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
     let mut accept_errors = AcceptErrors::default();
@@ -107,12 +113,18 @@ pub(crate) async fn serve(
             },
             () = stop.cancelled() => break,
         };
+        // Past its share, a source's connection is closed at once (nothing read, nothing
+        // logged).
+        let Some(share) = sources.take(peer.ip()) else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let router = router.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
         conns.spawn(async move {
             connection(tcp, peer, router, tls, limits, watcher).await;
+            drop(share);
             drop(permit);
         });
     }
@@ -133,6 +145,71 @@ pub(crate) async fn serve(
         conns.shutdown().await;
     }
     Ok(())
+}
+
+/// Open connections by source, each source at most its share. Holds an entry only per source
+/// with a connection open, so it is bounded by `max_connections`.
+#[derive(Clone)]
+struct Sources {
+    open: Arc<parking_lot::Mutex<HashMap<IpAddr, usize>>>,
+    share: usize,
+}
+
+/// One connection's place in its source's share; given back when dropped.
+struct Share {
+    sources: Sources,
+    source: IpAddr,
+}
+
+impl Sources {
+    fn new(share: usize) -> Self {
+        Sources {
+            open: Arc::default(),
+            share,
+        }
+    }
+
+    /// A place for a connection from `ip`, if its source has one left.
+    fn take(&self, ip: IpAddr) -> Option<Share> {
+        let source = source_of(ip);
+        let mut open = self.open.lock();
+        let n = open.entry(source).or_insert(0);
+        if *n >= self.share {
+            return None;
+        }
+        *n += 1;
+        Some(Share {
+            sources: self.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut open = self.sources.open.lock();
+        if let Some(n) = open.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// The source a connection counts against: an IPv4 address (IPv4-mapped IPv6 alike), or an
+/// IPv6 /64 (what one host or site is usually given).
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
 }
 
 /// Errors of one incoming connection (reset before it was accepted, say): nothing is wrong

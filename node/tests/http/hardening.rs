@@ -889,3 +889,62 @@ async fn a_raft_nonce_is_used_up_only_once_the_body_matched() {
         );
     }
 }
+
+/// Opens a connection to `node` from the loopback address `from` (any of 127.0.0.0/8).
+async fn connect_from(node: &TestNode, from: [u8; 4]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    socket.connect(addr(node).parse().unwrap()).await.unwrap()
+}
+
+/// Sends a kept-alive `GET /healthz` on `s` and reads its answer's first bytes.
+async fn healthz_on(s: &mut TcpStream) -> String {
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return String::new();
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// One caller could hold every connection (`max_connections` is shared by all, node-to-node
+/// traffic included) with a request on each now and then. A source gets at most
+/// `max_connections_per_source`; past it a connection is closed as it arrives, and other
+/// sources are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_cannot_hold_every_connection() {
+    let node = TestNode::start_with(
+        "",
+        None,
+        "[limits]\nmax_connections = 16\nmax_connections_per_source = 2",
+    )
+    .await;
+    let greedy = [127, 0, 0, 3];
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from(&node, greedy).await;
+        let answer = healthz_on(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(s);
+    }
+    let mut third = connect_from(&node, greedy).await;
+    let (answer, closed) = read_until_closed(&mut third, Duration::from_secs(2)).await;
+    assert!(
+        closed && answer.is_empty(),
+        "a third connection from one source was kept open or served: {answer:?}"
+    );
+    let mut other = connect_from(&node, [127, 0, 0, 4]).await;
+    let answer = healthz_on(&mut other).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A source's share is given back as its connections close.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = connect_from(&node, greedy).await;
+    let answer = healthz_on(&mut again).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
