@@ -17,9 +17,6 @@ const ON_LIMIT: &[(&str, OnLimit)] = &[
 
 const LOG_FORMATS: &[(&str, LogFormat)] = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
 
-/// An unset `touch_interval` is at most this fraction of `idle_timeout`.
-const TOUCH_FRACTION: u32 = 10;
-
 /// `[policy]`: the session policy, defaults from [`Policy::default`].
 pub(crate) fn policy(mut t: Table<'_>) -> Option<Policy> {
     let d = Policy::default();
@@ -32,9 +29,7 @@ pub(crate) fn policy(mut t: Table<'_>) -> Option<Policy> {
     let max_clock_skew = t.duration("max_clock_skew").or(d.max_clock_skew);
     // Unset, it is the default or a tenth of the idle timeout, whichever is shorter, so a short
     // idle timeout needs no touch_interval of its own.
-    let touch_default = idle_timeout.map_or(d.touch_interval, |idle| {
-        d.touch_interval.min(idle / TOUCH_FRACTION)
-    });
+    let touch_default = idle_timeout.map_or(d.touch_interval, Policy::default_touch_interval);
     let touch_interval = t.duration("touch_interval").or(touch_default);
     let retention = t.duration("retention").or(d.retention);
     let audit_retention = t.duration("audit_retention").or(d.audit_retention);
