@@ -373,6 +373,35 @@ async fn the_audit_log_keeps_at_most_audit_max_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_keeps_at_most_audit_max_bytes() {
+    let node = TestNode::start("audit_max_bytes = 4096").await;
+    for i in 0..60 {
+        node.login(&format!("bytes-{i}")).await;
+    }
+    let (_, m) = node.call(Method::GET, "/metrics", ADMIN_KEY, None).await;
+    let m = m.as_str().unwrap().to_owned();
+    let gauge = |name: &str| -> u64 {
+        m.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    let bytes = gauge("sessync_audit_bytes");
+    assert!(bytes > 0 && bytes <= 4096, "audit bytes {bytes}:\n{m}");
+    assert!(
+        gauge("sessync_audit_trimmed_total{reason=\"cap\"}") > 0,
+        "nothing trimmed:\n{m}"
+    );
+    let (_, a) = node
+        .call(Method::GET, "/v1/audit?limit=1000", ADMIN_KEY, None)
+        .await;
+    let evs = a["events"].as_array().unwrap();
+    assert!(evs.len() < 60, "{} events kept", evs.len());
+    assert!(evs.iter().any(|e| e["user_id"] == "bytes-59"), "{a}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_https_only_and_can_require_client_certificates() {
     // HTTPS with the test CA; plain HTTP to the same port is not served.
     let tls = TestTls::new(false);
