@@ -61,7 +61,7 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
     responses(
         (status = 200, description = "Applied here (or, `applied: false`, already applied before)", body = PeerOpResponse),
         (status = 400, description = "A field of the request is wrong", body = ErrorBody),
-        (status = 401, description = "Not signed by a known peer site with a fresh, unseen nonce (counted, reported in aggregate)", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: the peer retries", body = ErrorBody)),
+        (status = 401, description = "Not signed by a known peer site with a fresh, unseen nonce (counted, reported in aggregate)", body = ErrorBody), (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody), (status = 408, description = "The body did not arrive within body_timeout", body = ErrorBody), (status = 413, description = "The body is over the size limit (4 KiB for a peer operation)", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: the peer retries", body = ErrorBody)),
     security(("peer_signature" = [])))]
 async fn verify(State(app): State<App>, req: Request) -> Response {
     receive(app, PeerOpKind::Verify, req).await
@@ -72,7 +72,7 @@ async fn verify(State(app): State<App>, req: Request) -> Response {
     responses(
         (status = 200, description = "Applied here (or, `applied: false`, already applied before)", body = PeerOpResponse),
         (status = 400, description = "A field of the request is wrong", body = ErrorBody),
-        (status = 401, description = "Not signed by a known peer site with a fresh, unseen nonce (counted, reported in aggregate)", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: the peer retries", body = ErrorBody)),
+        (status = 401, description = "Not signed by a known peer site with a fresh, unseen nonce (counted, reported in aggregate)", body = ErrorBody), (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody), (status = 408, description = "The body did not arrive within body_timeout", body = ErrorBody), (status = 413, description = "The body is over the size limit (4 KiB for a peer operation)", body = ErrorBody), (status = 503, description = "No leader or quorum, or the node busy: the peer retries", body = ErrorBody)),
     security(("peer_signature" = [])))]
 async fn invalidate(State(app): State<App>, req: Request) -> Response {
     receive(app, PeerOpKind::Invalidate, req).await

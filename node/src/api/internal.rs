@@ -184,6 +184,8 @@ fn json<T: serde::Serialize>(v: &T) -> Response {
     responses(
         (status = 200, description = "Raft's answer", body = Object),
         (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody),
+        (status = 408, description = "The declared body did not arrive within body_timeout", body = ErrorBody),
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn append(State(app): State<App>, body: Bytes) -> Response {
@@ -205,6 +207,8 @@ async fn append(State(app): State<App>, body: Bytes) -> Response {
     responses(
         (status = 200, description = "Raft's answer", body = Object),
         (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody),
+        (status = 408, description = "The declared body did not arrive within body_timeout", body = ErrorBody),
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn vote(State(app): State<App>, body: Bytes) -> Response {
@@ -219,6 +223,8 @@ async fn vote(State(app): State<App>, body: Bytes) -> Response {
     responses(
         (status = 200, description = "Raft's answer", body = Object),
         (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody),
+        (status = 408, description = "The declared body did not arrive within body_timeout", body = ErrorBody),
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
@@ -233,6 +239,8 @@ async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
     responses(
         (status = 200, description = "The leader's read index and cluster time (ReadIndex)", body = Object),
         (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody),
+        (status = 408, description = "The declared body did not arrive within body_timeout", body = ErrorBody),
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn read_index(State(app): State<App>) -> Response {
@@ -257,6 +265,8 @@ async fn read_index(State(app): State<App>) -> Response {
     responses(
         (status = 200, description = "Recorded", body = Object),
         (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody),
+        (status = 408, description = "The declared body did not arrive within body_timeout", body = ErrorBody),
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn audit(State(app): State<App>, body: Bytes) -> Response {
