@@ -71,3 +71,17 @@ pub use net::{Faults, LinkFault, NodeProxy, SiteMode, SiteProxy};
 pub use process::{node_binary, NODE_BIN_ENV, NODE_LOG_ENV};
 pub use sites::{now_ms, sign_peer_request, Sites, SitesOptions, SITE_A, SITE_B};
 pub use wait::POLL_INTERVAL;
+
+/// A login of `user` from no particular device, without an idempotency key: what most tests
+/// create.
+///
+/// # Panics
+/// If `user` is not a valid user id.
+pub fn login(user: &str) -> sessync_proto::api::CreateSessionRequest {
+    sessync_proto::api::CreateSessionRequest {
+        user_id: sessync_proto::UserId::parse_field(user, "user_id").expect("a valid user id"),
+        device: sessync_proto::Device::default(),
+        origin: None,
+        idempotency_key: None,
+    }
+}

@@ -5,19 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use sessync_chaos_tests::{ClusterOptions, TestCluster};
+use sessync_chaos_tests::{login, ClusterOptions, TestCluster};
 use sessync_client::events::{Events, StreamEvent};
-use sessync_proto::api::CreateSessionRequest;
-use sessync_proto::{Device, SessionId, SessionState, UserId};
-
-fn create(user: &str) -> CreateSessionRequest {
-    CreateSessionRequest {
-        user_id: UserId::parse_field(user, "user_id").unwrap(),
-        device: Device::default(),
-        origin: None,
-        idempotency_key: None,
-    }
-}
+use sessync_proto::{SessionId, SessionState};
 
 /// The next event, which must be a session's, within 30 s: its id and state.
 async fn next_session(events: &mut Events) -> anyhow::Result<(SessionId, SessionState)> {
@@ -51,7 +41,7 @@ async fn the_event_stream_survives_the_death_of_its_node() -> anyhow::Result<()>
     let writer = cluster.app_client();
     let mut events = follow.events(None, None).await?;
 
-    let first = writer.create_session(&create("eve")).await?;
+    let first = writer.create_session(&login("eve")).await?;
     let (id, state) = next_session(&mut events).await?;
     assert_eq!(
         (id, state),
@@ -61,7 +51,7 @@ async fn the_event_stream_survives_the_death_of_its_node() -> anyhow::Result<()>
     // The followed node dies; meanwhile eve's session ends and frank logs in.
     cluster.kill(follower);
     writer.end_session(&first.session.session_id).await?;
-    let second = writer.create_session(&create("frank")).await?;
+    let second = writer.create_session(&login("frank")).await?;
 
     let mut seen: BTreeMap<SessionId, Vec<SessionState>> = BTreeMap::new();
     while !seen.contains_key(&second.session.session_id)

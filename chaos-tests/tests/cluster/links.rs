@@ -7,23 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use sessync_chaos_tests::{ClusterOptions, TestCluster, POLL_INTERVAL};
-use sessync_proto::api::{Consistency, CreateSessionRequest, ValidateRequest};
-use sessync_proto::UserId;
+use sessync_chaos_tests::{login, ClusterOptions, TestCluster, POLL_INTERVAL};
+use sessync_proto::api::{Consistency, ValidateRequest};
 
 /// How long the nodes may take to elect a leader among themselves.
 const ELECTION: Duration = Duration::from_secs(20);
 /// How long a write may be retried while an election settles.
 const WRITE: Duration = Duration::from_secs(30);
-
-fn login(user: &str) -> CreateSessionRequest {
-    CreateSessionRequest {
-        user_id: UserId::parse_field(user, "user_id").unwrap(),
-        device: Default::default(),
-        origin: None,
-        idempotency_key: None,
-    }
-}
 
 /// A proxied three-node cluster whose nodes answer a write they cannot commit within 2 s.
 async fn proxied_cluster() -> anyhow::Result<TestCluster> {

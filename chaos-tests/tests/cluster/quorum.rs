@@ -3,19 +3,9 @@
 
 use std::time::Duration;
 
-use sessync_chaos_tests::{ClusterOptions, TestCluster};
+use sessync_chaos_tests::{login, ClusterOptions, TestCluster};
 use sessync_client::ClientError;
-use sessync_proto::api::{Consistency, CreateSessionRequest, ValidateRequest};
-use sessync_proto::UserId;
-
-fn login() -> CreateSessionRequest {
-    CreateSessionRequest {
-        user_id: UserId::parse_field("lonely", "user_id").unwrap(),
-        device: Default::default(),
-        origin: None,
-        idempotency_key: None,
-    }
-}
+use sessync_proto::api::{Consistency, ValidateRequest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_quorum_is_unavailable_not_a_hang() -> anyhow::Result<()> {
@@ -25,7 +15,11 @@ async fn no_quorum_is_unavailable_not_a_hang() -> anyhow::Result<()> {
     })
     .await?;
     let leader = cluster.leader().await?;
-    let token = cluster.app_client().create_session(&login()).await?.token;
+    let token = cluster
+        .app_client()
+        .create_session(&login("lonely"))
+        .await?
+        .token;
     let followers: Vec<u64> = cluster
         .node_ids()
         .into_iter()
@@ -40,7 +34,7 @@ async fn no_quorum_is_unavailable_not_a_hang() -> anyhow::Result<()> {
     let on_leader = cluster
         .app_client_for(leader)
         .with_timeout(Duration::from_secs(15));
-    let write = on_leader.create_session(&login()).await;
+    let write = on_leader.create_session(&login("lonely")).await;
     assert!(
         matches!(write, Err(ClientError::Unavailable { .. })),
         "write without quorum: {write:?}"
@@ -71,7 +65,7 @@ async fn no_quorum_is_unavailable_not_a_hang() -> anyhow::Result<()> {
     let again = cluster
         .app_client()
         .with_timeout(Duration::from_secs(15))
-        .create_session(&login())
+        .create_session(&login("lonely"))
         .await;
     assert!(
         again.is_ok(),
@@ -94,7 +88,10 @@ async fn every_request_answers_within_one_request_timeout() -> anyhow::Result<()
     })
     .await?;
     let leader = cluster.leader().await?;
-    let created = cluster.app_client().create_session(&login()).await?;
+    let created = cluster
+        .app_client()
+        .create_session(&login("lonely"))
+        .await?;
     let followers: Vec<u64> = cluster
         .node_ids()
         .into_iter()
@@ -164,7 +161,7 @@ async fn a_read_index_then_a_relay_share_one_request_timeout() -> anyhow::Result
     let created = cluster
         .app_client_for(leader)
         .with_timeout(Duration::from_secs(15))
-        .create_session(&login())
+        .create_session(&login("lonely"))
         .await?;
     let asked = cluster
         .node_ids()

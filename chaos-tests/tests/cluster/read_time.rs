@@ -11,18 +11,9 @@
 
 use std::time::Duration;
 
-use sessync_chaos_tests::{ClusterOptions, LinkFault, TestCluster};
-use sessync_proto::api::{Consistency, CreateSessionRequest, ValidateRequest};
+use sessync_chaos_tests::{login, ClusterOptions, LinkFault, TestCluster};
+use sessync_proto::api::{Consistency, ValidateRequest};
 use sessync_proto::{Timestamp, UserId};
-
-fn login(user: &str) -> CreateSessionRequest {
-    CreateSessionRequest {
-        user_id: UserId::parse_field(user, "user_id").unwrap(),
-        device: Default::default(),
-        origin: None,
-        idempotency_key: None,
-    }
-}
 
 /// Sleeps until wall-clock time `t` (the nodes run on this machine's clock).
 async fn sleep_until(t: Timestamp) {

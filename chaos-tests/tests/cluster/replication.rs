@@ -1,18 +1,8 @@
 //! Three real node processes: a write on a follower is readable linearizably on another node,
 //! and an acknowledged end is seen by every node.
 
-use sessync_chaos_tests::{ClusterOptions, TestCluster};
-use sessync_proto::api::{Consistency, CreateSessionRequest, ValidateRequest};
-use sessync_proto::UserId;
-
-fn create(user: &str) -> CreateSessionRequest {
-    CreateSessionRequest {
-        user_id: UserId::parse_field(user, "user_id").unwrap(),
-        device: Default::default(),
-        origin: None,
-        idempotency_key: None,
-    }
-}
+use sessync_chaos_tests::{login, ClusterOptions, TestCluster};
+use sessync_proto::api::{Consistency, ValidateRequest};
 
 fn validate(token: &str) -> ValidateRequest {
     ValidateRequest {
@@ -37,7 +27,7 @@ async fn create_on_follower_validate_on_another() -> anyhow::Result<()> {
     for i in 0..20 {
         let created = cluster
             .app_client_for(f1)
-            .create_session(&create(&format!("user-{i}")))
+            .create_session(&login(&format!("user-{i}")))
             .await?;
         let v = cluster
             .app_client_for(f2)
@@ -65,7 +55,7 @@ async fn an_acknowledged_end_is_seen_everywhere() -> anyhow::Result<()> {
         let ender = ids[(i + 1) % ids.len()];
         let created = cluster
             .app_client_for(creator)
-            .create_session(&create("ender"))
+            .create_session(&login("ender"))
             .await?;
         let ended = cluster
             .app_client_for(ender)
@@ -91,7 +81,7 @@ async fn replicas_hold_identical_state() -> anyhow::Result<()> {
     let client = cluster.app_client();
     for i in 0..30 {
         let c = client
-            .create_session(&create(&format!("d-{}", i % 4)))
+            .create_session(&login(&format!("d-{}", i % 4)))
             .await?;
         if i % 3 == 0 {
             client.end_session(&c.session.session_id).await?;
@@ -119,7 +109,7 @@ async fn a_touch_through_a_follower_is_replicated() -> anyhow::Result<()> {
         .unwrap();
     let created = cluster
         .app_client()
-        .create_session(&create("toucher"))
+        .create_session(&login("toucher"))
         .await?;
     let before = created.session.last_seen_at;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
