@@ -59,11 +59,18 @@ pub(crate) fn read_routes() -> OpenApiRouter<App> {
         .routes(routes!(digest))
 }
 
-fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
+fn check_url(app: &App, field: &str, url: &str) -> Result<String, ApiError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 512 {
         return Err(ApiError::bad_request(
             field,
             "must be an http:// or https:// URL of at most 512 bytes",
+        ));
+    }
+    if app.tls() && !url.starts_with("https://") {
+        return Err(ApiError::bad_request(
+            field,
+            "must be an https:// URL: this node serves TLS ([tls]), and so does every node of \
+             its cluster",
         ));
     }
     Ok(url.trim_end_matches('/').to_owned())
@@ -96,7 +103,7 @@ async fn init(
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| ApiError::bad_request(&field, "the key must be a node id > 0"))?;
-        members.insert(node_id, BasicNode::new(check_url(&field, url)?));
+        members.insert(node_id, BasicNode::new(check_url(&app, &field, url)?));
     }
     if !members.contains_key(&app.rt().node_id()) {
         return Err(ApiError::bad_request(
@@ -131,7 +138,7 @@ async fn add_learner(
     if req.node_id == 0 {
         return Err(ApiError::bad_request("node_id", "must be > 0"));
     }
-    let url = check_url("url", &req.url)?;
+    let url = check_url(&app, "url", &req.url)?;
     let fut = app
         .rt()
         .raft()

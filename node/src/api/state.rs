@@ -46,6 +46,8 @@ struct Inner {
     nonces: SeenNonces,
     /// What idempotent creates' tokens are derived with.
     token_key: TokenKey,
+    /// Whether this node serves TLS (`[tls]`): then every node it is told of is `https://`.
+    tls: bool,
 }
 
 impl App {
@@ -78,6 +80,7 @@ impl App {
                 config.token_secret.as_ref().map(|s| s.expose()),
                 config.cluster_secret.expose(),
             ),
+            tls: config.tls.is_some(),
         }))
     }
 
@@ -139,6 +142,10 @@ impl App {
     /// The key idempotent creates' tokens are derived with.
     pub(crate) fn token_key(&self) -> &TokenKey {
         &self.0.token_key
+    }
+    /// Whether this node serves TLS, so other nodes' URLs must be `https://`.
+    pub(crate) fn tls(&self) -> bool {
+        self.0.tls
     }
     /// Nonces of node-to-node proofs seen lately.
     pub(crate) fn nonces(&self) -> &SeenNonces {

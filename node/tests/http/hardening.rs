@@ -977,3 +977,24 @@ async fn one_source_cannot_hold_every_connection() {
     let answer = healthz_on(&mut again).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// A TLS node took `http://` URLs for new members, whose Raft traffic would then go in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_node_refuses_plain_http_member_urls() {
+    let tls = TestTls::new(false);
+    let node = TestNode::start_tls(&tls).await;
+    let (s, b) = node
+        .call(
+            Method::POST,
+            "/cluster/learners",
+            ADMIN_KEY,
+            Some(serde_json::json!({"node_id": 2, "url": "http://127.0.0.1:9"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["field"], "url", "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("https://"),
+        "{b}"
+    );
+}
