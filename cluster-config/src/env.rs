@@ -46,6 +46,7 @@ pub const ENV_KEYS: &[&str] = &[
     "raft.election_timeout_max",
     "raft.snapshot_after_logs",
     "raft.max_logs_kept_after_snapshot",
+    "raft.install_snapshot_timeout",
     "limits.request_timeout",
     "limits.max_body_bytes",
     "limits.header_timeout",

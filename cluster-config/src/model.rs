@@ -150,6 +150,9 @@ pub struct RaftTuning {
     pub snapshot_after_logs: u64,
     /// Log entries kept after a snapshot, so slightly lagging followers need no snapshot.
     pub max_logs_kept_after_snapshot: u64,
+    /// How long sending one snapshot chunk may take; the last chunk's call waits for the
+    /// receiver to install the whole snapshot (about 11 s per million sessions).
+    pub install_snapshot_timeout: Duration,
 }
 
 impl Default for RaftTuning {
@@ -160,6 +163,7 @@ impl Default for RaftTuning {
             election_timeout_max: Duration::from_secs(2),
             snapshot_after_logs: 50_000,
             max_logs_kept_after_snapshot: 1000,
+            install_snapshot_timeout: Duration::from_secs(300),
         }
     }
 }

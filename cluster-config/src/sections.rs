@@ -105,6 +105,9 @@ pub(crate) fn raft(mut t: Table<'_>) -> Option<RaftTuning> {
     let kept = t
         .whole("max_logs_kept_after_snapshot")
         .or(d.max_logs_kept_after_snapshot);
+    let install = t
+        .duration("install_snapshot_timeout")
+        .or(d.install_snapshot_timeout);
 
     if heartbeat.is_some_and(|h| h.is_zero()) {
         t.invalid("heartbeat_interval", "must be more than 0");
@@ -136,6 +139,9 @@ pub(crate) fn raft(mut t: Table<'_>) -> Option<RaftTuning> {
     if snapshot_after_logs == Some(0) {
         t.invalid("snapshot_after_logs", "must be more than 0");
     }
+    if install.is_some_and(|d| d < Duration::from_secs(1)) {
+        t.invalid("install_snapshot_timeout", "must be at least 1s");
+    }
     t.finish();
     Some(RaftTuning {
         heartbeat_interval: heartbeat?,
@@ -143,6 +149,7 @@ pub(crate) fn raft(mut t: Table<'_>) -> Option<RaftTuning> {
         election_timeout_max: max?,
         snapshot_after_logs: snapshot_after_logs?,
         max_logs_kept_after_snapshot: kept?,
+        install_snapshot_timeout: install?,
     })
 }
 

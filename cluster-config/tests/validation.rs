@@ -189,6 +189,10 @@ fn raft_and_limits_rules() {
         keys(&p),
         ["raft.election_timeout_max", "raft.snapshot_after_logs"]
     );
+    let p = problems_of(&minimal_with(
+        "[raft]\ninstall_snapshot_timeout = \"500ms\"",
+    ));
+    assert_eq!(keys(&p), ["raft.install_snapshot_timeout"]);
 
     let p = problems_of(&minimal_with(
         "[limits]\nrequest_timeout = \"0ms\"\nmax_body_bytes = 0\n[log]\nformat = \"xml\"\nlevel = \"\"",

@@ -65,8 +65,8 @@ fn raft_config(c: &NodeConfig) -> Result<openraft::Config, openraft::ConfigError
         heartbeat_interval: ms(c.raft.heartbeat_interval),
         election_timeout_min: ms(c.raft.election_timeout_min),
         election_timeout_max: ms(c.raft.election_timeout_max),
-        // The last chunk's call waits for the install: about 17 s for a million sessions.
-        install_snapshot_timeout: 60_000,
+        // The last chunk's call waits for the install: about 11 s for a million sessions.
+        install_snapshot_timeout: ms(c.raft.install_snapshot_timeout),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(c.raft.snapshot_after_logs),
         max_in_snapshot_log_to_keep: c.raft.max_logs_kept_after_snapshot,
         snapshot_max_chunk_size: 1024 * 1024,
