@@ -418,3 +418,52 @@ async fn key_file_and_flags_reach_the_cluster() -> anyhow::Result<()> {
     .expect(1)?;
     cluster.check_no_crashes()
 }
+
+/// `sessyncctl policy set` changes the keys given on every node, keeps the others, is refused
+/// to an app key and for a value the node refuses, and `policy show` shows what is in force.
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_set_changes_the_replicated_policy() -> anyhow::Result<()> {
+    let cluster = TestCluster::start(ClusterOptions::default()).await?;
+    let cli = Cli::new(&cluster);
+    let set = cli
+        .admin(
+            true,
+            &[
+                "policy",
+                "set",
+                "--idle-timeout",
+                "30m",
+                "--max-concurrent-sessions",
+                "5",
+            ],
+        )?
+        .expect(0)?
+        .json()?;
+    assert_eq!(set["idle_timeout"], "30m", "{set}");
+    assert_eq!(set["max_concurrent_sessions"], 5, "{set}");
+    assert_eq!(
+        set["max_lifetime"], "8h",
+        "the other keys keep theirs: {set}"
+    );
+    // Every node enforces it (reads are linearizable on any node).
+    for id in cluster.node_ids() {
+        let config = cluster.admin_client_for(id).config().await?;
+        let policy = config.policy.context("a replicated policy")?;
+        assert_eq!(policy.max_concurrent_sessions, 5, "node {id}");
+        assert_eq!(
+            policy.idle_timeout,
+            Duration::from_secs(30 * 60),
+            "node {id}"
+        );
+    }
+    let shown = cli.admin(false, &["policy", "show"])?.expect(0)?;
+    assert!(shown.out.contains("30m"), "{}", shown.out);
+    // An app key may not change it; a value the node refuses is named.
+    cli.app(false, &["policy", "set", "--idle-timeout", "1h"])?
+        .expect(1)?;
+    let bad = cli
+        .admin(false, &["policy", "set", "--touch-interval", "2h"])?
+        .expect(1)?;
+    assert!(bad.err.contains("touch_interval"), "{}", bad.err);
+    cluster.check_no_crashes()
+}
