@@ -162,9 +162,13 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
     let body_timeout = t.duration("body_timeout").or(d.body_timeout);
     let idle_timeout = t.duration("idle_timeout").or(d.idle_timeout);
     let max_connections = t.whole("max_connections").or(d.max_connections);
+    // Unset, the per-source bound is the default or max_connections, whichever is smaller: a
+    // node given `max_connections = 1` starts without also naming the per-source bound.
     let max_connections_per_source = t
         .whole("max_connections_per_source")
-        .or(d.max_connections_per_source);
+        .or(max_connections.map_or(d.max_connections_per_source, |all| {
+            all.min(d.max_connections_per_source)
+        }));
     let max_concurrent_requests = t
         .whole("max_concurrent_requests")
         .or(d.max_concurrent_requests);

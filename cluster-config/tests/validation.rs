@@ -444,4 +444,13 @@ fn connection_limits_have_defaults_and_refuse_zero() {
         "[limits]\nmax_connections = 100\nmax_connections_per_source = 101",
     ));
     assert_eq!(keys(&problems), ["limits.max_connections_per_source"]);
+    // Unset, the per-source bound never exceeds a smaller max_connections.
+    let dir = config_dir();
+    let path = write(
+        dir.path(),
+        "n.toml",
+        &format!("{MINIMAL}\n[limits]\nmax_connections = 1\n"),
+    );
+    let c = NodeConfig::load_with_env(&path, &[]).unwrap();
+    assert_eq!(c.limits.max_connections_per_source, 1);
 }
