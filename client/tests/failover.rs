@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use sessync_client::{Client, ClientError, Method};
 use sessync_proto::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+mod fake_node;
+use fake_node::{answer_json, read_request};
 
 /// How a fake node treats each request.
 #[derive(Clone)]
@@ -28,34 +30,6 @@ struct Fake {
     last_request: Arc<Mutex<String>>,
 }
 
-async fn read_request(sock: &mut tokio::net::TcpStream) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = sock.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let len = text[..head_end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())
-                        .flatten()
-                })
-                .unwrap_or(0);
-            if buf.len() >= head_end + 4 + len {
-                return text;
-            }
-        }
-    }
-    String::from_utf8_lossy(&buf).to_string()
-}
-
 async fn fake(behaviour: Behaviour) -> Fake {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -73,15 +47,7 @@ async fn fake(behaviour: Behaviour) -> Fake {
                 h.fetch_add(1, Ordering::SeqCst);
                 *l.lock().unwrap() = req;
                 match behaviour {
-                    Behaviour::Answer(status, body) => {
-                        let resp = format!(
-                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
-                             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let _ = sock.write_all(resp.as_bytes()).await;
-                        let _ = sock.shutdown().await;
-                    }
+                    Behaviour::Answer(status, body) => answer_json(&mut sock, status, &body).await,
                     Behaviour::Hangup => drop(sock),
                     Behaviour::Silent => {
                         tokio::time::sleep(Duration::from_secs(60)).await;

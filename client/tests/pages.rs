@@ -6,8 +6,10 @@
 use std::sync::{Arc, Mutex};
 
 use sessync_client::{AuditQuery, Client, ClientError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+mod fake_node;
+use fake_node::{answer_json, read_request};
 
 /// How the fake node pages.
 #[derive(Clone, Copy)]
@@ -75,26 +77,11 @@ async fn fake(log: Log) -> Fake {
         while let Ok((mut sock, _)) = listener.accept().await {
             let seen = seen.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).to_string();
-                let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+                let request = read_request(&mut sock).await;
+                let target = request.split(' ').nth(1).unwrap_or("").to_owned();
                 seen.lock().unwrap().push(target.clone());
                 let (status, body) = answer(log, &target);
-                let body = body.to_string();
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
+                answer_json(&mut sock, status, &body.to_string()).await;
             });
         }
     });

@@ -19,6 +19,25 @@ async fn readyz(probe: &Client) -> anyhow::Result<(u16, serde_json::Value)> {
     Ok((status, serde_json::from_slice(&body)?))
 }
 
+/// Polls `/readyz` of the node `probe` talks to until it answers `status`, for at most
+/// `within`; its body then. `what` names the wait for the failure message.
+async fn until_readyz(
+    probe: &Client,
+    status: u16,
+    within: Duration,
+    what: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let (got, body) = readyz(probe).await?;
+        if got == status {
+            return Ok(body);
+        }
+        assert!(started.elapsed() < within, "{what}: {got} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_has_not_heard_from_its_leader_is_not_ready() -> anyhow::Result<()> {
     let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
@@ -29,32 +48,14 @@ async fn a_node_that_has_not_heard_from_its_leader_is_not_ready() -> anyhow::Res
         .add_learner(learner, cluster.url(learner))
         .await?;
     let probe = cluster.app_client_for(learner);
-    let readyz = || probe.request_raw(Method::GET, "/readyz", None, &[]);
-    let started = tokio::time::Instant::now();
-    while readyz().await?.0 != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the learner never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let never = "the learner never became ready";
+    until_readyz(&probe, 200, Duration::from_secs(20), never).await?;
 
     for voter in cluster.node_ids().into_iter().filter(|n| *n != learner) {
         cluster.kill(voter);
     }
-    let started = tokio::time::Instant::now();
-    let body = loop {
-        let (status, body) = readyz().await?;
-        let body: serde_json::Value = serde_json::from_slice(&body)?;
-        if status == 503 {
-            break body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still ready with every voter gone: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let still = "still ready with every voter gone";
+    let body = until_readyz(&probe, 503, Duration::from_secs(10), still).await?;
     // It still names the old leader: knowing a leader is not enough to be ready.
     assert_eq!(body["leader"], leader, "{body}");
     assert_eq!(
@@ -70,30 +71,14 @@ async fn a_leader_without_a_quorum_is_not_ready() -> anyhow::Result<()> {
     let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
     let leader = cluster.leader().await?;
     let probe = cluster.app_client_for(leader);
-    let started = tokio::time::Instant::now();
-    while readyz(&probe).await?.0 != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the leader never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let never = "the leader never became ready";
+    until_readyz(&probe, 200, Duration::from_secs(20), never).await?;
 
     for follower in cluster.node_ids().into_iter().filter(|n| *n != leader) {
         cluster.kill(follower);
     }
-    let started = tokio::time::Instant::now();
-    let body = loop {
-        let (status, body) = readyz(&probe).await?;
-        if status == 503 {
-            break body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still ready with no follower left: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let still = "still ready with no follower left";
+    let body = until_readyz(&probe, 503, Duration::from_secs(10), still).await?;
     // It still leads as far as it knows: what it lacks is a quorum that acknowledges it.
     assert_eq!(body["leader"], leader, "{body}");
     assert_eq!(
@@ -170,19 +155,9 @@ async fn a_learner_far_behind_the_leader_is_lagging() -> anyhow::Result<()> {
 
     // The link heals: it catches up, and is ready.
     cluster.faults().heal_all();
-    let started = tokio::time::Instant::now();
-    loop {
-        let (status, body) = readyz(&probe).await?;
-        if status == 200 {
-            assert_eq!(body["lag"].as_u64().map(|l| l <= 100), Some(true), "{body}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "not ready after catching up: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let not_yet = "not ready after catching up";
+    let body = until_readyz(&probe, 200, Duration::from_secs(30), not_yet).await?;
+    assert_eq!(body["lag"].as_u64().map(|l| l <= 100), Some(true), "{body}");
     let added = adding.await?;
     println!("add_learner: {added:?}");
     Ok(())

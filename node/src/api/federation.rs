@@ -17,10 +17,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sessync_proto::federation::{
-    check_nonce, FederationStatus, PeerOpKind, PeerOpRequest, PeerOpResponse, NONCE_HEADER,
-    SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER,
-};
+use sessync_proto::federation::{FederationStatus, PeerOpKind, PeerOpRequest, PeerOpResponse};
 use sessync_proto::{ErrorBody, ErrorCode, SiteName, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -107,39 +104,6 @@ fn refuse_as(
     error.into_response()
 }
 
-/// The checks of a peer's request that need no body, in the order of [`sign::check`] (which
-/// checks them again with the signature once the body is read): a configured site, a fresh
-/// timestamp, a well-formed nonce, a well-formed signature; and the nonce not already seen by
-/// this replica (the state machine has the last word). The claimed site, for reporting.
-fn check_headers(app: &App, h: &HeaderMap, now_ms: u64) -> Result<SiteName, Rejection> {
-    let value = |name: &'static str| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(Rejection::MissingHeader(name))
-    };
-    let config = app.federation().config();
-    let site = value(SITE_HEADER)?;
-    let peer = SiteName::parse_field(site, SITE_HEADER)
-        .ok()
-        .and_then(|s| config.peer(&s))
-        .ok_or_else(|| Rejection::UnknownSite(site.chars().take(64).collect()))?;
-    let ts: u64 = value(TIMESTAMP_HEADER)?
-        .parse()
-        .map_err(|_| Rejection::BadTimestamp)?;
-    let window_ms = config.timestamp_window.as_millis() as u64;
-    let skew_ms = ts.abs_diff(now_ms);
-    if skew_ms > window_ms {
-        return Err(Rejection::StaleTimestamp { skew_ms, window_ms });
-    }
-    let nonce = value(NONCE_HEADER)?;
-    check_nonce(nonce).map_err(|e| Rejection::BadNonce(e.reason))?;
-    let sig = value(SIGNATURE_HEADER)?;
-    if sig.len() != 64 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Rejection::BadSignature);
-    }
-    Ok(peer.name.clone())
-}
-
 /// Whether this replica has seen `nonce` from `origin` (a replay, refused before its body).
 fn nonce_seen(app: &App, origin: &SiteName, nonce: &str) -> bool {
     app.rt()
@@ -147,8 +111,9 @@ fn nonce_seen(app: &App, origin: &SiteName, nonce: &str) -> bool {
         .read(|s| s.ledger().nonce_seen(origin, nonce))
 }
 
-/// Everything checked before a peer's body is read (see [`check_headers`]), with a client
-/// certificate first when `client_ca_file` asks for one; the refusal's answer, counted.
+/// Everything checked before a peer's body is read ([`sign::check_headers`], then whether this
+/// replica has seen the nonce; the state machine has the last word), with a client certificate
+/// first when `client_ca_file` asks for one; the refusal's answer, counted.
 fn before_body(
     app: &App,
     extensions: &axum::http::Extensions,
@@ -165,8 +130,9 @@ fn before_body(
             super::no_client_cert(),
         ));
     }
-    let origin = match check_headers(app, headers, now_ms) {
-        Ok(origin) => origin,
+    let config = app.federation().config();
+    let (origin, nonce) = match sign::check_headers(config, headers, now_ms) {
+        Ok(c) => (c.peer.name.clone(), c.nonce),
         Err(r) => {
             let origin = match &r {
                 Rejection::UnknownSite(s) => s.clone(),
@@ -175,10 +141,6 @@ fn before_body(
             return Err(refuse(app, source, &origin, r.reason(), r.message()));
         }
     };
-    let nonce = headers
-        .get(NONCE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     if nonce_seen(app, &origin, nonce) {
         return Err(refuse(
             app,
