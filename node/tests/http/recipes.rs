@@ -8,7 +8,7 @@ use sessync_proto::federation::{NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIM
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::common::CLUSTER_SECRET;
+use crate::common::{CLUSTER_SECRET, PEER_SECRET};
 
 /// The headers of a request to `path` signed by `site` with `secret`, written from the
 /// documented recipe (docs/federation.md), independently of the node's own signing code:
@@ -116,4 +116,31 @@ pub(crate) fn clock_note(header: &str, nonce: &str) -> Option<u64> {
     let mut mac = Hmac::<Sha256>::new_from_slice(CLUSTER_SECRET.as_bytes()).unwrap();
     mac.update(format!("sessync-clock-v1\n{nonce}\n{field}").as_bytes());
     (hex::encode(mac.finalize().into_bytes()) == sig).then_some(ms)
+}
+
+/// Headers of a federation invalidate as `site` would sign `body`, with `declared` as the
+/// content length, and stamped `ts`.
+pub(crate) fn federation_head(
+    site: &str,
+    ts: u64,
+    nonce: &str,
+    body: &[u8],
+    declared: usize,
+) -> String {
+    let mut head = format!(
+        "POST /v1/federation/invalidate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {declared}\r\n"
+    );
+    for (k, v) in peer_headers(
+        site,
+        PEER_SECRET.as_bytes(),
+        "/v1/federation/invalidate",
+        body,
+        ts,
+        nonce,
+    ) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
 }
