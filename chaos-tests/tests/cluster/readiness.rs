@@ -38,25 +38,21 @@ async fn until_readyz(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_that_has_not_heard_from_its_leader_is_not_ready() -> anyhow::Result<()> {
-    let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
-    let leader = cluster.leader().await?;
-    let learner = cluster.add_node().await?;
-    cluster
-        .admin_client_for(leader)
-        .add_learner(learner, cluster.url(learner))
-        .await?;
-    let probe = cluster.app_client_for(learner);
-    let never = "the learner never became ready";
-    until_readyz(&probe, 200, Duration::from_secs(20), never).await?;
-
-    for voter in cluster.node_ids().into_iter().filter(|n| *n != learner) {
-        cluster.kill(voter);
+/// Waits for node `id` to be ready, kills every other node, and checks that within an election
+/// timeout and a little it is not ready, for `leader_silent` alone, while still naming `leader`.
+async fn ready_then_silent_alone(
+    cluster: &mut TestCluster,
+    id: u64,
+    leader: u64,
+) -> anyhow::Result<()> {
+    let probe = cluster.app_client_for(id);
+    let never = format!("node {id} never became ready");
+    until_readyz(&probe, 200, Duration::from_secs(20), &never).await?;
+    for other in cluster.node_ids().into_iter().filter(|n| *n != id) {
+        cluster.kill(other);
     }
-    let still = "still ready with every voter gone";
-    let body = until_readyz(&probe, 503, Duration::from_secs(10), still).await?;
-    // It still names the old leader: knowing a leader is not enough to be ready.
+    let still = format!("node {id} still ready with every other node gone");
+    let body = until_readyz(&probe, 503, Duration::from_secs(10), &still).await?;
     assert_eq!(body["leader"], leader, "{body}");
     assert_eq!(
         body["reasons"],
@@ -67,26 +63,24 @@ async fn a_node_that_has_not_heard_from_its_leader_is_not_ready() -> anyhow::Res
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_has_not_heard_from_its_leader_is_not_ready() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
+    let leader = cluster.leader().await?;
+    let learner = cluster.add_node().await?;
+    cluster
+        .admin_client_for(leader)
+        .add_learner(learner, cluster.url(learner))
+        .await?;
+    // It still names the old leader: knowing a leader is not enough to be ready.
+    ready_then_silent_alone(&mut cluster, learner, leader).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_without_a_quorum_is_not_ready() -> anyhow::Result<()> {
     let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
     let leader = cluster.leader().await?;
-    let probe = cluster.app_client_for(leader);
-    let never = "the leader never became ready";
-    until_readyz(&probe, 200, Duration::from_secs(20), never).await?;
-
-    for follower in cluster.node_ids().into_iter().filter(|n| *n != leader) {
-        cluster.kill(follower);
-    }
-    let still = "still ready with no follower left";
-    let body = until_readyz(&probe, 503, Duration::from_secs(10), still).await?;
     // It still leads as far as it knows: what it lacks is a quorum that acknowledges it.
-    assert_eq!(body["leader"], leader, "{body}");
-    assert_eq!(
-        body["reasons"],
-        serde_json::json!(["leader_silent"]),
-        "{body}"
-    );
-    Ok(())
+    ready_then_silent_alone(&mut cluster, leader, leader).await
 }
 
 /// A learner held behind a long log: the leader's link to it is slowed (20 ms per chunk, each
