@@ -94,14 +94,19 @@ async fn a_write_whose_request_timed_out_in_the_queue_is_never_applied() -> anyh
     let ids = cluster.node_ids();
     cluster.faults().isolate(leader, &ids);
 
-    // Concurrent creates without an idempotency key: the first ones are handed to Raft at once
-    // (at most the group commit's slots), the rest wait for a slot; every caller gets 503.
+    // Creates without an idempotency key: the first two, a moment apart, take the group
+    // commit's two slots alone (each an entry Raft holds while the leader is cut off); the rest,
+    // sent together, wait for a slot. Every caller gets 503. (Sent all at once, a slot's first
+    // entry may carry several of them: it takes everything waiting when it starts.)
     let raw = cluster
         .app_client_for(leader)
         .with_timeout(Duration::from_secs(10));
     let body = serde_json::json!({"user_id": "orphans"}).to_string();
     let mut calls = Vec::new();
-    for _ in 0..WRITES {
+    for i in 0..WRITES {
+        if i == 1 || i == 2 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         let (raw, body) = (raw.clone(), body.clone());
         calls.push(tokio::spawn(async move {
             raw.request_raw(
