@@ -281,6 +281,28 @@ async fn a_strangers_bad_handshakes_and_refused_requests_write_no_log_lines() {
     );
 }
 
+/// The body of the Raft read-index calls below, and a proof for it from node 1 to node 2.
+const READ_INDEX_BODY: &[u8] = b"{}";
+
+fn read_index_proof(nonce: &str) -> String {
+    cluster_proof("/raft/read-index", 1, 2, READ_INDEX_BODY, nonce)
+}
+
+/// POST /raft/read-index on `node` through `client`, with `proof` if given.
+async fn read_index(
+    client: &reqwest::Client,
+    node: &TestNode,
+    proof: Option<String>,
+) -> reqwest::Response {
+    let mut req = client
+        .post(format!("{}/raft/read-index", node.url))
+        .body(READ_INDEX_BODY);
+    if let Some(proof) = proof {
+        req = req.header("x-sessync-cluster-auth", proof);
+    }
+    req.send().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_https_only_and_can_require_client_certificates() {
     // HTTPS with the test CA; plain HTTP to the same port is not served.
@@ -315,15 +337,8 @@ async fn tls_serves_https_only_and_can_require_client_certificates() {
     assert_eq!(r.status(), StatusCode::CREATED);
     // A Raft route without a certificate is refused before its proof is looked at, even with a
     // valid proof; a peer site's route likewise.
-    let body = b"{}";
-    let proof = cluster_proof("/raft/read-index", 1, 2, body, &"f".repeat(32));
-    let r = anonymous
-        .post(format!("{}/raft/read-index", node.url))
-        .header("x-sessync-cluster-auth", proof)
-        .body(&body[..])
-        .send()
-        .await
-        .unwrap();
+    let proof = read_index_proof(&"f".repeat(32));
+    let r = read_index(&anonymous, &node, Some(proof)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "forbidden");
@@ -362,22 +377,10 @@ async fn tls_serves_https_only_and_can_require_client_certificates() {
     // With a certificate of the CA, the Raft route goes on to the proof check, and a valid
     // proof is served.
     let known = tls.client(true);
-    let r = known
-        .post(format!("{}/raft/read-index", node.url))
-        .body(&body[..])
-        .send()
-        .await
-        .unwrap();
+    let r = read_index(&known, &node, None).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.text().await.unwrap().contains("malformed"));
-    let proof = cluster_proof("/raft/read-index", 1, 2, body, &"e".repeat(32));
-    let r = known
-        .post(format!("{}/raft/read-index", node.url))
-        .header("x-sessync-cluster-auth", proof)
-        .body(&body[..])
-        .send()
-        .await
-        .unwrap();
+    let r = read_index(&known, &node, Some(read_index_proof(&"e".repeat(32)))).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
