@@ -69,7 +69,7 @@ pub use cluster::{TestCluster, KEEP_DIR_ENV, LEADER_TIMEOUT, START_TIMEOUT};
 pub use config::ClusterOptions;
 pub use net::{Faults, LinkFault, NodeProxy, SiteMode, SiteProxy};
 pub use process::{node_binary, NODE_BIN_ENV, NODE_LOG_ENV};
-pub use sites::{now_ms, sign_peer_request, Sites, SitesOptions, SITE_A, SITE_B};
+pub use sites::{now_ms, PeerSigning, Sites, SitesOptions, SITE_A, SITE_B};
 pub use wait::POLL_INTERVAL;
 
 /// A login of `user` from no particular device, without an idempotency key: what most tests

@@ -1,5 +1,5 @@
 //! [`Sites`]: two real clusters, `site-a` and `site-b`, configured as each other's federation
-//! peers, for the fan-out tests; and [`sign_peer_request`], the signing recipe of
+//! peers, for the fan-out tests; and [`PeerSigning`], the signing recipe of
 //! docs/federation.md written again here, independently of the node's code, so the tests also
 //! check that the documented recipe is the one the nodes accept.
 
@@ -128,24 +128,52 @@ impl Sites {
     }
 }
 
-/// The signature of a request between sites, as docs/federation.md gives the recipe:
-/// lowercase hex HMAC-SHA256, keyed by the secret, of
-/// `v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`.
-pub fn sign_peer_request(
-    secret: &str,
-    path: &str,
-    body: &[u8],
-    timestamp_ms: u64,
-    nonce: &str,
-) -> String {
-    let text = format!(
-        "v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{}",
-        hex::encode(Sha256::digest(body))
-    );
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.trim_end().as_bytes()).expect("any key length");
-    mac.update(text.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+/// What a request between sites signs, as docs/federation.md gives the recipe.
+pub struct PeerSigning<'a> {
+    pub path: &'a str,
+    pub origin: &'a str,
+    pub target: &'a str,
+    pub timestamp_ms: u64,
+    pub nonce: &'a str,
+    pub body: &'a [u8],
+}
+
+impl PeerSigning<'_> {
+    /// Lowercase hex SHA-256 of the body.
+    pub fn body_sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.body))
+    }
+
+    /// The signature: lowercase hex HMAC-SHA256, keyed by the secret, of
+    /// `sessync-peer-v2\nPOST\n{path}\n{origin}\n{target}\n{timestamp_ms}\n{nonce}\n{body length}\n{hex sha256(body)}`.
+    pub fn sign(&self, secret: &str) -> String {
+        let text = format!(
+            "sessync-peer-v2\nPOST\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.path,
+            self.origin,
+            self.target,
+            self.timestamp_ms,
+            self.nonce,
+            self.body.len(),
+            self.body_sha256()
+        );
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.trim_end().as_bytes()).expect("any key length");
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The signed headers (`Content-Length` is the body's own), as (name, value) pairs.
+    pub fn headers(&self, secret: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("x-sessync-site", self.origin.to_owned()),
+            ("x-sessync-target-site", self.target.to_owned()),
+            ("x-sessync-timestamp", self.timestamp_ms.to_string()),
+            ("x-sessync-nonce", self.nonce.to_owned()),
+            ("x-sessync-content-sha256", self.body_sha256()),
+            ("x-sessync-signature", self.sign(secret)),
+        ]
+    }
 }
 
 /// This machine's clock in Unix milliseconds.

@@ -66,6 +66,8 @@ pub const ENV_KEYS: &[&str] = &[
     "federation.retry_initial",
     "federation.retry_max",
     "federation.send_timeout",
+    "federation.outbox_max_age",
+    "federation.max_received_per_peer",
     "metrics.open",
     "log.level",
     "log.format",

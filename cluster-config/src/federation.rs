@@ -25,11 +25,16 @@ pub(crate) fn federation(
     let retry_initial = t.duration("retry_initial").or(d.retry_initial);
     let retry_max = t.duration("retry_max").or(d.retry_max);
     let send_timeout = t.duration("send_timeout").or(d.send_timeout);
+    let outbox_max_age = t.duration("outbox_max_age").or(d.outbox_max_age);
+    let max_received_per_peer = t
+        .whole("max_received_per_peer")
+        .or(d.max_received_per_peer);
     for (key, v) in [
         ("timestamp_window", timestamp_window),
         ("retry_initial", retry_initial),
         ("retry_max", retry_max),
         ("send_timeout", send_timeout),
+        ("outbox_max_age", outbox_max_age),
     ] {
         if v.is_some_and(|v| v.is_zero()) {
             t.invalid(key, "must be more than 0");
@@ -38,13 +43,15 @@ pub(crate) fn federation(
     if outbox_limit == Some(0) {
         t.invalid("outbox_limit", "must be more than 0");
     }
+    if max_received_per_peer == Some(0) {
+        t.invalid("max_received_per_peer", "must be more than 0");
+    }
     if let (Some(first), Some(max)) = (retry_initial, retry_max) {
         if max < first {
             t.invalid("retry_max", "must be at least retry_initial");
         }
     }
     let tables = t.tables("peers");
-    t.finish();
     let mut peers = Vec::with_capacity(tables.len());
     let mut all_ok = true;
     let mut names: Vec<(SiteName, String)> = Vec::new();
@@ -58,6 +65,10 @@ pub(crate) fn federation(
             None => all_ok = false,
         }
     }
+    if all_ok {
+        all_ok = distinct_send_secrets(&t, &peers);
+    }
+    t.finish();
     all_ok.then_some(FederationConfig {
         peers,
         timestamp_window: timestamp_window?,
@@ -65,7 +76,34 @@ pub(crate) fn federation(
         retry_initial: retry_initial?,
         retry_max: retry_max?,
         send_timeout: send_timeout?,
+        outbox_max_age: outbox_max_age?,
+        max_received_per_peer: max_received_per_peer?,
     })
+}
+
+/// Whether every peer has a send secret of its own. One secret serving two peers would let
+/// either of them act as this site towards the other (a request signed for one verifies with
+/// the other's copy of the secret), so it is refused, naming both peers.
+fn distinct_send_secrets(t: &Table<'_>, peers: &[PeerConfig]) -> bool {
+    for (i, a) in peers.iter().enumerate() {
+        if let Some((j, _)) = peers
+            .iter()
+            .enumerate()
+            .skip(i + 1)
+            .find(|(_, b)| b.send_secret.expose() == a.send_secret.expose())
+        {
+            t.invalid(
+                &format!("peers[{j}].send_secret_file"),
+                format!(
+                    "holds the same secret as peers[{i}] ({:?}); each peer needs a send secret of \
+                     its own, or either peer could sign requests as this site to the other",
+                    a.name.as_str(),
+                ),
+            );
+            return false;
+        }
+    }
+    true
 }
 
 fn peer(

@@ -94,6 +94,14 @@ pub struct FederationConfig {
     pub retry_max: Duration,
     /// Deadline of one delivery attempt to a peer.
     pub send_timeout: Duration,
+    /// An operation still undelivered this long after its commit is dropped from the outbox
+    /// (audited `fanout_expired`). Keep it under every peer's `audit_retention`, the time a
+    /// peer remembers the operations it applied: a peer refuses an operation older than that
+    /// (`op_expired`), so none is ever applied twice.
+    pub outbox_max_age: Duration,
+    /// Most operations from one peer this site remembers (to apply each once); past it the
+    /// peer's new operations are refused (`received_full`, 429) until older ones are forgotten.
+    pub max_received_per_peer: u32,
 }
 
 impl Default for FederationConfig {
@@ -105,6 +113,8 @@ impl Default for FederationConfig {
             retry_initial: Duration::from_millis(250),
             retry_max: Duration::from_secs(5),
             send_timeout: Duration::from_secs(5),
+            outbox_max_age: Duration::from_secs(3 * 24 * 3600),
+            max_received_per_peer: 1_000_000,
         }
     }
 }

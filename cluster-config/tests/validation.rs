@@ -263,7 +263,7 @@ receive_secret_file = "secrets/from-site-b"
 [[federation.peers]]
 name = "site-c"
 urls = ["https://c.example.com"]
-send_secret_file = "secrets/to-site-b"
+send_secret_file = "secrets/to-site-c"
 receive_secret_files = ["secrets/from-site-b", "secrets/from-site-b.next"]
 "#;
 
@@ -294,6 +294,17 @@ fn federation_peers_parse() {
     );
     let printed = format!("{c:?}");
     assert!(!printed.contains("secret-0123456789"), "{printed}");
+}
+
+/// One send secret for two peers would let either peer sign requests as this site to the
+/// other: refused, naming the second peer's key and the first peer.
+#[test]
+fn one_send_secret_for_two_peers_is_refused() {
+    let shared = PEERS.replace("secrets/to-site-c", "secrets/to-site-b");
+    let p = problems_of(&minimal_with(&shared));
+    assert_eq!(keys(&p), ["federation.peers[1].send_secret_file"], "{p:?}");
+    assert!(p[0].message.contains("same secret as peers[0] (\"site-b\")"), "{p:?}");
+    assert!(!p[0].message.contains("secret-0123456789"), "no secret in the message");
 }
 
 #[test]
@@ -342,7 +353,8 @@ receive_secret_files = ["secrets/from-site-b", "secrets/from-site-b", "secrets/f
 
 #[test]
 fn duplicate_peer_names_are_refused() {
-    let text = minimal_with(&format!("{PEERS}\n{}", &PEERS.replace("site-c", "site-d")));
+    let more = PEERS.replace("name = \"site-c\"", "name = \"site-d\"");
+    let text = minimal_with(&format!("{PEERS}\n{more}"));
     let p = problems_of(&text);
     assert_eq!(keys(&p), ["federation.peers[2].name"], "{p:#?}");
     assert!(

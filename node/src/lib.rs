@@ -33,6 +33,7 @@ mod raft_types;
 mod refusals;
 mod runtime;
 mod server;
+mod source;
 mod store;
 mod tls;
 mod tokens;

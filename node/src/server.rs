@@ -171,7 +171,7 @@ impl Sources {
 
     /// A place for a connection from `ip`, if its source has one left.
     fn take(&self, ip: IpAddr) -> Option<Share> {
-        let source = source_of(ip);
+        let source = crate::source::source_of(ip);
         let mut open = self.open.lock();
         let n = open.entry(source).or_insert(0);
         if *n >= self.share {
@@ -194,21 +194,6 @@ impl Drop for Share {
                 open.remove(&self.source);
             }
         }
-    }
-}
-
-/// The source a connection counts against: an IPv4 address (IPv4-mapped IPv6 alike), or an
-/// IPv6 /64 (what one host or site is usually given).
-fn source_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
     }
 }
 

@@ -40,6 +40,12 @@ pub enum ErrorCode {
     RequestTimeout,
     /// A peer site's queue of undelivered operations is full: nothing was changed.
     OutboxFull,
+    /// A peer site's operation is older than this site remembers the operations it applied
+    /// (`audit_retention`): it is refused, so it can never be applied twice.
+    OpExpired,
+    /// A peer site has as many operations remembered here as `federation.max_received_per_peer`
+    /// allows: refused until older ones are forgotten.
+    ReceivedFull,
     Unavailable,
     /// This node's clock, or the leader's, is off the voters' median by more than
     /// `max_clock_skew`: nothing was stamped and no session was judged by it.
@@ -58,7 +64,8 @@ impl ErrorCode {
             ErrorCode::Conflict | ErrorCode::AlreadyInitialized | ErrorCode::LimitReached => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RequestTimeout => 408,
-            ErrorCode::OutboxFull => 429,
+            ErrorCode::OutboxFull | ErrorCode::ReceivedFull => 429,
+            ErrorCode::OpExpired => 410,
             ErrorCode::Unavailable | ErrorCode::ClockSkew => 503,
             ErrorCode::Internal => 500,
         }
@@ -77,6 +84,8 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::OutboxFull => "outbox_full",
+            ErrorCode::OpExpired => "op_expired",
+            ErrorCode::ReceivedFull => "received_full",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::ClockSkew => "clock_skew",
             ErrorCode::Internal => "internal",

@@ -2,9 +2,12 @@
 //! two sites share; and the federation status an operator reads.
 //!
 //! The wire protocol (see docs/federation.md): `POST /v1/federation/{verify,invalidate}` with a
-//! [`PeerOpRequest`] body and four headers ([`SITE_HEADER`], [`TIMESTAMP_HEADER`],
-//! [`NONCE_HEADER`], [`SIGNATURE_HEADER`]). The receiver answers 200 with a [`PeerOpResponse`]
-//! once the operation is committed at its site (or was already), which is the sender's ack.
+//! [`PeerOpRequest`] body, its `Content-Length`, and six headers ([`SITE_HEADER`],
+//! [`TARGET_SITE_HEADER`], [`TIMESTAMP_HEADER`], [`NONCE_HEADER`], [`CONTENT_SHA256_HEADER`],
+//! [`SIGNATURE_HEADER`]), all signed, so the receiver checks the signature before it reads the
+//! body. The receiver answers 200 with a [`PeerOpResponse`] once the operation is committed at
+//! its site (or was already), which is the sender's ack; every answer to a signed request
+//! carries [`ANSWER_SIGNATURE_HEADER`], so only the peer can acknowledge.
 
 use std::fmt;
 
@@ -22,6 +25,14 @@ pub const TIMESTAMP_HEADER: &str = "x-sessync-timestamp";
 pub const NONCE_HEADER: &str = "x-sessync-nonce";
 /// Lowercase hex HMAC-SHA256 of the signed string (see docs/federation.md).
 pub const SIGNATURE_HEADER: &str = "x-sessync-signature";
+/// The site the request is meant for (signed: a request for one peer is refused by another).
+pub const TARGET_SITE_HEADER: &str = "x-sessync-target-site";
+/// Lowercase hex SHA-256 of the body (signed, with the body's length, so the signature is
+/// checked before a byte of the body is read).
+pub const CONTENT_SHA256_HEADER: &str = "x-sessync-content-sha256";
+/// On an answer to a signed request: lowercase hex HMAC-SHA256, under the secret the request
+/// was signed with, of the request's nonce, the status and the SHA-256 of the answer's body.
+pub const ANSWER_SIGNATURE_HEADER: &str = "x-sessync-answer-signature";
 /// Longest nonce accepted, in bytes.
 pub const MAX_NONCE_BYTES: usize = 64;
 
@@ -74,6 +85,9 @@ pub struct PeerOpRequest {
     /// to end, or none for all of the user's sessions.
     #[serde(default)]
     pub session_id: Option<SessionId>,
+    /// The origin's cluster time of the entry that made the operation: it acts as of then, on
+    /// the sessions the target created before `origin_time + max_clock_skew`.
+    pub origin_time: Timestamp,
 }
 
 /// The receiver's answer: the sender's acknowledgement.
@@ -135,12 +149,21 @@ mod tests {
     #[test]
     fn request_round_trip_and_unknown_fields() {
         let r: PeerOpRequest = serde_json::from_str(
-            r#"{"op_id":"op_1","origin_site":"site-a","user_id":"alice","session_id":null}"#,
+            r#"{"op_id":"op_1","origin_site":"site-a","user_id":"alice","session_id":null,"origin_time":"2026-01-02T03:04:05.678Z"}"#,
         )
         .unwrap();
         assert_eq!(r.session_id, None);
+        assert_eq!(r.origin_time.to_rfc3339(), "2026-01-02T03:04:05.678Z");
+        let again: PeerOpRequest =
+            serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(again, r);
+        // The origin time is required: an operation without it cannot act as of its origin.
         assert!(serde_json::from_str::<PeerOpRequest>(
-            r#"{"op_id":"op_1","origin_site":"site-a","user_id":"alice","extra":1}"#
+            r#"{"op_id":"op_1","origin_site":"site-a","user_id":"alice"}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<PeerOpRequest>(
+            r#"{"op_id":"op_1","origin_site":"site-a","user_id":"alice","origin_time":"2026-01-02T03:04:05.678Z","extra":1}"#
         )
         .is_err());
         assert!(serde_json::from_str::<PeerOpRequest>(

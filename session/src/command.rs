@@ -107,6 +107,17 @@ pub struct PeerOp {
     pub op_id: OpId,
     pub user_id: UserId,
     pub session_id: Option<SessionId>,
+    /// The origin's cluster time of the operation: it acts on the sessions created here before
+    /// `origin_time + max_clock_skew`, and a verify loses to a later one (see
+    /// `federated::peer_op`). None in entries written before it was sent: they act on all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_time: Option<Timestamp>,
+    /// This site's name, for the tie between two verifies of one millisecond.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub here: Option<SiteName>,
+    /// Most operations of `origin` remembered at once (`federation.max_received_per_peer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_received: Option<u32>,
 }
 
 /// End every session whose idle or lifetime deadline is at or before `at`, remove ended
@@ -165,6 +176,10 @@ pub struct Fanout {
     pub targets: Vec<SiteName>,
     /// Most entries a target's queue may hold (the leader's `federation.outbox_limit`).
     pub outbox_limit: u32,
+    /// Undelivered by then, the entries leave the outbox (`federation.outbox_max_age` after
+    /// the command's time). None in entries written before outboxes aged: kept until acked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// An audit event before the state machine numbers it.
@@ -220,6 +235,16 @@ pub enum Outcome {
     },
     /// A peer's request carried a nonce already seen: refused, nothing changed.
     NonceReplayed,
+    /// A peer's operation is older than this site remembers applied operations (its
+    /// `audit_retention`): refused, so it can never apply twice.
+    OpExpired {
+        origin_time: Timestamp,
+        retention: std::time::Duration,
+    },
+    /// The origin has `limit` operations remembered here: refused until older ones go.
+    ReceivedFull {
+        limit: u32,
+    },
     /// The named session or user has nothing to act on.
     NotFound {
         message: String,

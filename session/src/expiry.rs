@@ -47,5 +47,6 @@ pub(super) fn expire(tx: &mut Tx<'_>) -> Outcome {
     tx.push(Mutation::TrimAudit(tx.at.minus(policy.audit_retention)));
     // A received operation is remembered as long as the audit log that shows it.
     federated::trim(tx, policy.audit_retention, EXPIRE_BATCH);
+    federated::expire_outbox(tx, EXPIRE_BATCH);
     Outcome::Expired { ended, removed }
 }

@@ -21,8 +21,11 @@ pub struct OutboxEntry {
     pub kind: PeerOpKind,
     pub user_id: UserId,
     pub session_id: Option<SessionId>,
-    /// Cluster time of the commit.
+    /// Cluster time of the commit: the operation's origin time at its targets.
     pub queued_at: Timestamp,
+    /// Undelivered by then, the entry is dropped (`fanout_expired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// An operation a peer delivered and this site applied.
@@ -33,6 +36,18 @@ pub struct ReceivedOp {
     /// Cluster time it was applied.
     pub at: Timestamp,
     pub ended: u32,
+    /// The origin's time of the operation (None for operations received before it was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_time: Option<Timestamp>,
+}
+
+impl ReceivedOp {
+    /// The time its retention counts from: the later of its origin time and its apply time,
+    /// so it is kept at least as long as a redelivery of it is accepted (one whose origin time
+    /// is within the retention).
+    pub fn kept_from(&self) -> Timestamp {
+        self.origin_time.map_or(self.at, |o| o.max(self.at))
+    }
 }
 
 /// A nonce a peer used, remembered until `until` (after which its timestamp is out of the
@@ -51,7 +66,12 @@ pub struct Ledger {
     outbox: BTreeMap<SiteName, BTreeMap<(Timestamp, OpId), OutboxEntry>>,
     outbox_at: BTreeMap<(SiteName, OpId), Timestamp>,
     received: BTreeMap<(SiteName, OpId), ReceivedOp>,
+    /// By [`ReceivedOp::kept_from`].
     received_by_time: BTreeSet<(Timestamp, SiteName, OpId)>,
+    /// How many operations of each origin are remembered.
+    received_count: BTreeMap<SiteName, usize>,
+    /// Outbox entries by expiry time.
+    outbox_expiry: BTreeSet<(Timestamp, SiteName, OpId)>,
     nonces: BTreeMap<(SiteName, String), Timestamp>,
     nonces_by_time: BTreeSet<(Timestamp, SiteName, String)>,
 }
@@ -61,6 +81,10 @@ impl Ledger {
     pub(crate) fn put(&mut self, r: &Record) {
         match r {
             Record::Outbox(e) => {
+                if let Some(t) = e.expires_at {
+                    self.outbox_expiry
+                        .insert((t, e.site.clone(), e.op_id.clone()));
+                }
                 self.outbox_at
                     .insert((e.site.clone(), e.op_id.clone()), e.queued_at);
                 self.outbox
@@ -69,10 +93,15 @@ impl Ledger {
                     .insert((e.queued_at, e.op_id.clone()), e.clone());
             }
             Record::Received(r) => {
+                let key = (r.origin.clone(), r.op_id.clone());
+                if let Some(old) = self.received.insert(key, r.clone()) {
+                    self.received_by_time
+                        .remove(&(old.kept_from(), old.origin, old.op_id));
+                } else {
+                    *self.received_count.entry(r.origin.clone()).or_default() += 1;
+                }
                 self.received_by_time
-                    .insert((r.at, r.origin.clone(), r.op_id.clone()));
-                self.received
-                    .insert((r.origin.clone(), r.op_id.clone()), r.clone());
+                    .insert((r.kept_from(), r.origin.clone(), r.op_id.clone()));
             }
             Record::Nonce(n) => {
                 self.nonces_by_time
@@ -90,7 +119,11 @@ impl Ledger {
             RecordKey::Outbox { site, op_id } => {
                 if let Some(at) = self.outbox_at.remove(&(site.clone(), op_id.clone())) {
                     if let Some(q) = self.outbox.get_mut(site) {
-                        q.remove(&(at, op_id.clone()));
+                        if let Some(e) = q.remove(&(at, op_id.clone())) {
+                            if let Some(t) = e.expires_at {
+                                self.outbox_expiry.remove(&(t, site.clone(), op_id.clone()));
+                            }
+                        }
                         if q.is_empty() {
                             self.outbox.remove(site);
                         }
@@ -100,7 +133,13 @@ impl Ledger {
             RecordKey::Received { origin, op_id } => {
                 if let Some(r) = self.received.remove(&(origin.clone(), op_id.clone())) {
                     self.received_by_time
-                        .remove(&(r.at, origin.clone(), op_id.clone()));
+                        .remove(&(r.kept_from(), origin.clone(), op_id.clone()));
+                    if let Some(n) = self.received_count.get_mut(origin) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.received_count.remove(origin);
+                        }
+                    }
                 }
             }
             RecordKey::Nonce { origin, nonce } => {
@@ -165,7 +204,23 @@ impl Ledger {
             .collect()
     }
 
-    /// Received operations applied at or before `before`, at most `max`.
+    /// How many operations of `origin` are remembered.
+    pub fn received_count(&self, origin: &SiteName) -> usize {
+        self.received_count.get(origin).copied().unwrap_or(0)
+    }
+
+    /// Outbox entries expired at `at`, at most `max`.
+    pub(crate) fn expired_outbox(&self, at: Timestamp, max: usize) -> Vec<(SiteName, OpId)> {
+        self.outbox_expiry
+            .iter()
+            .take_while(|(t, _, _)| *t <= at)
+            .take(max)
+            .map(|(_, s, o)| (s.clone(), o.clone()))
+            .collect()
+    }
+
+    /// Received operations kept from at or before `before` ([`ReceivedOp::kept_from`]), at
+    /// most `max`.
     pub(crate) fn received_before(&self, before: Timestamp, max: usize) -> Vec<(SiteName, OpId)> {
         self.received_by_time
             .iter()

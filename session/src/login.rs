@@ -68,6 +68,7 @@ pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
         idempotency_key: c.idempotency_key.clone(),
         created_by: c.by.clone(),
         changed: None,
+        verified_at: None,
     };
     tx.put(session.clone());
     let kind = if state == SessionState::Blocked {

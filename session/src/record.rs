@@ -65,6 +65,10 @@ pub struct Session {
     /// leave it. (None for sessions last changed before it was recorded.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed: Option<EventPosition>,
+    /// When a verify at this site chose this session (cluster time): a peer's verify made
+    /// earlier loses to it and leaves the session active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<Timestamp>,
 }
 
 impl Session {

@@ -1,8 +1,9 @@
 //! Verify and invalidate: one path for both, from the outbox bound through the local change to
 //! the fan-out queued for peer sites in the same entry.
 //!
-//! - Verify (TIM): the chosen (or newest) live session becomes active; every other live session
-//!   of the user ends `superseded`.
+//! - Verify (TIM): the chosen (or newest) live session becomes active, marked verified now (a
+//!   peer's earlier verify then leaves it be); every other live session of the user ends
+//!   `superseded`.
 //! - Invalidate: the named session, or every live one, ends `invalidated`.
 
 use serde_json::json;
@@ -59,11 +60,11 @@ fn verify(tx: &mut Tx<'_>, user: &UserId, chosen: Option<&SessionId>) -> Outcome
         Ok(s) => s.clone(),
         Err(message) => return Outcome::NotFound { message },
     };
-    if target.state == SessionState::Blocked {
-        let mut s = target.clone();
-        s.state = SessionState::Active;
-        tx.put(s);
-    }
+    // Chosen now: a peer's verify made before this one leaves it active.
+    let mut chosen = target.clone();
+    chosen.state = SessionState::Active;
+    chosen.verified_at = Some(tx.at);
+    tx.put(chosen);
     let mut ended = 0;
     for s in live.iter().filter(|s| s.id != target.id) {
         tx.end(&s.id, EndReason::Superseded, tx.at);

@@ -1,12 +1,12 @@
 //! The HMAC-SHA256 recipes sessync signs and checks requests with, apart from the node so that
 //! they are fuzzed without its storage (`fuzz/`):
 //!
-//! - `recipes`: [`Signed`] (a request between sites, per-peer secrets), [`ClusterProof`] (a
-//!   request between the nodes of one site, the cluster secret, checked before the body is
-//!   read), [`ClockNote`] (a signed clock reading on such an exchange), [`SeenNonces`] (replays
+//! - `recipes`: [`ClusterProof`] (a request between the nodes of one site, the cluster secret,
+//!   checked before the body is read), [`ClockNote`] (a signed clock reading on such an exchange), [`SeenNonces`] (replays
 //!   within a site), [`ProofRefusal`];
-//! - [`federation`]: the four signed headers of a request between sites, made and checked
-//!   against the configured peers.
+//! - [`federation`]: a request between sites (per-peer secrets; both sites, the body's length
+//!   and hash signed, so it is checked before the body is read), made and checked against the
+//!   configured peers, and the signature on its answer.
 //!
 //! `sessync-node` uses the crate as `crate::signing` and `federation` as `federation::sign`.
 
@@ -14,4 +14,4 @@ mod recipes;
 
 pub mod federation;
 
-pub use recipes::{ClockNote, ClusterProof, ProofRefusal, SeenNonces, Signed};
+pub use recipes::{ClockNote, ClusterProof, ProofRefusal, SeenNonces};

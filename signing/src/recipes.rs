@@ -1,55 +1,11 @@
-//! HMAC-SHA256 request signing: [`Signed`] for federation between sites (per-peer secrets;
-//! the signed string is `v1\n{METHOD}\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`),
-//! and [`ClusterProof`] for node-to-node traffic of one site (the cluster secret, in
-//! `x-sessync-cluster-auth`), checked before the body is read, with its nonces remembered in
-//! [`SeenNonces`]. Verification recomputes the MAC and compares in constant time.
+//! HMAC-SHA256 signing within a site: [`ClusterProof`] for node-to-node traffic (the cluster
+//! secret, in `x-sessync-cluster-auth`), checked before the body is read, with its nonces
+//! remembered in [`SeenNonces`]. Verification recomputes the MAC and compares in constant time.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// What a signature covers.
-pub struct Signed<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub timestamp_ms: u64,
-    pub nonce: &'a str,
-    pub body: &'a [u8],
-}
-
-impl Signed<'_> {
-    fn mac(&self, secret: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
-        let body_hash = hex::encode(Sha256::digest(self.body));
-        mac.update(
-            format!(
-                "v1\n{}\n{}\n{}\n{}\n{}",
-                self.method.to_ascii_uppercase(),
-                self.path,
-                self.timestamp_ms,
-                self.nonce,
-                body_hash
-            )
-            .as_bytes(),
-        );
-        mac
-    }
-
-    /// The signature as lowercase hex.
-    pub fn sign(&self, secret: &[u8]) -> String {
-        hex::encode(self.mac(secret).finalize().into_bytes())
-    }
-
-    /// Whether `signature_hex` is this request's signature under `secret`, compared in constant
-    /// time.
-    pub fn verify(&self, secret: &[u8], signature_hex: &str) -> bool {
-        let Ok(sig) = hex::decode(signature_hex) else {
-            return false;
-        };
-        self.mac(secret).verify_slice(&sig).is_ok()
-    }
-}
 
 /// Why a node-to-node proof was refused; also the metric label (bounded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -502,21 +458,5 @@ mod tests {
         claim.keep();
         assert!(seen.claim(&p, 1_000_001, WINDOW).is_none());
         assert!(!seen.first_use(&p, 1_000_001, WINDOW));
-    }
-
-    #[test]
-    fn known_vector_is_stable() {
-        // Pins the recipe so a non-Rust peer can reproduce it.
-        let s = Signed {
-            method: "post",
-            path: "/v1/federation/verify",
-            timestamp_ms: 1_700_000_000_000,
-            nonce: "n1",
-            body: b"{}",
-        };
-        let a = s.sign(b"secret");
-        assert_eq!(a.len(), 64);
-        assert!(s.verify(b"secret", &a));
-        assert!(!s.verify(b"secret", &a[..62]));
     }
 }

@@ -13,7 +13,7 @@ use crate::cluster::TestCluster;
 use crate::history::{Entry, Final, HistoryWriter, Seen};
 use crate::nemesis::Target;
 use crate::net::{SiteMode, SiteProxy};
-use crate::sites::{now_ms, sign_peer_request, SITE_A};
+use crate::sites::{now_ms, PeerSigning, SITE_A, SITE_B};
 use crate::workload::{seen_state, seen_validate, Workload};
 
 /// Heals every fault, waits for convergence and the outboxes to drain, then reads back every
@@ -209,17 +209,24 @@ async fn forge_and_replay(
         "op_id": op_id,
         "origin_site": SITE_A,
         "user_id": "user-0",
+        "origin_time": sessync_proto::Timestamp(now_ms()),
     })
     .to_string();
     let path = "/v1/federation/invalidate";
-    let (ts, nonce) = (now_ms(), hex::encode(rand::random::<[u8; 16]>()));
-    let sig = sign_peer_request("not-the-secret", path, body.as_bytes(), ts, &nonce);
-    let resp = reqwest::Client::new()
-        .post(format!("{}{path}", b.url(b.node_ids()[0])))
-        .header("x-sessync-site", SITE_A)
-        .header("x-sessync-timestamp", ts.to_string())
-        .header("x-sessync-nonce", nonce)
-        .header("x-sessync-signature", sig)
+    let nonce = hex::encode(rand::random::<[u8; 16]>());
+    let signing = PeerSigning {
+        path,
+        origin: SITE_A,
+        target: SITE_B,
+        timestamp_ms: now_ms(),
+        nonce: &nonce,
+        body: body.as_bytes(),
+    };
+    let mut rb = reqwest::Client::new().post(format!("{}{path}", b.url(b.node_ids()[0])));
+    for (k, v) in signing.headers("not-the-secret") {
+        rb = rb.header(k, v);
+    }
+    let resp = rb
         .header("content-type", "application/json")
         .timeout(Duration::from_secs(5))
         .body(body)

@@ -74,65 +74,100 @@ where
     }
 }
 
-/// A request as a peer site sends it: the four signed headers and the body.
+/// A request as a peer site sends it: the signed headers and the body.
 #[derive(Clone, Debug)]
 pub(crate) struct PeerRequest {
     pub path: String,
     pub site: String,
+    pub target: String,
     pub timestamp_ms: u64,
     pub nonce: String,
-    pub signature: String,
     pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl PeerRequest {
-    /// A correctly signed invalidate (all of `u`'s sessions) from `site-a`.
+    /// A correctly signed invalidate (all of `u`'s sessions) from `site-a` to `site-b`, made
+    /// now.
     pub(crate) fn invalidate(secret: &str, op_id: &str, u: &str) -> PeerRequest {
+        let now = sessync_chaos_tests::now_ms();
+        Self::invalidate_as_of(secret, op_id, u, now)
+    }
+
+    /// [`Self::invalidate`] of an operation whose origin time is `origin_ms`.
+    pub(crate) fn invalidate_as_of(
+        secret: &str,
+        op_id: &str,
+        u: &str,
+        origin_ms: u64,
+    ) -> PeerRequest {
         let body = serde_json::to_vec(&serde_json::json!({
-            "op_id": op_id, "origin_site": "site-a", "user_id": u, "session_id": null
+            "op_id": op_id, "origin_site": "site-a", "user_id": u, "session_id": null,
+            "origin_time": sessync_proto::Timestamp(origin_ms),
         }))
         .unwrap();
-        let path = "/v1/federation/invalidate".to_owned();
-        let timestamp_ms = sessync_chaos_tests::now_ms();
-        let nonce = hex::encode(rand::random::<[u8; 16]>());
-        let signature =
-            sessync_chaos_tests::sign_peer_request(secret, &path, &body, timestamp_ms, &nonce);
         PeerRequest {
-            path,
+            path: "/v1/federation/invalidate".to_owned(),
             site: "site-a".into(),
-            timestamp_ms,
-            nonce,
-            signature,
+            target: "site-b".into(),
+            timestamp_ms: sessync_chaos_tests::now_ms(),
+            nonce: hex::encode(rand::random::<[u8; 16]>()),
             body,
+            headers: Vec::new(),
         }
+        .resign(secret)
     }
 
     /// Signs the request again with `secret` (after a change to its parts).
     pub(crate) fn resign(mut self, secret: &str) -> PeerRequest {
-        self.signature = sessync_chaos_tests::sign_peer_request(
-            secret,
-            &self.path,
-            &self.body,
-            self.timestamp_ms,
-            &self.nonce,
-        );
+        self.headers = sessync_chaos_tests::PeerSigning {
+            path: &self.path,
+            origin: &self.site,
+            target: &self.target,
+            timestamp_ms: self.timestamp_ms,
+            nonce: &self.nonce,
+            body: &self.body,
+        }
+        .headers(secret);
         self
+    }
+
+    /// Replaces one signed header's value as sent (the signature is not made again).
+    pub(crate) fn with_header(mut self, name: &str, value: &str) -> PeerRequest {
+        for (k, v) in &mut self.headers {
+            if *k == name {
+                *v = value.to_owned();
+            }
+        }
+        self
+    }
+
+    /// Sends it to `base_url`; gives the status, the body's text and the answer signature.
+    pub(crate) async fn send_answer(
+        &self,
+        base_url: &str,
+    ) -> anyhow::Result<(u16, String, Option<String>)> {
+        let mut rb = reqwest::Client::new()
+            .post(format!("{base_url}{}", self.path))
+            .timeout(Duration::from_secs(10))
+            .header("content-type", "application/json")
+            .body(self.body.clone());
+        for (k, v) in &self.headers {
+            rb = rb.header(*k, v);
+        }
+        let resp = rb.send().await?;
+        let status = resp.status().as_u16();
+        let sig = resp
+            .headers()
+            .get("x-sessync-answer-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((status, resp.text().await?, sig))
     }
 
     /// Sends it to `base_url`; gives the status and the body's text.
     pub(crate) async fn send(&self, base_url: &str) -> anyhow::Result<(u16, String)> {
-        let resp = reqwest::Client::new()
-            .post(format!("{base_url}{}", self.path))
-            .timeout(Duration::from_secs(10))
-            .header("content-type", "application/json")
-            .header("x-sessync-site", &self.site)
-            .header("x-sessync-timestamp", self.timestamp_ms.to_string())
-            .header("x-sessync-nonce", &self.nonce)
-            .header("x-sessync-signature", &self.signature)
-            .body(self.body.clone())
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.text().await?))
+        let (status, body, _) = self.send_answer(base_url).await?;
+        Ok((status, body))
     }
 }

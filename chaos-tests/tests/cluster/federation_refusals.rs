@@ -30,8 +30,7 @@ async fn forged_altered_stale_unknown_and_replayed_requests_change_nothing() -> 
     let urls = sites.b.urls();
     let good = || PeerRequest::invalidate(&secret, "op_forged_1", "alice");
 
-    let mut forged = good();
-    forged.signature = "0".repeat(64);
+    let forged = good().with_header("x-sessync-signature", &"0".repeat(64));
     let mut altered = good();
     altered.body = String::from_utf8(altered.body)?
         .replace("op_forged_1", "op_forged_2")
@@ -42,9 +41,10 @@ async fn forged_altered_stale_unknown_and_replayed_requests_change_nothing() -> 
     let stale = stale.resign(&secret);
     let mut unknown = good();
     unknown.site = "site-x".into();
+    let unknown = unknown.resign(&secret);
     let cases = [
         ("forged signature", forged, "bad_signature"),
-        ("altered body", altered, "bad_signature"),
+        ("altered body", altered, "bad_content_hash"),
         ("wrong secret", wrong_secret, "bad_signature"),
         ("stale timestamp", stale, "stale_timestamp"),
         ("unknown site", unknown, "unknown_site"),
@@ -107,6 +107,7 @@ async fn forged_altered_stale_unknown_and_replayed_requests_change_nothing() -> 
             };
             let ok = [
                 "bad_signature",
+                "bad_content_hash",
                 "stale_timestamp",
                 "unknown_site",
                 "replayed_nonce",

@@ -19,6 +19,7 @@ pub(crate) fn config_dir() -> TempDir {
     std::fs::write(secrets.join("cluster"), format!("{CLUSTER_SECRET}\n")).expect("write");
     std::fs::write(secrets.join("tokens"), "token-secret-0123456789abcdef\n").expect("write");
     std::fs::write(secrets.join("to-site-b"), "to-site-b-secret-0123456789\n").expect("write");
+    std::fs::write(secrets.join("to-site-c"), "to-site-c-secret-0123456789\n").expect("write");
     std::fs::write(secrets.join("from-site-b"), "from-site-b-secret-0123456789").expect("write");
     std::fs::write(
         secrets.join("from-site-b.next"),

@@ -6,7 +6,10 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sessync_proto::federation::{NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER};
+use sessync_proto::federation::{
+    CONTENT_SHA256_HEADER, NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TARGET_SITE_HEADER,
+    TIMESTAMP_HEADER,
+};
 use sessync_proto::wire::FORWARDED_HEADER;
 use sessync_proto::Role;
 
@@ -16,10 +19,12 @@ use super::error::ApiError;
 use super::state::App;
 
 /// The signed headers of a peer site's request, which the leader checks again.
-const PEER_HEADERS: [&str; 4] = [
+const PEER_HEADERS: [&str; 6] = [
     SITE_HEADER,
+    TARGET_SITE_HEADER,
     TIMESTAMP_HEADER,
     NONCE_HEADER,
+    CONTENT_SHA256_HEADER,
     SIGNATURE_HEADER,
 ];
 

@@ -24,6 +24,7 @@ mod internal;
 mod openapi;
 mod page;
 mod sessions;
+mod source_cap;
 mod state;
 
 use axum::error_handling::HandleErrorLayer;

@@ -487,9 +487,10 @@ async fn user_op(
     session_id: Option<SessionId>,
     targets: &[SiteName],
 ) -> Result<(Outcome, BTreeMap<SiteName, FanoutStatus>), ApiError> {
-    let plan = FanoutPlan::new(app.federation(), targets);
+    let at = app.rt().cluster_now();
+    let plan = FanoutPlan::new(app.federation(), targets, at);
     let op = UserOp {
-        at: app.rt().cluster_now(),
+        at,
         user_id,
         session_id,
         fanout: plan.fanout.clone(),

@@ -8,6 +8,11 @@
 //! `federation.retry_initial` up to `retry_max`, with jitter. An entry leaves the outbox only
 //! when the peer acknowledged it and a `FanoutAcked` entry committed; a new leader starts from
 //! the replicated outbox, so at worst a peer sees an operation twice and ignores the repeat.
+//!
+//! Each request carries the entry's commit time as its `origin_time`, so the peer acts as of
+//! it however late it arrives, and names both sites in its signature. An answer counts only
+//! with the peer's answer signature (under the send secret, over this request's nonce, the
+//! status and the body): an unsigned or forged one is a failed try, whoever sent it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use axum::http::header::CONTENT_TYPE;
 use serde_json::json;
 use sessync_config::PeerConfig;
-use sessync_proto::federation::{PeerOpRequest, PeerOpResponse};
+use sessync_proto::federation::{PeerOpRequest, PeerOpResponse, ANSWER_SIGNATURE_HEADER};
 use sessync_proto::{ErrorBody, OpId, Timestamp};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -301,6 +306,7 @@ async fn send(
         origin_site: fed.site().clone(),
         user_id: e.user_id.clone(),
         session_id: e.session_id.clone(),
+        origin_time: e.queued_at,
     })
     .expect("a peer request serialises");
     let path = e.kind.path();
@@ -322,6 +328,7 @@ async fn send(
             .body(body.clone());
         for (k, v) in sign::headers(
             fed.site(),
+            &peer.name,
             peer.send_secret.expose(),
             path,
             &body,
@@ -330,12 +337,15 @@ async fn send(
         ) {
             rb = rb.header(k, v);
         }
-        match rb.send().await {
-            Ok(resp) if resp.status().is_success() => {
+        let answer = match rb.send().await {
+            Ok(resp) => signed_answer(resp, peer.send_secret.expose(), &nonce).await,
+            Err(err) => Err(format!("{url}: {}", describe(&err))),
+        };
+        match answer {
+            Ok((status, text)) if (200..300).contains(&status) => {
                 // Only the peer's answer for this very operation acknowledges it: a 2xx from
-                // anything else (a proxy's page, another operation's answer) is a failed try.
-                let status = resp.status().as_u16();
-                match acknowledges(resp, &e.op_id).await {
+                // anything else (another operation's answer) is a failed try.
+                match acknowledges(&text, &e.op_id) {
                     Ok(()) => {
                         url_at.store(idx, Ordering::Relaxed);
                         return Attempt {
@@ -346,29 +356,25 @@ async fn send(
                     Err(why) => error = format!("{url} answered {status} but {why}"),
                 }
             }
-            Ok(resp) => {
-                let status = resp.status();
-                let text = resp.bytes().await.unwrap_or_default();
+            Ok((status, text)) => {
                 let message = serde_json::from_slice::<ErrorBody>(&text)
                     .map(|b| b.error.message)
                     .unwrap_or_else(|_| String::from_utf8_lossy(&text).chars().take(200).collect());
-                error = format!("{url} answered {}: {message}", status.as_u16());
+                error = format!("{url} answered {status}: {message}");
                 // A 400 is about the request itself: every node would say the same. Anything
                 // else (no leader there, a node with a bad clock, a proxy's 502) may be that
                 // node's alone: try the next.
-                if status.as_u16() == 400 {
+                if status == 400 {
                     return Attempt {
                         entry: e,
                         result: Err(Failure::Refused(error)),
                     };
                 }
-                if status.is_client_error() {
+                if (400..500).contains(&status) {
                     refused = Some(error.clone());
                 }
             }
-            Err(err) => {
-                error = format!("{url}: {}", describe(&err));
-            }
+            Err(why) => error = why,
         }
     }
     // Some node refused it (and none took it): the site answers; else nobody did.
@@ -385,23 +391,44 @@ async fn send(
 /// Most bytes of a peer's answer read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// Whether `resp` is the peer's acknowledgement of `op_id`; if not, why not.
-async fn acknowledges(mut resp: reqwest::Response, op_id: &OpId) -> Result<(), String> {
+/// The status and body of `resp`, if it carries the peer's answer signature for the request
+/// that carried `nonce`; if not, why it is not believed (a 401 that our request was not
+/// signed right is the peer's too, and signed: a refusal before the signature checked out
+/// is not, and counts as no answer).
+async fn signed_answer(
+    mut resp: reqwest::Response,
+    secret: &[u8],
+    nonce: &str,
+) -> Result<(u16, Vec<u8>), String> {
+    let url = resp.url().to_string();
+    let status = resp.status().as_u16();
+    let signature = resp
+        .headers()
+        .get(ANSWER_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut body = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| format!("its answer could not be read: {}", describe(&e)))?
+        .map_err(|e| format!("{url}: its answer could not be read: {}", describe(&e)))?
     {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_ANSWER_BYTES {
-            return Err("its answer is too large to be an acknowledgement".to_owned());
+            return Err(format!("{url} answered {status} with more than {MAX_ANSWER_BYTES} bytes"));
         }
     }
-    match serde_json::from_slice::<PeerOpResponse>(&body) {
-        Ok(a) if a.op_id == *op_id => Ok(()),
-        Ok(a) => Err(format!("acknowledged another operation ({})", a.op_id)),
-        Err(e) => Err(format!("not with an acknowledgement: {e}")),
+    match signature {
+        Some(sig) if sign::answer_authentic(secret, nonce, status, &body, &sig) => Ok((status, body)),
+        Some(_) => Err(format!(
+            "{url} answered {status} with a wrong {ANSWER_SIGNATURE_HEADER}: not believed"
+        )),
+        None => {
+            let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+            Err(format!(
+                "{url} answered {status} without {ANSWER_SIGNATURE_HEADER} (not believed): {text}"
+            ))
+        }
     }
 }
 

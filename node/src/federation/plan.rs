@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sessync_proto::api::FanoutStatus;
-use sessync_proto::{OpId, SiteName};
+use sessync_proto::{OpId, SiteName, Timestamp};
 
 use super::Federation;
 use crate::runtime::Runtime;
@@ -20,12 +20,15 @@ pub(crate) struct FanoutPlan {
 }
 
 impl FanoutPlan {
-    pub(crate) fn new(fed: &Federation, targets: &[SiteName]) -> Self {
+    /// The plan for an operation stamped `at`: its outbox entries expire
+    /// `federation.outbox_max_age` after it.
+    pub(crate) fn new(fed: &Federation, targets: &[SiteName], at: Timestamp) -> Self {
         let (known, unknown) = fed.plan(targets);
         let fanout = (!known.is_empty()).then(|| Fanout {
             op_id: OpId::from_random(rand::random()),
             targets: known,
             outbox_limit: fed.config().outbox_limit,
+            expires_at: Some(at.plus(fed.config().outbox_max_age)),
         });
         FanoutPlan { fanout, unknown }
     }

@@ -19,6 +19,8 @@ pub(crate) const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub(crate) const PEER: &str = "site-p";
 /// What `site-p` signs its requests to this node with.
 pub(crate) const PEER_SECRET: &str = "the-peer-signs-with-this-0123456789";
+/// What this node signs its requests to `site-p` with (and `site-p` its answers to them).
+pub(crate) const PEER_SEND_SECRET: &str = "we-sign-with-this-0123456789ab";
 /// Most entries queued for `site-p`.
 pub(crate) const PEER_OUTBOX_LIMIT: u32 = 3;
 
@@ -171,11 +173,7 @@ impl TestNode {
         let dir = TempDir::new().unwrap();
         std::fs::write(dir.path().join("secret"), CLUSTER_SECRET).unwrap();
         std::fs::write(dir.path().join("peer-recv"), PEER_SECRET).unwrap();
-        std::fs::write(
-            dir.path().join("peer-send"),
-            "we-sign-with-this-0123456789ab",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("peer-send"), PEER_SEND_SECRET).unwrap();
         let node = Self::run_in(dir, policy, peer_url, extra, tls, &[]).await;
         let (s, body) = node
             .call(

@@ -134,7 +134,12 @@ async fn the_audit_log_keeps_at_most_audit_max_bytes() {
 async fn a_federation_request_is_refused_before_its_body_is_read() {
     let node = TestNode::start("").await;
     node.login("alice").await;
-    let good = br#"{"op_id":"op_1","origin_site":"site-p","user_id":"alice"}"#;
+    let good = serde_json::json!({
+        "op_id": "op_1", "origin_site": "site-p", "user_id": "alice",
+        "origin_time": sessync_proto::Timestamp::now(),
+    })
+    .to_string();
+    let good = good.as_bytes();
     // The genuine request, to have a used nonce.
     let used = "a".repeat(32);
     let mut s = send_head(

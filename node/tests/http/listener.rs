@@ -198,7 +198,12 @@ async fn a_flood_of_slow_api_or_federation_requests_does_not_shed_raft_traffic()
         );
     }
     // Peer-site requests that pass every check made before the body, with slow bodies.
-    let good = br#"{"op_id":"op_1","origin_site":"site-p","user_id":"alice"}"#;
+    let good = serde_json::json!({
+        "op_id": "op_1", "origin_site": "site-p", "user_id": "alice",
+        "origin_time": sessync_proto::Timestamp::now(),
+    })
+    .to_string();
+    let good = good.as_bytes();
     for i in 0..2 {
         let nonce = format!("{i}").repeat(32);
         let head = federation_head(PEER, now_ms(), &nonce, good, good.len());

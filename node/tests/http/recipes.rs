@@ -1,18 +1,54 @@
 //! The signing recipes of docs/federation.md and docs/ARCHITECTURE.md written again from the
-//! docs, independently of the node's code (a peer site's request, a node-to-node proof), and a
-//! stand-in peer site that answers deliveries.
+//! docs, independently of the node's code (a peer site's request and its answer, a
+//! node-to-node proof), and a stand-in peer site that answers deliveries.
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sessync_proto::federation::{NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER, TIMESTAMP_HEADER};
+use sessync_proto::federation::{
+    ANSWER_SIGNATURE_HEADER, CONTENT_SHA256_HEADER, NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER,
+    TARGET_SITE_HEADER, TIMESTAMP_HEADER,
+};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::common::{CLUSTER_SECRET, PEER_SECRET};
+use crate::common::{CLUSTER_SECRET, PEER_SECRET, PEER_SEND_SECRET};
 
-/// The headers of a request to `path` signed by `site` with `secret`, written from the
-/// documented recipe (docs/federation.md), independently of the node's own signing code:
-/// HMAC-SHA256 over `v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`.
+/// The site of the node under test.
+const NODE_SITE: &str = "test";
+
+/// The headers of a request to `path` signed by `site` with `secret` for this node's site
+/// (`test`), written from the documented recipe (docs/federation.md), independently of the
+/// node's own signing code: HMAC-SHA256 over
+/// `sessync-peer-v2\nPOST\n{path}\n{origin}\n{target}\n{timestamp_ms}\n{nonce}\n{length}\n{hex sha256(body)}`,
+/// with `declared` as the length signed (the body's own, unless a test announces another).
+pub(crate) fn peer_headers_declaring(
+    site: &str,
+    secret: &[u8],
+    path: &str,
+    body: &[u8],
+    declared: usize,
+    timestamp_ms: u64,
+    nonce: &str,
+) -> Vec<(&'static str, String)> {
+    let body_hash = hex::encode(Sha256::digest(body));
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(
+        format!(
+            "sessync-peer-v2\nPOST\n{path}\n{site}\n{NODE_SITE}\n{timestamp_ms}\n{nonce}\n{declared}\n{body_hash}"
+        )
+        .as_bytes(),
+    );
+    vec![
+        (SITE_HEADER, site.to_owned()),
+        (TARGET_SITE_HEADER, NODE_SITE.to_owned()),
+        (TIMESTAMP_HEADER, timestamp_ms.to_string()),
+        (NONCE_HEADER, nonce.to_owned()),
+        (CONTENT_SHA256_HEADER, body_hash),
+        (SIGNATURE_HEADER, hex::encode(mac.finalize().into_bytes())),
+    ]
+}
+
+/// [`peer_headers_declaring`] the body's own length.
 pub(crate) fn peer_headers(
     site: &str,
     secret: &[u8],
@@ -21,37 +57,46 @@ pub(crate) fn peer_headers(
     timestamp_ms: u64,
     nonce: &str,
 ) -> Vec<(&'static str, String)> {
+    peer_headers_declaring(site, secret, path, body, body.len(), timestamp_ms, nonce)
+}
+
+/// The answer signature a peer gives an answer with `status` and `body` to the request that
+/// carried `nonce`, from the documented recipe: HMAC-SHA256 under the shared secret over
+/// `sessync-peer-answer-v2\n{nonce}\n{status}\n{hex sha256(body)}`.
+pub(crate) fn answer_signature(secret: &[u8], nonce: &str, status: u16, body: &[u8]) -> String {
     let body_hash = hex::encode(Sha256::digest(body));
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
-    mac.update(format!("v1\nPOST\n{path}\n{timestamp_ms}\n{nonce}\n{body_hash}").as_bytes());
-    vec![
-        (SITE_HEADER, site.to_owned()),
-        (TIMESTAMP_HEADER, timestamp_ms.to_string()),
-        (NONCE_HEADER, nonce.to_owned()),
-        (SIGNATURE_HEADER, hex::encode(mac.finalize().into_bytes())),
-    ]
+    mac.update(format!("sessync-peer-answer-v2\n{nonce}\n{status}\n{body_hash}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// How [`fake_peer`] answers a delivery.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum PeerAnswer {
-    /// The peer's acknowledgement of the operation delivered.
+    /// The peer's acknowledgement of the operation delivered, signed.
     Ack,
-    /// 200 with a body that is no acknowledgement (a proxy's page, say).
+    /// 200 with a body that is no acknowledgement (a proxy's page, say), signed.
     NotAnAck,
-    /// 200 with the acknowledgement of another operation.
+    /// 200 with the acknowledgement of another operation, signed.
     OtherOp,
+    /// The acknowledgement of the operation delivered, not signed (whoever answers in the
+    /// peer's place without its secret).
+    UnsignedAck,
+    /// The acknowledgement, signed with another secret.
+    ForgedAck,
 }
 
 /// A stand-in for `site-p`'s one node on loopback, answering every invalidate delivered to it as
-/// `answer` says; its URL. It runs until the test's runtime ends.
+/// `answer` says (signing the answer as the documented recipe says, with the node's secret for
+/// `site-p`, except where `answer` says otherwise); its URL. It runs until the test's runtime
+/// ends.
 pub(crate) async fn fake_peer(answer: PeerAnswer) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let handler = move |body: axum::body::Bytes| async move {
+    let handler = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
         let req: Value = serde_json::from_slice(&body).unwrap_or_default();
-        match answer {
-            PeerAnswer::Ack => {
+        let text = match answer {
+            PeerAnswer::Ack | PeerAnswer::UnsignedAck | PeerAnswer::ForgedAck => {
                 json!({"op_id": req["op_id"], "applied": true, "ended": 0}).to_string()
             }
             PeerAnswer::NotAnAck => "<html>ok</html>".to_owned(),
@@ -59,7 +104,23 @@ pub(crate) async fn fake_peer(answer: PeerAnswer) -> String {
                 json!({"op_id": format!("op_{}", "f".repeat(32)), "applied": true, "ended": 0})
                     .to_string()
             }
+        };
+        let nonce = headers
+            .get(NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        // The node signs what it sends site-p with its send secret, site-p's receive secret.
+        let secret: &[u8] = match answer {
+            PeerAnswer::ForgedAck => b"not-the-secret-of-this-link-0123",
+            _ => PEER_SEND_SECRET.as_bytes(),
+        };
+        let sig = answer_signature(secret, nonce, 200, text.as_bytes());
+        let mut resp = axum::response::Response::new(axum::body::Body::from(text));
+        if !matches!(answer, PeerAnswer::UnsignedAck) {
+            resp.headers_mut()
+                .insert(ANSWER_SIGNATURE_HEADER, sig.parse().unwrap());
         }
+        resp
     };
     let app = axum::Router::new().route("/v1/federation/invalidate", axum::routing::post(handler));
     tokio::spawn(async move {
@@ -131,11 +192,12 @@ pub(crate) fn federation_head(
         "POST /v1/federation/invalidate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
          content-length: {declared}\r\n"
     );
-    for (k, v) in peer_headers(
+    for (k, v) in peer_headers_declaring(
         site,
         PEER_SECRET.as_bytes(),
         "/v1/federation/invalidate",
         body,
+        declared,
         ts,
         nonce,
     ) {
