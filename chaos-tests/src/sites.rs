@@ -33,6 +33,9 @@ pub struct SitesOptions {
     /// long before passing it on: a slow peer. `Some(Duration::ZERO)` puts the proxies in
     /// without a delay, for a test that switches their mode itself ([`Sites::b_proxies`]).
     pub slow_link: Option<Duration>,
+    /// When set, B reaches A's nodes only through proxies too ([`Sites::a_proxies`]), so both
+    /// directions of the link can be faulted.
+    pub proxy_both_ways: bool,
 }
 
 /// Two federated sites of real node processes.
@@ -46,6 +49,7 @@ pub struct Sites {
     /// The secret B signs with for A.
     pub b_to_a: String,
     proxies: Vec<SiteProxy>,
+    a_proxies: Vec<SiteProxy>,
     _dir: TempDir,
 }
 
@@ -85,16 +89,12 @@ impl Sites {
         let mut proxies = Vec::new();
         let b_seen_by_a = match o.slow_link {
             None => b_urls.clone(),
-            Some(delay) => {
-                let mut v = Vec::new();
-                for p in pb {
-                    let proxy = SiteProxy::start(*p).await?;
-                    proxy.set_mode(SiteMode::Slow(delay));
-                    v.push(proxy.url());
-                    proxies.push(proxy);
-                }
-                v
-            }
+            Some(delay) => proxied(pb, delay, &mut proxies).await?,
+        };
+        let mut a_proxies = Vec::new();
+        let a_seen_by_b = match o.slow_link {
+            Some(delay) if o.proxy_both_ways => proxied(pa, delay, &mut a_proxies).await?,
+            _ => a_urls.clone(),
         };
         let (a_to_b, b_to_a) = (random_secret(), random_secret());
         let (fa, fb) = (dir.path().join("a-to-b"), dir.path().join("b-to-a"));
@@ -105,7 +105,7 @@ impl Sites {
         o.a.peers_toml = peer_toml(SITE_B, &b_seen_by_a, &fa, &fb);
         o.b.site = SITE_B.into();
         o.b.ports = pb.to_vec();
-        o.b.peers_toml = peer_toml(SITE_A, &a_urls, &fb, &fa);
+        o.b.peers_toml = peer_toml(SITE_A, &a_seen_by_b, &fb, &fa);
         let a = TestCluster::start(o.a).await.context("starting site A")?;
         let b = TestCluster::start(o.b).await.context("starting site B")?;
         Ok(Sites {
@@ -114,9 +114,26 @@ impl Sites {
             a_to_b,
             b_to_a,
             proxies,
+            a_proxies,
             _dir: dir,
         })
     }
+}
+
+/// Proxies in front of `ports`, each holding chunks `delay`; their URLs.
+async fn proxied(
+    ports: &[u16],
+    delay: Duration,
+    into: &mut Vec<SiteProxy>,
+) -> anyhow::Result<Vec<String>> {
+    let mut urls = Vec::new();
+    for p in ports {
+        let proxy = SiteProxy::start(*p).await?;
+        proxy.set_mode(SiteMode::Slow(delay));
+        urls.push(proxy.url());
+        into.push(proxy);
+    }
+    Ok(urls)
 }
 
 impl Sites {
@@ -125,6 +142,18 @@ impl Sites {
     /// faults, or replay the federation requests they captured.
     pub fn b_proxies(&self) -> &[SiteProxy] {
         &self.proxies
+    }
+
+    /// The proxies B reaches A's nodes through, with [`SitesOptions::proxy_both_ways`].
+    pub fn a_proxies(&self) -> &[SiteProxy] {
+        &self.a_proxies
+    }
+
+    /// Sets every proxy of both directions to `mode`.
+    pub fn set_link(&self, mode: SiteMode) {
+        for p in self.proxies.iter().chain(&self.a_proxies) {
+            p.set_mode(mode);
+        }
     }
 }
 

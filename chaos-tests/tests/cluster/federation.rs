@@ -23,6 +23,7 @@ fn two_sites(extra_toml: &str) -> SitesOptions {
             ..Default::default()
         },
         slow_link: None,
+        proxy_both_ways: false,
     }
 }
 

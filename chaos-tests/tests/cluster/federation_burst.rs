@@ -37,6 +37,7 @@ async fn a_burst_to_a_slow_peer_keeps_the_session_api_answering() -> anyhow::Res
             ..Default::default()
         },
         slow_link: Some(Duration::from_millis(800)),
+        proxy_both_ways: false,
     })
     .await?;
     let a = sites.a.app_client();

@@ -21,6 +21,7 @@ async fn forged_altered_stale_unknown_and_replayed_requests_change_nothing() -> 
             ..Default::default()
         },
         slow_link: None,
+        proxy_both_ways: false,
     })
     .await?;
     let b = sites.b.app_client();

@@ -19,6 +19,7 @@ mod fed;
 mod federation;
 mod federation_burst;
 mod federation_refusals;
+mod federation_time;
 mod limits;
 mod links;
 mod pages;

@@ -81,6 +81,7 @@ async fn two_federated_sites_deliver_over_tls() -> anyhow::Result<()> {
             ..Default::default()
         },
         slow_link: None,
+        proxy_both_ways: false,
     })
     .await?;
     let a = sites.a.app_client();
