@@ -159,11 +159,17 @@ impl Sites {
 
 /// What a request between sites signs, as docs/federation.md gives the recipe.
 pub struct PeerSigning<'a> {
+    /// The endpoint's path.
     pub path: &'a str,
+    /// The sending site.
     pub origin: &'a str,
+    /// The site the request is for.
     pub target: &'a str,
+    /// When it is signed, Unix milliseconds.
     pub timestamp_ms: u64,
+    /// A fresh nonce.
     pub nonce: &'a str,
+    /// The exact body.
     pub body: &'a [u8],
 }
 

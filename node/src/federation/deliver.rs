@@ -432,6 +432,15 @@ async fn signed_answer(
     }
 }
 
+/// Whether `body` is the peer's acknowledgement of `op_id`; if not, why not.
+fn acknowledges(body: &[u8], op_id: &OpId) -> Result<(), String> {
+    match serde_json::from_slice::<PeerOpResponse>(body) {
+        Ok(a) if a.op_id == *op_id => Ok(()),
+        Ok(a) => Err(format!("acknowledged another operation ({})", a.op_id)),
+        Err(e) => Err(format!("not with an acknowledgement: {e}")),
+    }
+}
+
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "no answer before send_timeout".to_owned()
