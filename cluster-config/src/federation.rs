@@ -26,9 +26,7 @@ pub(crate) fn federation(
     let retry_max = t.duration("retry_max").or(d.retry_max);
     let send_timeout = t.duration("send_timeout").or(d.send_timeout);
     let outbox_max_age = t.duration("outbox_max_age").or(d.outbox_max_age);
-    let max_received_per_peer = t
-        .whole("max_received_per_peer")
-        .or(d.max_received_per_peer);
+    let max_received_per_peer = t.whole("max_received_per_peer").or(d.max_received_per_peer);
     for (key, v) in [
         ("timestamp_window", timestamp_window),
         ("retry_initial", retry_initial),

@@ -303,8 +303,15 @@ fn one_send_secret_for_two_peers_is_refused() {
     let shared = PEERS.replace("secrets/to-site-c", "secrets/to-site-b");
     let p = problems_of(&minimal_with(&shared));
     assert_eq!(keys(&p), ["federation.peers[1].send_secret_file"], "{p:?}");
-    assert!(p[0].message.contains("same secret as peers[0] (\"site-b\")"), "{p:?}");
-    assert!(!p[0].message.contains("secret-0123456789"), "no secret in the message");
+    assert!(
+        p[0].message
+            .contains("same secret as peers[0] (\"site-b\")"),
+        "{p:?}"
+    );
+    assert!(
+        !p[0].message.contains("secret-0123456789"),
+        "no secret in the message"
+    );
 }
 
 #[test]

@@ -149,14 +149,16 @@ pub(super) fn peer_op(tx: &mut Tx<'_>, r: &PeerOp) -> Outcome {
         ended,
         origin_time: r.origin_time,
     })));
+    // Entries written before operations carried their origin time replay as they were.
+    let detail = match r.origin_time {
+        Some(t) => json!({ "duplicate": false, "ended": ended, "origin_time": t }),
+        None => json!({ "duplicate": false, "ended": ended }),
+    };
     tx.audit(
         "fanout_received",
         Some(&r.user_id),
         r.session_id.as_ref(),
-        with(
-            base,
-            json!({ "duplicate": false, "ended": ended, "origin_time": origin_time }),
-        ),
+        with(base, detail),
     );
     Outcome::PeerApplied {
         applied: true,

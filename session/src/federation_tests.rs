@@ -293,11 +293,34 @@ fn a_late_fanout_ends_only_the_sessions_created_before_its_origin_time() {
     sm.create(1, "a", 1_000); // before the logout at the origin (10 s)
     sm.create(2, "a", 10_000 + skew / 2); // within the bound after it
     sm.create(3, "a", 70_000); // a minute later
-    let o = sm.run(peer_op_from("site-a", "site-b", PeerOpKind::Invalidate, 1, 10_000, 90_000));
-    assert_eq!(o, Outcome::PeerApplied { applied: true, ended: 2 });
-    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::Invalidated)));
-    assert_eq!(sm.state(2), (SessionState::Ended, Some(EndReason::Invalidated)));
-    assert_eq!(sm.state(3), (SessionState::Active, None), "made after it: untouched");
+    let o = sm.run(peer_op_from(
+        "site-a",
+        "site-b",
+        PeerOpKind::Invalidate,
+        1,
+        10_000,
+        90_000,
+    ));
+    assert_eq!(
+        o,
+        Outcome::PeerApplied {
+            applied: true,
+            ended: 2
+        }
+    );
+    assert_eq!(
+        sm.state(1),
+        (SessionState::Ended, Some(EndReason::Invalidated))
+    );
+    assert_eq!(
+        sm.state(2),
+        (SessionState::Ended, Some(EndReason::Invalidated))
+    );
+    assert_eq!(
+        sm.state(3),
+        (SessionState::Active, None),
+        "made after it: untouched"
+    );
 }
 
 /// Two sites apply one pair of verifies in either order, with and without a tie.
@@ -318,8 +341,22 @@ fn two_sites_verify(a_ms: u64, b_ms: u64) -> (SessionState, SessionState) {
     a.run(verify(a_ms, 1));
     b.run(verify(b_ms, 2));
     let later = a_ms.max(b_ms) + 60_000;
-    a.run(peer_op_from("site-b", "site-a", PeerOpKind::Verify, 2, b_ms, later));
-    b.run(peer_op_from("site-a", "site-b", PeerOpKind::Verify, 1, a_ms, later));
+    a.run(peer_op_from(
+        "site-b",
+        "site-a",
+        PeerOpKind::Verify,
+        2,
+        b_ms,
+        later,
+    ));
+    b.run(peer_op_from(
+        "site-a",
+        "site-b",
+        PeerOpKind::Verify,
+        1,
+        a_ms,
+        later,
+    ));
     (a.state(1).0, b.state(2).0)
 }
 
@@ -329,9 +366,21 @@ fn two_sites_verify(a_ms: u64, b_ms: u64) -> (SessionState, SessionState) {
 #[test]
 fn concurrent_verifies_at_two_sites_leave_exactly_one_chosen_session() {
     use SessionState::{Active, Ended};
-    assert_eq!(two_sites_verify(5_000, 6_000), (Ended, Active), "B's is later");
-    assert_eq!(two_sites_verify(6_000, 5_000), (Active, Ended), "A's is later");
-    assert_eq!(two_sites_verify(5_000, 5_000), (Ended, Active), "a tie: site-b > site-a");
+    assert_eq!(
+        two_sites_verify(5_000, 6_000),
+        (Ended, Active),
+        "B's is later"
+    );
+    assert_eq!(
+        two_sites_verify(6_000, 5_000),
+        (Active, Ended),
+        "A's is later"
+    );
+    assert_eq!(
+        two_sites_verify(5_000, 5_000),
+        (Ended, Active),
+        "a tie: site-b > site-a"
+    );
 }
 
 /// A verify from a peer still supersedes a session chosen here earlier, and every session
@@ -348,9 +397,25 @@ fn a_later_peer_verify_supersedes_an_earlier_local_choice() {
         fanout: None,
     }));
     assert_eq!(sm.store.get(&sid(1)).unwrap().verified_at, Some(at(3_000)));
-    let o = sm.run(peer_op_from("site-a", "site-b", PeerOpKind::Verify, 1, 4_000, 5_000));
-    assert_eq!(o, Outcome::PeerApplied { applied: true, ended: 1 });
-    assert_eq!(sm.state(1), (SessionState::Ended, Some(EndReason::Superseded)));
+    let o = sm.run(peer_op_from(
+        "site-a",
+        "site-b",
+        PeerOpKind::Verify,
+        1,
+        4_000,
+        5_000,
+    ));
+    assert_eq!(
+        o,
+        Outcome::PeerApplied {
+            applied: true,
+            ended: 1
+        }
+    );
+    assert_eq!(
+        sm.state(1),
+        (SessionState::Ended, Some(EndReason::Superseded))
+    );
 }
 
 /// Item 8: each received id is kept for audit_retention from the later of its origin and
@@ -361,13 +426,37 @@ fn a_redelivery_after_its_id_was_forgotten_is_refused_not_applied_again() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
     let retention = sm.store.policy().audit_retention.as_millis() as u64;
     sm.create(1, "a", 1_000);
-    let o = sm.run(peer_op_from("site-a", "site-b", PeerOpKind::Invalidate, 1, 2_000, 3_000));
-    assert_eq!(o, Outcome::PeerApplied { applied: true, ended: 1 });
+    let o = sm.run(peer_op_from(
+        "site-a",
+        "site-b",
+        PeerOpKind::Invalidate,
+        1,
+        2_000,
+        3_000,
+    ));
+    assert_eq!(
+        o,
+        Outcome::PeerApplied {
+            applied: true,
+            ended: 1
+        }
+    );
     let forgotten = 3_000 + retention + 1;
     sm.run(Command::Expire(Expire { at: at(forgotten) }));
-    assert!(sm.store.ledger().received(&site("site-a"), &op(1)).is_none());
+    assert!(sm
+        .store
+        .ledger()
+        .received(&site("site-a"), &op(1))
+        .is_none());
     sm.create(2, "a", forgotten + 1);
-    let o = sm.run(peer_op_from("site-a", "site-b", PeerOpKind::Invalidate, 1, 2_000, forgotten + 2));
+    let o = sm.run(peer_op_from(
+        "site-a",
+        "site-b",
+        PeerOpKind::Invalidate,
+        1,
+        2_000,
+        forgotten + 2,
+    ));
     assert!(matches!(o, Outcome::OpExpired { .. }), "{o:?}");
     assert_eq!(sm.state(2), (SessionState::Active, None));
     assert!(sm.audit_kinds().contains(&"fanout_rejected".to_owned()));
@@ -378,7 +467,14 @@ fn a_redelivery_after_its_id_was_forgotten_is_refused_not_applied_again() {
 #[test]
 fn received_operations_per_origin_are_capped() {
     let mut sm = Sm::new(policy(0, OnLimit::Deny));
-    let with_cap = |origin: &str, n: u8, t: u64| match peer_op_from(origin, "site-b", PeerOpKind::Invalidate, n, t, t) {
+    let with_cap = |origin: &str, n: u8, t: u64| match peer_op_from(
+        origin,
+        "site-b",
+        PeerOpKind::Invalidate,
+        n,
+        t,
+        t,
+    ) {
         Command::PeerOp(mut p) => {
             p.max_received = Some(2);
             Command::PeerOp(p)
@@ -386,10 +482,19 @@ fn received_operations_per_origin_are_capped() {
         _ => unreachable!(),
     };
     for n in 1..=2 {
-        assert!(matches!(sm.run(with_cap("site-a", n, 1_000 * n as u64)), Outcome::PeerApplied { .. }));
+        assert!(matches!(
+            sm.run(with_cap("site-a", n, 1_000 * n as u64)),
+            Outcome::PeerApplied { .. }
+        ));
     }
-    assert_eq!(sm.run(with_cap("site-a", 3, 5_000)), Outcome::ReceivedFull { limit: 2 });
-    assert!(matches!(sm.run(with_cap("site-c", 4, 5_000)), Outcome::PeerApplied { .. }));
+    assert_eq!(
+        sm.run(with_cap("site-a", 3, 5_000)),
+        Outcome::ReceivedFull { limit: 2 }
+    );
+    assert!(matches!(
+        sm.run(with_cap("site-c", 4, 5_000)),
+        Outcome::PeerApplied { .. }
+    ));
     assert_eq!(sm.store.ledger().received_count(&site("site-a")), 2);
 }
 

@@ -18,8 +18,8 @@
 //! believes an acknowledgement only with it ([`answer_authentic`]), so whoever can answer in
 //! the peer's place cannot drop an entry from the outbox.
 
-use http::HeaderMap;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use sessync_config::{FederationConfig, PeerConfig};
 use sessync_proto::federation::{
     check_nonce, CONTENT_SHA256_HEADER, NONCE_HEADER, SIGNATURE_HEADER, SITE_HEADER,
@@ -156,7 +156,10 @@ pub enum Rejection {
     /// Signed for another site than this one.
     WrongTarget(String),
     BadTimestamp,
-    StaleTimestamp { skew_ms: u64, window_ms: u64 },
+    StaleTimestamp {
+        skew_ms: u64,
+        window_ms: u64,
+    },
     BadNonce(String),
     /// `Content-Length` missing, not a number, or the body not the length announced.
     BadLength,
@@ -309,7 +312,11 @@ fn answer_mac(secret: &[u8], nonce: &str, status: u16, body: &[u8]) -> HmacSha25
 /// The signature of an answer with `status` and `body` to the request that carried `nonce`,
 /// under the secret that request was signed with, as lowercase hex.
 pub fn answer_signature(secret: &[u8], nonce: &str, status: u16, body: &[u8]) -> String {
-    hex::encode(answer_mac(secret, nonce, status, body).finalize().into_bytes())
+    hex::encode(
+        answer_mac(secret, nonce, status, body)
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// Whether `signature_hex` signs this answer to the request that carried `nonce` (constant
@@ -486,7 +493,10 @@ mod tests {
             Rejection::BadSignature
         );
         let stale = signed(OLD, NOW - 301_000, "n1", BODY);
-        assert_eq!(refuse(&stale, PATH).unwrap_err().reason(), "stale_timestamp");
+        assert_eq!(
+            refuse(&stale, PATH).unwrap_err().reason(),
+            "stale_timestamp"
+        );
         let mut other = ok.clone();
         other.insert(SITE_HEADER, HeaderValue::from_static("site-z"));
         assert_eq!(refuse(&other, PATH).unwrap_err().reason(), "unknown_site");
@@ -511,13 +521,22 @@ mod tests {
             CONTENT_SHA256_HEADER,
             HeaderValue::from_str(&sha256_hex(b"{}")).unwrap(),
         );
-        assert_eq!(refuse(&other_hash, PATH).unwrap_err(), Rejection::BadSignature);
+        assert_eq!(
+            refuse(&other_hash, PATH).unwrap_err(),
+            Rejection::BadSignature
+        );
         let mut no_length = ok.clone();
         no_length.remove("content-length");
-        assert_eq!(refuse(&no_length, PATH).unwrap_err().reason(), "missing_header");
+        assert_eq!(
+            refuse(&no_length, PATH).unwrap_err().reason(),
+            "missing_header"
+        );
         let mut bad_hash = ok;
         bad_hash.insert(CONTENT_SHA256_HEADER, HeaderValue::from_static("abc"));
-        assert_eq!(refuse(&bad_hash, PATH).unwrap_err(), Rejection::BadContentHash);
+        assert_eq!(
+            refuse(&bad_hash, PATH).unwrap_err(),
+            Rejection::BadContentHash
+        );
     }
 
     /// Item 7: the signed string names the target, so a request site A signed for site B is

@@ -37,11 +37,15 @@ async fn session(client: &Client, id: &SessionId) -> anyhow::Result<SessionView>
 /// Waits until neither site has anything queued for the other.
 async fn delivered(sites: &Sites) -> anyhow::Result<()> {
     let (a, b) = (sites.a.admin_client(), sites.b.admin_client());
-    poll("both outboxes to drain", Duration::from_secs(30), || async {
-        let qa = a.federation_status().await?.peers[0].queued;
-        let qb = b.federation_status().await?.peers[0].queued;
-        Ok((qa == 0 && qb == 0).then_some(()))
-    })
+    poll(
+        "both outboxes to drain",
+        Duration::from_secs(30),
+        || async {
+            let qa = a.federation_status().await?.peers[0].queued;
+            let qb = b.federation_status().await?.peers[0].queued;
+            Ok((qa == 0 && qb == 0).then_some(()))
+        },
+    )
     .await
 }
 

@@ -135,7 +135,12 @@ fn nonce_seen(app: &App, origin: &SiteName, nonce: &str) -> bool {
 }
 
 /// The refusal of `r`, counted, naming the site it claims or the unknown one.
-fn refuse_rejection(app: &App, source: Option<IpAddr>, headers: &HeaderMap, r: &Rejection) -> Response {
+fn refuse_rejection(
+    app: &App,
+    source: Option<IpAddr>,
+    headers: &HeaderMap,
+    r: &Rejection,
+) -> Response {
     let origin = match r {
         Rejection::UnknownSite(s) => s.clone(),
         _ => sign::claimed_site(headers),

@@ -415,11 +415,15 @@ async fn signed_answer(
     {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_ANSWER_BYTES {
-            return Err(format!("{url} answered {status} with more than {MAX_ANSWER_BYTES} bytes"));
+            return Err(format!(
+                "{url} answered {status} with more than {MAX_ANSWER_BYTES} bytes"
+            ));
         }
     }
     match signature {
-        Some(sig) if sign::answer_authentic(secret, nonce, status, &body, &sig) => Ok((status, body)),
+        Some(sig) if sign::answer_authentic(secret, nonce, status, &body, &sig) => {
+            Ok((status, body))
+        }
         Some(_) => Err(format!(
             "{url} answered {status} with a wrong {ANSWER_SIGNATURE_HEADER}: not believed"
         )),

@@ -268,8 +268,8 @@ fn the_previous_versions_snapshot_becomes_a_file_with_the_same_state() {
         audit.reverse();
         assert_eq!(audit, old.audit);
         // ... and the state the log up to the snapshot gives. This version also stamps each
-        // session with the position of its last change, which the old one did not record:
-        // the same state but for those stamps.
+        // session with the position of its last change, and a verified one with the time of its
+        // verify, which the old one did not record: the same state but for those stamps.
         let upto = old_meta
             .last_log_id
             .expect("the snapshot has entries")
@@ -287,6 +287,7 @@ fn the_previous_versions_snapshot_becomes_a_file_with_the_same_state() {
                     .map(|x| {
                         let mut x = x.clone();
                         x.changed = None;
+                        x.verified_at = None;
                         x
                     })
                     .collect();

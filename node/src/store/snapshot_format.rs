@@ -119,8 +119,10 @@ struct FormatField {
     format: u32,
 }
 
-/// One item of the state after the header.
+/// One item of the state after the header. Items are read and written one at a time, so the
+/// size of the larger variant costs nothing worth a box.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Item {
     Record(Record),
     Audit(AuditEvent),

@@ -99,6 +99,7 @@ pub(crate) fn sample_log() -> Vec<Entry> {
             op_id: op(1),
             targets: vec![site_b.clone()],
             outbox_limit: 100,
+            expires_at: Some(Timestamp(t0 + 86_400_000)),
         }),
     }));
     push(Command::Invalidate(UserOp {
@@ -109,6 +110,7 @@ pub(crate) fn sample_log() -> Vec<Entry> {
             op_id: op(2),
             targets: vec![site_b.clone()],
             outbox_limit: 100,
+            expires_at: Some(Timestamp(t0 + 86_400_000)),
         }),
     }));
     push(Command::FanoutAcked(FanoutAcked {
@@ -124,6 +126,9 @@ pub(crate) fn sample_log() -> Vec<Entry> {
         op_id: op(3),
         user_id: UserId::parse_field("user-1", "user_id").unwrap(),
         session_id: None,
+        origin_time: Some(Timestamp(t0 + 43_500)),
+        here: None,
+        max_received: Some(1_000),
     }));
     push(Command::Expire(Expire {
         at: Timestamp(t0 + 3_600_000),

@@ -151,7 +151,9 @@ async fn a_full_outbox_refuses_the_call_and_changes_nothing() {
 async fn the_receiving_endpoints_answer_every_bad_request_clearly() {
     let node = TestNode::start("").await;
     let (_, token) = node.login("alice").await;
-    let good = body(json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": now()}));
+    let good = body(
+        json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": now()}),
+    );
 
     // Not signed at all, or signed by a stranger: 401 before the body is looked at.
     let (s, b) = node.peer_post(INVALIDATE, &[], good.clone()).await;
@@ -273,11 +275,20 @@ async fn an_unsigned_or_forged_acknowledgement_does_not_empty_the_outbox() {
 async fn answers_to_a_signed_request_are_signed_for_it() {
     let node = TestNode::start("").await;
     node.login("alice").await;
-    let good = body(json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": now()}));
-    let wrong = body(json!({"op_id": "op_2", "origin_site": "site-q", "user_id": "alice", "origin_time": now()}));
+    let good = body(
+        json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": now()}),
+    );
+    let wrong = body(
+        json!({"op_id": "op_2", "origin_site": "site-q", "user_id": "alice", "origin_time": now()}),
+    );
     for (b, want) in [(good, 200), (wrong, 400)] {
         let headers = signed(&b);
-        let nonce = headers.iter().find(|(k, _)| *k == "x-sessync-nonce").unwrap().1.clone();
+        let nonce = headers
+            .iter()
+            .find(|(k, _)| *k == "x-sessync-nonce")
+            .unwrap()
+            .1
+            .clone();
         let mut rb = reqwest::Client::new()
             .post(format!("{}{INVALIDATE}", node.url))
             .header("content-type", "application/json")
@@ -287,10 +298,16 @@ async fn answers_to_a_signed_request_are_signed_for_it() {
         }
         let resp = rb.send().await.unwrap();
         let status = resp.status().as_u16();
-        let sig = resp.headers()["x-sessync-answer-signature"].to_str().unwrap().to_owned();
+        let sig = resp.headers()["x-sessync-answer-signature"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let text = resp.bytes().await.unwrap();
         assert_eq!(status, want, "{}", String::from_utf8_lossy(&text));
-        assert_eq!(sig, answer_signature(PEER_SECRET.as_bytes(), &nonce, status, &text));
+        assert_eq!(
+            sig,
+            answer_signature(PEER_SECRET.as_bytes(), &nonce, status, &text)
+        );
     }
 }
 
@@ -300,7 +317,9 @@ async fn answers_to_a_signed_request_are_signed_for_it() {
 async fn a_request_signed_for_another_site_is_refused() {
     let node = TestNode::start("").await;
     let (_, token) = node.login("alice").await;
-    let good = body(json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": now()}));
+    let good = body(
+        json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": now()}),
+    );
     let mut elsewhere = signed(&good);
     for (k, v) in &mut elsewhere {
         if *k == "x-sessync-target-site" {
@@ -309,8 +328,18 @@ async fn a_request_signed_for_another_site_is_refused() {
     }
     let (s, b) = node.peer_post(INVALIDATE, &elsewhere, good).await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized", None);
-    assert!(b["error"]["message"].as_str().unwrap().contains("another site"), "{b}");
-    assert_eq!(node.validate(&token).await["valid"], true, "nothing changed");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another site"),
+        "{b}"
+    );
+    assert_eq!(
+        node.validate(&token).await["valid"],
+        true,
+        "nothing changed"
+    );
 }
 
 /// Item 8: an operation older than this site remembers the operations it applied
@@ -321,11 +350,23 @@ async fn an_operation_older_than_the_sites_memory_is_refused_not_applied() {
     let node = TestNode::start("").await;
     let (_, token) = node.login("alice").await;
     let month_ago = Timestamp::now().minus(std::time::Duration::from_secs(30 * 86_400));
-    let old = body(json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": month_ago}));
+    let old = body(
+        json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": month_ago}),
+    );
     let (s, b) = node.peer_post(INVALIDATE, &signed(&old), old).await;
     assert_error(s, &b, StatusCode::GONE, "op_expired", None);
-    assert!(b["error"]["message"].as_str().unwrap().contains("audit_retention"), "{b}");
-    assert_eq!(node.validate(&token).await["valid"], true, "nothing changed");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("audit_retention"),
+        "{b}"
+    );
+    assert_eq!(
+        node.validate(&token).await["valid"],
+        true,
+        "nothing changed"
+    );
 }
 
 /// Item 5: a peer request's signature covers its body's length and hash and is checked
@@ -344,17 +385,29 @@ async fn a_strangers_slow_bodies_cannot_hold_the_peer_budget() {
     )
     .await;
     let (_, token) = node.login("alice").await;
-    let good = body(json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": now()}));
+    let good = body(
+        json!({"op_id": "op_1", "origin_site": PEER, "user_id": "alice", "origin_time": now()}),
+    );
     let mut held = Vec::new();
     for i in 0..8 {
         // Signed with a made-up secret: the headers look right, the signature is not.
-        let head = federation_head(PEER, now_ms(), &format!("{i}").repeat(32), &good, good.len());
+        let head = federation_head(
+            PEER,
+            now_ms(),
+            &format!("{i}").repeat(32),
+            &good,
+            good.len(),
+        );
         let forged = forge_signature(&head);
         let started = std::time::Instant::now();
         let mut s = send_head(&node, &forged, &good[..3]).await;
         let (code, answer) = status_within(&mut s, Duration::from_secs(5)).await;
         assert_eq!(code, 401, "{answer}");
-        assert!(started.elapsed() < Duration::from_secs(1), "answered after {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "answered after {:?}",
+            started.elapsed()
+        );
         held.push(s);
     }
     let (s, b) = node.peer_post(INVALIDATE, &signed(&good), good).await;
