@@ -84,6 +84,8 @@ pub(crate) struct Metrics {
     pub(crate) touches_replicated: Counter,
     pub(crate) audit_dropped: Counter,
     pub(crate) event_catch_ups: Counter,
+    pub(crate) event_streams_open: Gauge,
+    event_streams_refused: Family<ReasonLabels, Counter>,
     sessions: Family<StateLabels, Gauge>,
     policy_file_differs: Gauge,
     audit: AuditMetrics,
@@ -300,6 +302,19 @@ impl Metrics {
                 "Event subscribers that resumed or fell behind and caught up from the store",
                 Counter::default(),
             ),
+            event_streams_open: reg(
+                r,
+                "event_streams_open",
+                "Event streams (/v1/events) open on this node",
+                Gauge::default(),
+            ),
+            event_streams_refused: reg(
+                r,
+                "event_streams_refused",
+                "Event streams refused for a full bound: `node` (max_event_streams) or `per_key` \
+                 (max_event_streams_per_key)",
+                Family::default(),
+            ),
             sessions: reg(
                 r,
                 "sessions",
@@ -357,6 +372,13 @@ impl Metrics {
     }
 
     /// Counts a request refused for its API key, for `reason` (one of a fixed set).
+    /// Counts an event stream refused for a full bound (`node` or `per_key`).
+    pub(crate) fn event_stream_refused(&self, bound: &'static str) {
+        self.event_streams_refused
+            .get_or_create(&ReasonLabels { reason: bound })
+            .inc();
+    }
+
     pub(crate) fn auth_failure(&self, reason: &'static str) {
         self.auth_failures
             .get_or_create(&ReasonLabels { reason })

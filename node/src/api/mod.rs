@@ -25,6 +25,7 @@ mod openapi;
 mod page;
 mod sessions;
 mod state;
+mod stream_slots;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::MatchedPath;
