@@ -97,7 +97,7 @@ async fn events(
         rx,
         user,
         from,
-        app.metrics().event_catch_ups.clone(),
+        app.metrics().events.catch_ups.clone(),
     );
     let stream = futures::stream::unfold((follow, slot), |(mut f, slot)| async move {
         f.next()

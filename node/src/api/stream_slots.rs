@@ -73,7 +73,7 @@ impl StreamSlots {
             )));
         };
         let Ok(key_permit) = budget.clone().try_acquire_owned() else {
-            self.metrics.event_stream_refused("per_key");
+            self.metrics.events.refused("per_key");
             return Err(ApiError::unavailable(format!(
                 "the API key `{key}` has as many event streams open on this node as it may \
                  ([limits] max_event_streams_per_key = {}); close one, or retry later",
@@ -81,14 +81,14 @@ impl StreamSlots {
             )));
         };
         let Ok(node_permit) = self.node.clone().try_acquire_owned() else {
-            self.metrics.event_stream_refused("node");
+            self.metrics.events.refused("node");
             return Err(ApiError::unavailable(format!(
                 "this node has as many event streams open as it takes ([limits] \
                  max_event_streams = {}); retry later or on another node",
                 self.node_max
             )));
         };
-        let open = self.metrics.event_streams_open.clone();
+        let open = self.metrics.events.open.clone();
         open.inc();
         Ok(StreamSlot {
             _key: key_permit,
@@ -123,9 +123,9 @@ mod tests {
             message(&refused).contains("max_event_streams = 3"),
             "{refused:?}"
         );
-        assert_eq!(metrics.event_streams_open.get(), 3);
+        assert_eq!(metrics.events.open.get(), 3);
         drop(a1);
-        assert_eq!(metrics.event_streams_open.get(), 2);
+        assert_eq!(metrics.events.open.get(), 2);
         let _b2 = slots
             .take("b")
             .expect("a closed stream's slot is free again");
