@@ -55,6 +55,8 @@ pub const ENV_KEYS: &[&str] = &[
     "limits.max_connections",
     "limits.max_connections_per_source",
     "limits.max_concurrent_requests",
+    "limits.max_event_streams",
+    "limits.max_event_streams_per_key",
     "limits.failure_report_interval",
     "allow_plaintext",
     "tls.cert_file",

@@ -199,6 +199,12 @@ pub struct Limits {
     pub max_connections_per_source: usize,
     /// Most requests in progress at once; more are answered 503 at once.
     pub max_concurrent_requests: usize,
+    /// Most `/v1/events` streams open at once on this node, each counted for as long as it is
+    /// open; more are answered 503. At most `max_connections`.
+    pub max_event_streams: usize,
+    /// Most `/v1/events` streams open at once on this node for one API key; more are answered
+    /// 503. At most `max_event_streams`.
+    pub max_event_streams_per_key: usize,
     /// Refused callers (bad API keys, bad peer signatures) are reported to the audit log as
     /// one event per source and reason per this interval.
     pub failure_report_interval: Duration,
@@ -215,6 +221,8 @@ impl Default for Limits {
             max_connections: 1024,
             max_connections_per_source: 512,
             max_concurrent_requests: 512,
+            max_event_streams: 256,
+            max_event_streams_per_key: 16,
             failure_report_interval: Duration::from_secs(10),
         }
     }

@@ -172,6 +172,14 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
     let max_concurrent_requests = t
         .whole("max_concurrent_requests")
         .or(d.max_concurrent_requests);
+    // Unset, each stream bound is its default or the bound above it, whichever is smaller.
+    let max_event_streams = t
+        .whole("max_event_streams")
+        .or(max_connections.map_or(d.max_event_streams, |all| all.min(d.max_event_streams)));
+    let max_event_streams_per_key = t.whole("max_event_streams_per_key").or(max_event_streams
+        .map_or(d.max_event_streams_per_key, |all| {
+            all.min(d.max_event_streams_per_key)
+        }));
     let failure_report_interval = t
         .duration("failure_report_interval")
         .or(d.failure_report_interval);
@@ -191,6 +199,8 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
         ("max_connections", max_connections),
         ("max_connections_per_source", max_connections_per_source),
         ("max_concurrent_requests", max_concurrent_requests),
+        ("max_event_streams", max_event_streams),
+        ("max_event_streams_per_key", max_event_streams_per_key),
     ] {
         if v == Some(0) {
             t.invalid(key, "must be more than 0");
@@ -204,6 +214,22 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
             );
         }
     }
+    if let (Some(streams), Some(all)) = (max_event_streams, max_connections) {
+        if streams > all {
+            t.invalid(
+                "max_event_streams",
+                format!("must be at most max_connections ({all}): each stream holds a connection"),
+            );
+        }
+    }
+    if let (Some(per), Some(all)) = (max_event_streams_per_key, max_event_streams) {
+        if per > all {
+            t.invalid(
+                "max_event_streams_per_key",
+                format!("must be at most max_event_streams ({all})"),
+            );
+        }
+    }
     t.finish();
     Some(Limits {
         request_timeout: request_timeout?,
@@ -214,6 +240,8 @@ pub(crate) fn limits(mut t: Table<'_>) -> Option<Limits> {
         max_connections: max_connections?,
         max_connections_per_source: max_connections_per_source?,
         max_concurrent_requests: max_concurrent_requests?,
+        max_event_streams: max_event_streams?,
+        max_event_streams_per_key: max_event_streams_per_key?,
         failure_report_interval: failure_report_interval?,
     })
 }

@@ -240,6 +240,8 @@ fn env_overrides_policy_and_top_level_keys() {
         ("SESSYNC_RAFT_HEARTBEAT_INTERVAL", "100ms"),
         ("SESSYNC_LIMITS_REQUEST_TIMEOUT", "2s"),
         ("SESSYNC_LIMITS_MAX_BODY_BYTES", "1024"),
+        ("SESSYNC_LIMITS_MAX_EVENT_STREAMS", "40"),
+        ("SESSYNC_LIMITS_MAX_EVENT_STREAMS_PER_KEY", "4"),
         ("SESSYNC_METRICS_OPEN", "true"),
         ("SESSYNC_LOG_LEVEL", "warn,sessync_node=debug"),
         ("SESSYNC_LOG_FORMAT", "json"),
@@ -261,6 +263,8 @@ fn env_overrides_policy_and_top_level_keys() {
     assert_eq!(c.raft.heartbeat_interval, Duration::from_millis(100));
     assert_eq!(c.limits.request_timeout, Duration::from_secs(2));
     assert_eq!(c.limits.max_body_bytes, 1024);
+    assert_eq!(c.limits.max_event_streams, 40);
+    assert_eq!(c.limits.max_event_streams_per_key, 4);
     assert!(c.metrics.open);
     assert_eq!(c.log.level, "warn,sessync_node=debug");
     assert_eq!(c.log.format, LogFormat::Json);

@@ -472,4 +472,48 @@ fn connection_limits_have_defaults_and_refuse_zero() {
     );
     let c = NodeConfig::load_with_env(&path, &[]).unwrap();
     assert_eq!(c.limits.max_connections_per_source, 1);
+    assert_eq!(c.limits.max_event_streams, 1);
+    assert_eq!(c.limits.max_event_streams_per_key, 1);
+}
+
+#[test]
+fn event_stream_limits_have_defaults_and_refuse_zero_or_more_than_the_bound_above() {
+    let dir = config_dir();
+    let c = NodeConfig::load_with_env(&write(dir.path(), "n.toml", MINIMAL), &[]).unwrap();
+    assert_eq!(c.limits.max_event_streams, 256);
+    assert_eq!(c.limits.max_event_streams_per_key, 16);
+    let problems = problems_of(&minimal_with(
+        "[limits]\nmax_event_streams = 0\nmax_event_streams_per_key = 0",
+    ));
+    assert_eq!(
+        keys(&problems),
+        [
+            "limits.max_event_streams",
+            "limits.max_event_streams_per_key"
+        ]
+    );
+    let problems = problems_of(&minimal_with(
+        "[limits]\nmax_connections = 100\nmax_event_streams = 101",
+    ));
+    assert_eq!(keys(&problems), ["limits.max_event_streams"]);
+    assert!(
+        problems[0].to_string().contains("max_connections (100)"),
+        "{problems:?}"
+    );
+    let problems = problems_of(&minimal_with(
+        "[limits]\nmax_event_streams = 8\nmax_event_streams_per_key = 9",
+    ));
+    assert_eq!(keys(&problems), ["limits.max_event_streams_per_key"]);
+    assert!(
+        problems[0].to_string().contains("max_event_streams (8)"),
+        "{problems:?}"
+    );
+    // Unset, the per-key bound never exceeds a smaller node bound.
+    let path = write(
+        dir.path(),
+        "m.toml",
+        &format!("{MINIMAL}\n[limits]\nmax_event_streams = 4\n"),
+    );
+    let c = NodeConfig::load_with_env(&path, &[]).unwrap();
+    assert_eq!(c.limits.max_event_streams_per_key, 4);
 }

@@ -83,7 +83,7 @@ pub(crate) struct Metrics {
     pub(crate) touch_batches: Counter,
     pub(crate) touches_replicated: Counter,
     pub(crate) audit_dropped: Counter,
-    pub(crate) event_catch_ups: Counter,
+    pub(crate) events: EventMetrics,
     sessions: Family<StateLabels, Gauge>,
     policy_file_differs: Gauge,
     audit: AuditMetrics,
@@ -101,6 +101,47 @@ struct HealthMetrics {
     ready: Gauge,
     clock_offset: Gauge<f64, AtomicU64>,
     clock_skewed: Gauge,
+}
+
+/// The event streams (`/v1/events`).
+#[derive(Clone)]
+pub(crate) struct EventMetrics {
+    pub(crate) catch_ups: Counter,
+    pub(crate) open: Gauge,
+    refused: Family<ReasonLabels, Counter>,
+}
+
+impl EventMetrics {
+    fn register(r: &mut Registry) -> Self {
+        Self {
+            catch_ups: reg(
+                r,
+                "event_catch_ups",
+                "Event subscribers that resumed or fell behind and caught up from the store",
+                Counter::default(),
+            ),
+            open: reg(
+                r,
+                "event_streams_open",
+                "Event streams (/v1/events) open on this node",
+                Gauge::default(),
+            ),
+            refused: reg(
+                r,
+                "event_streams_refused",
+                "Event streams refused for a full bound: `node` (max_event_streams) or `per_key` \
+                 (max_event_streams_per_key)",
+                Family::default(),
+            ),
+        }
+    }
+
+    /// Counts a stream refused for a full bound (`node` or `per_key`).
+    pub(crate) fn refused(&self, bound: &'static str) {
+        self.refused
+            .get_or_create(&ReasonLabels { reason: bound })
+            .inc();
+    }
 }
 
 impl HealthMetrics {
@@ -294,12 +335,7 @@ impl Metrics {
                 "Audit events dropped because the queue was full",
                 Counter::default(),
             ),
-            event_catch_ups: reg(
-                r,
-                "event_catch_ups",
-                "Event subscribers that resumed or fell behind and caught up from the store",
-                Counter::default(),
-            ),
+            events: EventMetrics::register(r),
             sessions: reg(
                 r,
                 "sessions",

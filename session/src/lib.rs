@@ -42,8 +42,10 @@ pub use command::{
 pub use ledger::{OutboxEntry, ReceivedOp, SeenNonce};
 pub use mutation::{Mutation, Record, RecordKey};
 pub use record::{Session, TokenHash};
-pub use store::SessionStore;
+pub use store::{ChangeCursor, SessionStore};
 
+#[cfg(test)]
+mod changes_tests;
 #[cfg(test)]
 mod cost_tests;
 #[cfg(test)]

@@ -463,7 +463,7 @@ fn a_state_change_is_stamped_with_its_position_and_a_touch_is_not() {
     let after = |i, u: Option<&str>, max| {
         let u = u.map(user);
         sm.store
-            .changed_after(i, u.as_ref(), max)
+            .changed_after(&ChangeCursor::after_index(i), u.as_ref(), max)
             .iter()
             .map(|s| s.id.clone())
             .collect::<Vec<_>>()

@@ -10,8 +10,19 @@
 //! `trimmed` event. A subscriber too slow for the live feed catches up the same way from its
 //! last event instead of losing changes. Every stream ends when the node stops, so a shutdown
 //! never waits on a subscriber.
+//!
+//! A catch-up reads the store's change index ([`crate::session::SessionStore::changed_after`]): one page of at
+//! most [`CATCH_UP_PAGE`] sessions per read of the store, found by change position, so it
+//! visits only sessions changed after the position and holds the store's lock for one page at a
+//! time. The index holds every session the store keeps at its last change, so any position, `0-0`
+//! included, resumes from it: what it cannot answer is only what retention removed (the
+//! `trimmed` event says so) and sessions last changed before positions were recorded (never
+//! sent by a catch-up).
+//!
+//! Each stream holds a slot of the node's and its API key's budgets of open streams
+//! ([`super::stream_slots`]) until it closes.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 
 use axum::extract::{Query, State};
@@ -21,7 +32,7 @@ use futures::Stream;
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use sessync_proto::events::{SessionEvent, TrimmedEvent, LAST_EVENT_ID_HEADER, SESSION, TRIMMED};
-use sessync_proto::{ErrorBody, EventPosition, SessionView, UserId};
+use sessync_proto::{ErrorBody, EventPosition, SessionId, SessionView, UserId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,7 +41,7 @@ use utoipa_axum::routes;
 use super::auth::AppCaller;
 use super::error::ApiError;
 use super::state::App;
-use crate::session::Session;
+use crate::session::{ChangeCursor, Session};
 use crate::store::{AppliedChange, StateReader};
 
 /// Sessions read from the store per step of a catch-up, so a subscriber far behind costs a
@@ -53,11 +64,12 @@ struct EventsQuery {
     ),
     responses(
         (status = 200, description = "Server-Sent Events: `session` (data: SessionEvent; id: the change's position) and `trimmed` (data: TrimmedEvent), with keep-alives", content_type = "text/event-stream", body = SessionEvent),
-        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody)),
+        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
+        (status = 503, description = "The node (`[limits] max_event_streams`) or this API key on it (`max_event_streams_per_key`) has as many streams open as it may; the message names the bound", body = ErrorBody)),
     security(("api_key" = [])))]
 async fn events(
     State(app): State<App>,
-    _caller: AppCaller,
+    AppCaller(caller): AppCaller,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -74,6 +86,9 @@ async fn events(
                 .parse::<EventPosition>()?,
         ),
     };
+    // Held by the stream's body for as long as it is open (the bound on requests in progress
+    // lets go when the head is sent).
+    let slot = app.stream_slots().take(&caller.name)?;
     let reader = app.rt().state().clone();
     // Subscribed before the catch-up reads the store, so no change falls between the two.
     let rx = reader.subscribe();
@@ -82,10 +97,12 @@ async fn events(
         rx,
         user,
         from,
-        app.metrics().event_catch_ups.clone(),
+        app.metrics().events.catch_ups.clone(),
     );
-    let stream = futures::stream::unfold(follow, |mut f| async move {
-        f.next().await.map(|item| (Ok(item.into_event()), f))
+    let stream = futures::stream::unfold((follow, slot), |(mut f, slot)| async move {
+        f.next()
+            .await
+            .map(|item| (Ok(item.into_event()), (f, slot)))
     });
     let stop = app.stop().clone().cancelled_owned();
     Ok(Sse::new(futures::StreamExt::take_until(stream, stop)).keep_alive(KeepAlive::default()))
@@ -123,9 +140,17 @@ struct Follow {
     reader: StateReader,
     rx: Receiver<AppliedChange>,
     user: Option<UserId>,
-    /// The log index of the last change sent; nothing at or before it is sent again.
-    last: u64,
-    /// Reading changes after `last` from the store (at a resume, or after falling behind the
+    /// Where the catch-up reads next: after this change position.
+    cursor: ChangeCursor,
+    /// Live changes at or before this log index were covered by the resume position or a
+    /// catch-up; they are not sent again.
+    floor: u64,
+    /// The log index of the last live change sent, and the sessions sent at it: one entry may
+    /// change many sessions, so a subscriber that lags in the middle of one catches up from
+    /// that entry, without sending again what it sent of it.
+    live_at: u64,
+    live_sent: HashSet<SessionId>,
+    /// Reading changes after `cursor` from the store (at a resume, or after falling behind the
     /// live feed) before following the live feed.
     catching_up: bool,
     queue: VecDeque<Item>,
@@ -142,10 +167,8 @@ impl Follow {
         catch_ups: Counter,
     ) -> Follow {
         let mut queue = VecDeque::new();
-        if from.is_some() {
-            catch_ups.inc();
-        }
         if let Some(p) = from {
+            catch_ups.inc();
             // Retention removes sessions ended before `clock - retention`; one that changed
             // after `p` can be among them only if `p` is older than that.
             let kept_since = reader.read(|s| s.clock().minus(s.policy().retention));
@@ -156,11 +179,15 @@ impl Follow {
                 }));
             }
         }
+        let floor = from.map_or(0, |p| p.index);
         Follow {
             reader,
             rx,
             user,
-            last: from.map_or(0, |p| p.index),
+            cursor: ChangeCursor::after_index(floor),
+            floor,
+            live_at: 0,
+            live_sent: HashSet::new(),
             catching_up: from.is_some(),
             queue,
             catch_ups,
@@ -179,7 +206,7 @@ impl Follow {
             }
             match self.rx.recv().await {
                 Ok(change) => {
-                    if change.index <= self.last {
+                    if change.index <= self.floor {
                         continue;
                     }
                     // Only the entry that changed the session's state announces it.
@@ -194,11 +221,23 @@ impl Follow {
                     {
                         continue;
                     }
-                    self.last = change.index;
+                    if change.index != self.live_at {
+                        self.live_at = change.index;
+                        self.live_sent.clear();
+                    }
+                    self.live_sent.insert(change.session.id.clone());
                     return Some(self.item(&change.session, at));
                 }
                 Err(RecvError::Lagged(_)) => {
                     self.catch_ups.inc();
+                    // Every entry before the one being sent was sent whole: read again from
+                    // that one.
+                    let from = if self.live_at > self.floor {
+                        self.live_at - 1
+                    } else {
+                        self.floor
+                    };
+                    self.cursor = ChangeCursor::after_index(from);
                     self.catching_up = true;
                 }
                 Err(RecvError::Closed) => return None,
@@ -206,24 +245,31 @@ impl Follow {
         }
     }
 
-    /// Queues the next page of sessions changed after `last`; the catch-up ends with a page
-    /// that is not full.
+    /// Queues the next page of sessions changed after `cursor`, read by change position in one
+    /// short read of the store; the catch-up ends with a page that is not full.
     fn catch_up_page(&mut self) {
         let (page, full) = self.reader.read(|s| {
-            let page = s.changed_after(self.last, self.user.as_ref(), CATCH_UP_PAGE);
-            let full = page.len() == CATCH_UP_PAGE;
-            let page: Vec<(EventPosition, Session)> = page
+            let found = s.changed_after(&self.cursor, self.user.as_ref(), CATCH_UP_PAGE);
+            let full = found.len() == CATCH_UP_PAGE;
+            let page: Vec<(EventPosition, SessionId, SessionView)> = found
                 .into_iter()
-                .filter_map(|x| x.changed.map(|p| (p, x.clone())))
+                .filter_map(|x| x.changed.map(|p| (p, x.id.clone(), x.view(s.policy()))))
                 .collect();
             (page, full)
         });
-        for (at, session) in page {
-            self.last = self.last.max(at.index);
-            let item = self.item(&session, at);
-            self.queue.push_back(item);
+        for (at, id, view) in page {
+            self.cursor = ChangeCursor::after(at.index, id.clone());
+            self.floor = self.floor.max(at.index);
+            if at.index == self.live_at && self.live_sent.contains(&id) {
+                continue;
+            }
+            self.queue.push_back(Item::Session(at, Box::new(view)));
         }
-        self.catching_up = full;
+        if !full {
+            self.catching_up = false;
+            self.live_at = 0;
+            self.live_sent.clear();
+        }
     }
 
     fn item(&self, session: &Session, at: EventPosition) -> Item {
@@ -278,6 +324,85 @@ mod tests {
             drop(tx);
             assert!(f.next().await.is_none());
             assert_eq!(catch_ups.get(), 1);
+        });
+    }
+
+    /// The sessions the entry that changed the most of them changed, by id, and its index.
+    fn largest_entry(reader: &StateReader) -> (u64, Vec<Session>) {
+        let mut by_index: std::collections::BTreeMap<u64, Vec<Session>> = Default::default();
+        reader.read(|s| {
+            for x in s.all() {
+                by_index
+                    .entry(x.changed.unwrap().index)
+                    .or_default()
+                    .push(x.clone());
+            }
+        });
+        let (index, mut sessions) = by_index.into_iter().max_by_key(|(_, v)| v.len()).unwrap();
+        sessions.sort_by(|a, b| a.id.cmp(&b.id));
+        (index, sessions)
+    }
+
+    #[test]
+    fn an_entry_that_changes_many_sessions_is_sent_whole_live_and_after_a_lag() {
+        rt().block_on(async {
+            let dir = tempfile::TempDir::new().unwrap();
+            let (_, mut sm) = crate::store::open(dir.path()).unwrap();
+            sm.apply(sample_log()).await.unwrap();
+            let reader = sm.reader();
+            let (index, sessions) = largest_entry(&reader);
+            assert!(sessions.len() >= 3, "the sample has an entry changing many");
+            let change = |s: &Session| AppliedChange {
+                index,
+                session: s.clone(),
+            };
+            let ids = |v: &[Session]| v.iter().map(|s| s.id.to_string()).collect::<Vec<_>>();
+            let got_id = |item: Option<Item>| match item {
+                Some(Item::Session(at, v)) => {
+                    assert_eq!(at.index, index);
+                    v.session_id.to_string()
+                }
+                other => panic!("expected a session, got {other:?}"),
+            };
+
+            // Live: every session the entry changed, not only the first.
+            let (tx, rx) = broadcast::channel(64);
+            let mut f = Follow::new(reader.clone(), rx, None, None, Counter::default());
+            for s in &sessions {
+                tx.send(change(s)).unwrap();
+            }
+            let mut got = Vec::new();
+            for _ in &sessions {
+                got.push(got_id(f.next().await));
+            }
+            assert_eq!(got, ids(&sessions));
+            drop(tx);
+            assert!(f.next().await.is_none());
+
+            // Lagging after the first: the rest of that entry from the store, the first not
+            // again.
+            let (tx, rx) = broadcast::channel(2);
+            let catch_ups = Counter::default();
+            let mut f = Follow::new(reader.clone(), rx, None, None, catch_ups.clone());
+            tx.send(change(&sessions[0])).unwrap();
+            assert_eq!(got_id(f.next().await), sessions[0].id.to_string());
+            for s in sessions.iter().skip(1).chain(sessions.iter().skip(1)) {
+                tx.send(change(s)).unwrap();
+            }
+            let mut got = Vec::new();
+            for _ in 1..sessions.len() {
+                got.push(got_id(f.next().await));
+            }
+            assert_eq!(got, ids(&sessions[1..]));
+            assert_eq!(catch_ups.get(), 1);
+            // Then what later entries changed; what is still in the feed was covered.
+            drop(tx);
+            while let Some(item) = f.next().await {
+                match item {
+                    Item::Session(at, _) => assert!(at.index > index),
+                    other => panic!("expected a session, got {other:?}"),
+                }
+            }
         });
     }
 }

@@ -26,6 +26,7 @@ mod page;
 mod sessions;
 mod source_cap;
 mod state;
+mod stream_slots;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::MatchedPath;

@@ -7,6 +7,7 @@ use sessync_config::{Limits, NodeConfig};
 use sessync_proto::{Role, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+use super::stream_slots::StreamSlots;
 use crate::federation::Federation;
 use crate::metrics::Metrics;
 use crate::refusals::Refusals;
@@ -44,6 +45,8 @@ struct Inner {
     limits: Limits,
     /// Nonces of node-to-node proofs seen within their window.
     nonces: SeenNonces,
+    /// The open event streams' budgets (`[limits] max_event_streams`, `_per_key`).
+    streams: StreamSlots,
     /// What idempotent creates' tokens are derived with.
     token_key: TokenKey,
     /// Whether this node serves TLS (`[tls]`): then every node it is told of is `https://`.
@@ -65,6 +68,12 @@ impl App {
             .iter()
             .map(|k| (k.sha256, (k.name.clone(), k.role)))
             .collect();
+        let streams = StreamSlots::new(
+            config.limits.max_event_streams,
+            config.limits.max_event_streams_per_key,
+            config.api_keys.iter().map(|k| k.name.as_str()),
+            metrics.clone(),
+        );
         App(Arc::new(Inner {
             rt,
             metrics,
@@ -76,6 +85,7 @@ impl App {
             metrics_open: config.metrics.open,
             limits: config.limits.clone(),
             nonces: SeenNonces::default(),
+            streams,
             token_key: TokenKey::new(
                 config.token_secret.as_ref().map(|s| s.expose()),
                 config.cluster_secret.expose(),
@@ -146,6 +156,10 @@ impl App {
     /// Whether this node serves TLS, so other nodes' URLs must be `https://`.
     pub(crate) fn tls(&self) -> bool {
         self.0.tls
+    }
+    /// The open event streams' budgets.
+    pub(crate) fn stream_slots(&self) -> &StreamSlots {
+        &self.0.streams
     }
     /// Nonces of node-to-node proofs seen lately.
     pub(crate) fn nonces(&self) -> &SeenNonces {

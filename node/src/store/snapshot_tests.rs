@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::snapshot_format::MAX_LINE;
 use super::snapshot_install::WritePlan;
-use super::tests::{assert_federation_loaded, entry, rt, sample_log};
+use super::tests::{assert_federation_loaded, change_index, entry, rt, sample_log};
 use super::*;
 use crate::session::{Command, Expire};
 
@@ -68,12 +68,14 @@ fn snapshot_installs_identical_state() {
             }),
         );
         let digest_at_capture = a.reader().digest().unwrap();
+        let index_at_capture = change_index(&a);
         a.apply(vec![later]).await.unwrap();
         let snap = builder.build_snapshot().await.unwrap();
 
         let (_, mut b) = open(db.path()).unwrap();
         b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
         assert_eq!(b.reader().digest().unwrap(), digest_at_capture);
+        assert_eq!(change_index(&b), index_at_capture, "rebuilt at install");
         let current = b
             .get_current_snapshot()
             .await
@@ -89,6 +91,7 @@ fn snapshot_installs_identical_state() {
         drop(b);
         let (_, b) = open(db.path()).unwrap();
         assert_eq!(b.reader().digest().unwrap(), digest_at_capture);
+        assert_eq!(change_index(&b), index_at_capture);
         assert_federation_loaded(&b);
     });
 }

@@ -178,16 +178,34 @@ fn state_survives_reopen() {
             let (_, mut sm) = open(dir.path()).unwrap();
             sm.apply(log.clone()).await.unwrap();
             let sessions = sm.reader().read(|s| s.len());
-            (sm.reader().digest().unwrap(), sessions)
+            (sm.reader().digest().unwrap(), sessions, change_index(&sm))
         };
         let (_, mut sm) = open(dir.path()).unwrap();
         let (applied, _) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(log.len() as u64)));
         assert_eq!(
-            (sm.reader().digest().unwrap(), sm.reader().read(|s| s.len())),
-            before
+            (
+                sm.reader().digest().unwrap(),
+                sm.reader().read(|s| s.len()),
+                change_index(&sm)
+            ),
+            before,
+            "the state, and the change index derived from it at open"
         );
     });
+}
+
+/// What the store's change index holds, in its order: (log index, session id) of every session
+/// with a change position.
+pub(super) fn change_index(sm: &StateMachineStore) -> Vec<(u64, String)> {
+    let all = sm.reader().read(|s| {
+        s.changed_after(&crate::session::ChangeCursor::default(), None, usize::MAX)
+            .into_iter()
+            .map(|x| (x.changed.unwrap().index, x.id.to_string()))
+            .collect::<Vec<_>>()
+    });
+    assert!(!all.is_empty());
+    all
 }
 
 /// The federation records of [`sample_log`] are in memory, not only on disk.
