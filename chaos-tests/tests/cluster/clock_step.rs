@@ -1,0 +1,171 @@
+//! A clock stepped while the node runs (libfaketime's `FAKETIME_TIMESTAMP_FILE`, re-read at
+//! every clock reading: an NTP step, a VM resumed): the node stamps nothing by the stepped
+//! clock, and no session ends early on any node, during the step or after.
+
+use std::time::Duration;
+
+use sessync_chaos_tests::{now_ms, ClusterOptions, TestCluster};
+use sessync_client::Method;
+use sessync_proto::api::{Consistency, CreateSessionResponse, ValidateRequest};
+
+use crate::clock::{login, options, STAMP_SLACK_MS};
+
+/// Every session of `sessions` (each its user's only one) still live, as every node sees it: a
+/// linearizable and a local validate on each node say valid (a node may answer 503 for a while
+/// after its clock moved, until it is measured again: retried), and no session of those users
+/// ended `idle_timeout` or `max_lifetime` in any node's replica.
+async fn none_ended_early(
+    cluster: &TestCluster,
+    sessions: &[CreateSessionResponse],
+) -> anyhow::Result<()> {
+    for id in cluster.node_ids() {
+        let client = cluster
+            .app_client_for(id)
+            .with_timeout(Duration::from_secs(3));
+        for s in sessions {
+            for consistency in [Consistency::Linearizable, Consistency::Local] {
+                let started = tokio::time::Instant::now();
+                let v = loop {
+                    let asked = client
+                        .validate(&ValidateRequest {
+                            token: s.token.clone(),
+                            touch: false,
+                            consistency,
+                        })
+                        .await;
+                    match asked {
+                        Ok(v) => break v,
+                        Err(e) if started.elapsed() < Duration::from_secs(40) => {
+                            let _ = e;
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                        }
+                        Err(e) => anyhow::bail!("node {id} never answered {consistency:?}: {e}"),
+                    }
+                };
+                assert!(
+                    v.valid,
+                    "node {id} ({consistency:?}) ended {} early: {v:?}",
+                    s.session.user_id
+                );
+            }
+            let path = format!("/v1/users/{}/sessions?state=all", s.session.user_id);
+            let (status, body) = client.request_raw(Method::GET, &path, None, &[]).await?;
+            anyhow::ensure!(status == 200, "node {id}: {status}");
+            let body: serde_json::Value = serde_json::from_slice(&body)?;
+            for row in body["sessions"].as_array().into_iter().flatten() {
+                let reason = row["end_reason"].as_str().unwrap_or_default();
+                assert!(
+                    !matches!(reason, "idle_timeout" | "max_lifetime"),
+                    "node {id}: a session of {} ended {reason}: {row}",
+                    s.session.user_id
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The measured defect of a stepped clock: the leader's wall clock stepped ten minutes ahead
+/// while it ran (an NTP step, a VM resumed) and back after six seconds. Its samples were taken
+/// before the step, so the guard let it stamp touches and sweeps ten minutes ahead: 4 of 6
+/// idle sessions ended `idle_timeout` at once, and a session made later had a last_seen_at ten
+/// minutes in the future (cluster time never goes back). Now the step is found at the first
+/// look at the clock after it (wall and monotonic time disagree) and nothing is stamped by it
+/// until the clock is measured again; no session ends early on any node, during or after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_clock_stepped_forward_and_back_ends_no_session_early() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(ClusterOptions {
+        init: false,
+        ..options()
+    })
+    .await?;
+    for id in cluster.node_ids() {
+        cluster.set_steppable_clock(id, true);
+        cluster.restart(id).await?;
+    }
+    cluster.init_all().await?;
+    let leader = cluster.leader().await?;
+    let mut sessions = Vec::new();
+    for i in 0..6 {
+        sessions.push(login(&cluster.app_client(), &format!("stepped-{i}")).await?);
+    }
+    cluster.wait_converged(Duration::from_secs(20)).await?;
+
+    // Ten minutes ahead for about six seconds, with traffic through every node meanwhile
+    // (touching validates, logins): whatever is stamped, is stamped by a good clock or not at
+    // all.
+    cluster.step_clock(leader, "+600")?;
+    println!("node {leader}'s clock stepped +600 s");
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    let mut i = 0;
+    while tokio::time::Instant::now() < until {
+        for id in cluster.node_ids() {
+            let client = cluster
+                .app_client_for(id)
+                .with_timeout(Duration::from_secs(1));
+            let s = &sessions[i % sessions.len()];
+            let _ = client
+                .validate(&ValidateRequest {
+                    token: s.token.clone(),
+                    touch: true,
+                    consistency: Consistency::Linearizable,
+                })
+                .await;
+            i += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    none_ended_early_now(&cluster, &sessions).await?;
+    cluster.step_clock(leader, "+0")?;
+    println!("node {leader}'s clock stepped back");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    none_ended_early(&cluster, &sessions).await?;
+
+    // Made afterwards: stamped by a good clock, not ten minutes ahead.
+    let started = tokio::time::Instant::now();
+    let after = loop {
+        match login(&cluster.app_client(), "stepped-after").await {
+            Ok(s) => break s,
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                println!("login after the step: {e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let (seen, now) = (after.session.last_seen_at.millis(), now_ms());
+    assert!(
+        seen.abs_diff(now) < STAMP_SLACK_MS,
+        "last_seen_at {seen}, true time {now}: cluster time ran ahead"
+    );
+    cluster.wait_converged(Duration::from_secs(20)).await?;
+    cluster.assert_identical_state().await?;
+    Ok(())
+}
+
+/// While the leader's clock is still stepped: no session of `sessions` has ended in any
+/// replica (read from each node's own state, which needs no clock).
+async fn none_ended_early_now(
+    cluster: &TestCluster,
+    sessions: &[CreateSessionResponse],
+) -> anyhow::Result<()> {
+    for id in cluster.node_ids() {
+        let client = cluster
+            .app_client_for(id)
+            .with_timeout(Duration::from_secs(3));
+        for s in sessions {
+            let path = format!("/v1/users/{}/sessions?state=all", s.session.user_id);
+            let (status, body) = client.request_raw(Method::GET, &path, None, &[]).await?;
+            anyhow::ensure!(status == 200, "node {id}: {status}");
+            let body: serde_json::Value = serde_json::from_slice(&body)?;
+            for row in body["sessions"].as_array().into_iter().flatten() {
+                assert!(
+                    row["end_reason"].is_null(),
+                    "node {id}: a session of {} ended while the leader's clock was stepped: {row}",
+                    s.session.user_id
+                );
+            }
+        }
+    }
+    Ok(())
+}
