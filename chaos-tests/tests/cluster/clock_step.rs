@@ -35,8 +35,7 @@ async fn none_ended_early(
                         .await;
                     match asked {
                         Ok(v) => break v,
-                        Err(e) if started.elapsed() < Duration::from_secs(40) => {
-                            let _ = e;
+                        Err(_) if started.elapsed() < Duration::from_secs(40) => {
                             tokio::time::sleep(Duration::from_millis(300)).await;
                         }
                         Err(e) => anyhow::bail!("node {id} never answered {consistency:?}: {e}"),

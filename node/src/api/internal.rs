@@ -97,16 +97,14 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
     }
     let refuse = |reason: ProofRefusal| {
         app.metrics().rpc_refused(reason.as_str());
-        let status = if reason == ProofRefusal::TooLarge {
-            StatusCode::PAYLOAD_TOO_LARGE
+        let code = if reason == ProofRefusal::TooLarge {
+            ErrorCode::PayloadTooLarge
         } else {
-            StatusCode::UNAUTHORIZED
+            ErrorCode::Unauthorized
         };
-        (
-            status,
-            format!("cluster proof refused: {}", reason.as_str()),
-        )
-            .into_response()
+        // JSON already, so the answer is signed as it is sent (`api::json_errors` rewrites
+        // anything else).
+        ApiError::new(code, format!("cluster proof refused: {}", reason.as_str())).into_response()
     };
     let Some(limit) = body_limit(&path) else {
         return refuse(ProofRefusal::Malformed);
@@ -221,8 +219,9 @@ fn refused(e: &RuntimeError) -> Response {
 
 /// The (already authenticated) body as `T`.
 fn parse<T: DeserializeOwned>(path: &str, body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad {path} body: {e}")).into_response())
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(ErrorCode::BadRequest, format!("bad {path} body: {e}")).into_response()
+    })
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Response {
