@@ -323,6 +323,25 @@ impl TestCluster {
         self.node_mut(id).clock_offset = offset.map(str::to_owned);
     }
 
+    /// Runs node `id` from its next start with a wall clock a test can step while it runs
+    /// ([`TestCluster::step_clock`]; libfaketime's `FAKETIME_TIMESTAMP_FILE`, read at every
+    /// clock reading). Its monotonic clock stays true.
+    pub fn set_steppable_clock(&mut self, id: u64, on: bool) {
+        self.node_mut(id).steppable_clock = on;
+    }
+
+    /// Steps the running node `id`'s wall clock to `offset` from the true time (libfaketime's
+    /// format: `"+600"` ten minutes ahead, `"+0"` true), at once. The node must run with a
+    /// steppable clock ([`TestCluster::set_steppable_clock`]).
+    pub fn step_clock(&self, id: u64, offset: &str) -> anyhow::Result<()> {
+        let node = self.node(id);
+        anyhow::ensure!(
+            node.steppable_clock,
+            "node {id} does not run with a steppable clock"
+        );
+        node.write_clock_file(offset)
+    }
+
     /// SIGKILLs node `id` and reaps it; a no-op if it is not running.
     pub fn kill(&mut self, id: u64) {
         self.node_mut(id).kill();

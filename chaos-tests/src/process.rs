@@ -114,6 +114,10 @@ pub(crate) struct Node {
     pub node_toml: String,
     /// libfaketime's offset for this node's wall clock (see `TestCluster::set_clock_offset`).
     pub clock_offset: Option<String>,
+    /// Whether the node runs under libfaketime with its offset read from [`Node::clock_file`]
+    /// at every clock reading, so a test steps its wall clock while it runs (see
+    /// `TestCluster::step_clock`).
+    pub steppable_clock: bool,
     child: Mutex<Option<Child>>,
     paused: bool,
     starts: u32,
@@ -130,6 +134,7 @@ impl Node {
             https,
             node_toml: String::new(),
             clock_offset: None,
+            steppable_clock: false,
             child: Mutex::new(None),
             paused: false,
             starts: 0,
@@ -149,6 +154,21 @@ impl Node {
             self.dir.join("node.key"),
             self.dir.join("ca.crt"),
         )
+    }
+
+    /// The file libfaketime reads a steppable clock's offset from (`+600`, `-30`, `+0`).
+    pub(crate) fn clock_file(&self) -> PathBuf {
+        self.dir.join("faketime.rc")
+    }
+
+    /// Sets a steppable clock's offset (libfaketime's format: `+600` is ten minutes ahead); the
+    /// running process reads it at its next clock reading. Written whole, then renamed, so the
+    /// process never reads half a line.
+    pub(crate) fn write_clock_file(&self, offset: &str) -> anyhow::Result<()> {
+        let tmp = self.dir.join("faketime.rc.tmp");
+        std::fs::write(&tmp, format!("{offset}\n"))?;
+        std::fs::rename(&tmp, self.clock_file())?;
+        Ok(())
     }
 
     pub(crate) fn data_dir(&self) -> PathBuf {
@@ -225,6 +245,17 @@ impl Node {
             cmd.env("LD_PRELOAD", libfaketime()?)
                 .env("FAKETIME", offset)
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        } else if self.steppable_clock {
+            // The offset comes from the file, read again at every clock reading (`FAKETIME`
+            // would take priority over it, so it is not set).
+            if !self.clock_file().exists() {
+                self.write_clock_file("+0")?;
+            }
+            cmd.env("LD_PRELOAD", libfaketime()?)
+                .env("FAKETIME_TIMESTAMP_FILE", self.clock_file())
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env_remove("FAKETIME");
         }
         let child = cmd
             .spawn()

@@ -62,7 +62,7 @@ pub struct TlsConfig {
     /// these CAs (PEM): peer nodes, peer sites, apps and operators alike.
     pub client_ca_pem: Option<Vec<u8>>,
     /// `ca_file`: the CAs (PEM) that the servers this node calls (other nodes, peer sites) are
-    /// checked against, besides the public web roots. Default: `client_ca_file`.
+    /// checked against, and the only ones trusted (no public web roots). Default: `client_ca_file`.
     pub ca_pem: Option<Vec<u8>>,
 }
 

@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sessync_signing::{ClockNote, ClusterProof, ProofRefusal, SeenNonces};
+use sessync_signing::{AnswerNote, ClockNote, ClusterProof, ProofRefusal, SeenNonces};
 
 const SECRET: &[u8] = b"fuzz-cluster-secret-0123456789abcdef";
 const OTHER_SECRET: &[u8] = b"another-secret-of-the-same-length!!!";
@@ -36,7 +36,7 @@ type Input<'a> = (
     (u64, u64),      // this node's clock, the window
     u128,            // the nonce
     (usize, u8),     // one byte changed: where, to what
-    (bool, u64),     // a clock note: now or report, its value
+    (bool, u64),     // an answer status (200 or 503), and a value for the notes
 );
 
 fuzz_target!(|input: Input<'_>| {
@@ -44,13 +44,13 @@ fuzz_target!(|input: Input<'_>| {
 
     // A stranger's header.
     if let Ok(p) = ClusterProof::authentic(text, SECRET, path) {
-        let _ = p.admissible(me, now, window);
+        let _ = p.admissible(me, v, now, window);
         let _ = p.matches(body);
     }
     let _ = ClockNote::check(text, SECRET, path);
 
     // A genuine proof, from the fuzzed fields.
-    let mut proof = ClusterProof::new(target, ts, body);
+    let mut proof = ClusterProof::new(target, v, ts, body);
     proof.nonce = format!("{nonce:032x}");
     let header = proof.header(SECRET, path);
     assert_eq!(
@@ -68,7 +68,13 @@ fuzz_target!(|input: Input<'_>| {
     } else {
         Ok(())
     };
-    assert_eq!(proof.admissible(me, now, window), expected);
+    assert_eq!(proof.admissible(me, v, now, window), expected);
+    if expected.is_ok() {
+        assert_eq!(
+            proof.admissible(me, v.wrapping_add(1), now, window),
+            Err(ProofRefusal::OtherIncarnation)
+        );
+    }
     assert_eq!(
         ClusterProof::authentic(&header, OTHER_SECRET, path),
         Err(ProofRefusal::BadSignature)
@@ -91,11 +97,7 @@ fuzz_target!(|input: Input<'_>| {
     );
 
     // A genuine clock note, bound to this exchange's nonce.
-    let note = if is_now {
-        ClockNote::Now(v)
-    } else {
-        ClockNote::Report(v as i64)
-    };
+    let note = ClockNote::Report(v as i64);
     let note_header = note.header(SECRET, &proof.nonce);
     assert_eq!(
         ClockNote::check(&note_header, SECRET, &proof.nonce),
@@ -112,6 +114,29 @@ fuzz_target!(|input: Input<'_>| {
     if let Some(forged) = edited(&note_header, at, byte) {
         if let Some(n) = ClockNote::check(&forged, SECRET, &proof.nonce) {
             assert_eq!(n, note, "{forged:?} passed as another note");
+        }
+    }
+
+    // A genuine signed answer, bound to this exchange, its status and body.
+    let status = if is_now { 200 } else { 503 };
+    let answer = AnswerNote {
+        received_ms: ts,
+        sent_ms: now,
+        incarnation: v,
+    };
+    let answer_header = answer.header(SECRET, &proof.nonce, status, body);
+    assert_eq!(
+        AnswerNote::check(&answer_header, SECRET, &proof.nonce, status, body),
+        Some(answer)
+    );
+    assert_eq!(
+        AnswerNote::check(&answer_header, SECRET, &proof.nonce, status, &longer),
+        None
+    );
+    let _ = AnswerNote::check(text, SECRET, &proof.nonce, status, body);
+    if let Some(forged) = edited(&answer_header, at, byte) {
+        if let Some(n) = AnswerNote::check(&forged, SECRET, &proof.nonce, status, body) {
+            assert_eq!(n, answer, "{forged:?} passed as another answer");
         }
     }
 });

@@ -121,6 +121,43 @@ fn the_runtime_and_storage_do_not_import_the_services_above_them() {
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
+/// Files under `src/` in `layers` whose code (comments left out) names one of `words`.
+fn naming(layers: &[&str], words: &[&str]) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    for file in sources(&src) {
+        let rel = file
+            .strip_prefix(&src)
+            .expect("under src/")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if !layers.iter().any(|l| rel.starts_with(l)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("a readable source file");
+        let code: String = text
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for w in words {
+            if code.contains(w) {
+                out.push(format!("{rel} names {w}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn below_the_api_nothing_knows_the_http_error_vocabulary() {
+    // A leader's refusal reaches another node's runtime as `wire::Refused`, never as the API's
+    // error body (which `Runtime::ask_leader` used to parse).
+    let below = ["runtime/", "store/", "network/"];
+    let found = naming(&below, &["ErrorBody", "ErrorCode"]);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
 /// The `[dependencies]` section of the manifest at `path` (relative to the workspace root): the
 /// names of the crates it lists.
 fn dependencies(path: &str) -> Vec<String> {

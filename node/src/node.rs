@@ -89,12 +89,12 @@ pub async fn run(
     let (log_store, sm) = store::open(&config.data_dir)?;
     let reader = sm.reader();
     let db = reader.closer();
-    let link = Link {
-        from: config.node_id,
-        http: tls.client,
-        secret: Arc::new(config.cluster_secret.expose().to_vec()),
-        clock: Arc::new(ClockGuard::new(config.node_id)),
-    };
+    let link = Link::new(
+        config.node_id,
+        tls.client,
+        config.cluster_secret.expose().to_vec(),
+        ClockGuard::new(config.node_id),
+    );
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config(&config)?),

@@ -1,7 +1,7 @@
 //! TLS from `[tls]` (rustls, ring): the server side, which the listener wraps every connection
-//! in, and the HTTP client every node-to-node and site-to-site call goes through (trusting
-//! `ca_file` besides the public web roots, and showing this node's certificate to servers that
-//! ask for one).
+//! in, and the HTTP client every node-to-node and site-to-site call goes through (with
+//! `ca_file`, trusting only its CAs, not the public web roots; showing this node's certificate
+//! to servers that ask for one; following no redirect).
 //!
 //! With `client_ca_file` the server asks every caller for a certificate of those CAs but lets
 //! one without a certificate connect (apps, `sessyncctl`, probes): a certificate that is shown
@@ -131,15 +131,20 @@ fn server_config(c: &TlsConfig) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
-/// The HTTP client for calls to other nodes and sites: short connect timeout, pooled, and
-/// with `[tls]` the CAs of `ca_file` trusted and this node's certificate shown.
+/// The HTTP client for calls to other nodes and sites: short connect timeout, pooled, no
+/// redirect followed (an answer is the peer's own or none: a redirect would send the signed
+/// request elsewhere), and with `[tls]` this node's certificate shown and, with `ca_file`, the
+/// CAs of that file trusted and no others (a certificate a public CA issued for a node's name
+/// is not a node).
 fn client(config: Option<&TlsConfig>) -> Result<reqwest::Client, TlsError> {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .pool_idle_timeout(POOL_IDLE);
     if let Some(c) = config {
         if let Some(pem) = &c.ca_pem {
+            b = b.tls_built_in_root_certs(false);
             let bundle = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| TlsError::Ca(e.to_string()))?;
             if bundle.is_empty() {

@@ -20,14 +20,24 @@ pub const FORWARDED_HEADER: &str = "x-sessync-forwarded-by";
 /// anything; a request is authenticated by its signed proof ([`CLUSTER_AUTH_HEADER`]).
 pub const SENDER_HEADER: &str = "x-sessync-from";
 
-/// The proof of the cluster secret on node-to-node requests: `t=<ms>,sig=<hex>`.
+/// The proof of the cluster secret on node-to-node requests (`v3 t=..,n=..,to=..,inc=..,..`,
+/// see `sessync_signing::ClusterProof`).
 pub const CLUSTER_AUTH_HEADER: &str = "x-sessync-cluster-auth";
 
-/// Clock exchange between the nodes of one site, signed with the cluster secret and bound to
-/// the request's nonce: on an answer, the answering node's wall clock (`now=<ms>,sig=<hex>`);
-/// on a request, how far the receiver's clock is from the voters' median as the sender
-/// measures it (`report=<ms>,sig=<hex>`). See `node/src/clock.rs`.
+/// On a node-to-node request: how far the receiver's clock is from the voters' median as the
+/// sender measures it (`report=<ms>,sig=<hex>`), signed with the cluster secret and bound to the
+/// request's nonce. See `node/src/clock.rs`.
 pub const CLOCK_HEADER: &str = "x-sessync-clock";
+
+/// On every answer to a node-to-node request whose proof is authentic: the MAC of the answer
+/// (status, body hash) for the request's nonce, with the answering node's clock when the
+/// request arrived and when the answer left, and its incarnation (`v1 t2=..,t3=..,inc=..,sig=..`,
+/// see `sessync_signing::AnswerNote`). An answer without it counts as no answer.
+pub const ANSWER_HEADER: &str = "x-sessync-answer";
+
+/// The largest answer body a node-to-node call reads (and a node sends): Raft's answers, a
+/// read index and refusals are a few hundred bytes.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// Raft: append entries (and heartbeats).
 pub const APPEND_PATH: &str = "/raft/append";
@@ -39,6 +49,36 @@ pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 pub const READ_INDEX_PATH: &str = "/raft/read-index";
 /// A follower hands the leader node-local audit events for the replicated log.
 pub const AUDIT_PATH: &str = "/raft/audit";
+
+/// Why a node refused a node-to-node request that reached its handler: the body of a 503 on
+/// [`READ_INDEX_PATH`] and [`AUDIT_PATH`] (signed like every answer). The asking node maps it to
+/// its own runtime error; it is not the API's error body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    pub refused: RefusalReason,
+    /// The leader the refusing node knows of, when leadership moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u64>,
+    /// A sentence for logs.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The runtime-level reasons a node refuses a node-to-node request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// Its clock is off the voters' median by more than `max_clock_skew` (or just stepped).
+    ClockSkew,
+    /// It does not lead (any more).
+    NotLeader,
+    /// It could not confirm or commit with a quorum in time.
+    NoQuorum,
+    /// It is stopping.
+    ShuttingDown,
+    /// Anything else (a Raft error, overload): retry later.
+    Unavailable,
+}
 
 /// The leader's answer on [`READ_INDEX_PATH`]: the log index a linearizable read must see, and
 /// the leader's cluster time.

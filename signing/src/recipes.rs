@@ -10,7 +10,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// Why a node-to-node proof was refused; also the metric label (bounded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProofRefusal {
-    /// No header, or not `v2` with every field.
+    /// No header, or not `v3` with every field.
     Malformed,
     /// The timestamp is outside the window.
     Stale,
@@ -24,6 +24,9 @@ pub enum ProofRefusal {
     TooLarge,
     /// The body is not the one the proof was made for.
     BodyMismatch,
+    /// The proof is for another incarnation of this node (made before it restarted, or by a
+    /// sender that does not know it yet): the signed answer names the current one.
+    OtherIncarnation,
 }
 
 impl ProofRefusal {
@@ -36,17 +39,27 @@ impl ProofRefusal {
             ProofRefusal::Replayed => "replayed",
             ProofRefusal::TooLarge => "too_large",
             ProofRefusal::BodyMismatch => "body_mismatch",
+            ProofRefusal::OtherIncarnation => "other_incarnation",
         }
     }
 }
 
 /// The proof a node-to-node request carries in `x-sessync-cluster-auth`:
-/// `v2 t=<ms>,n=<nonce>,to=<node id>,len=<body bytes>,sha=<hex sha256(body)>,sig=<hex>`, the MAC
-/// (cluster secret) over `sessync-cluster-v2\nPOST\n{path}\n{t}\n{n}\n{to}\n{len}\n{sha}`.
+/// `v3 t=<ms>,n=<nonce>,to=<node id>,inc=<16 hex>,len=<body bytes>,sha=<hex sha256(body)>,sig=<hex>`,
+/// the MAC (cluster secret) over
+/// `sessync-cluster-v3\nPOST\n{path}\n{t}\n{n}\n{to}\n{inc}\n{len}\n{sha}`.
 ///
 /// It carries the body's length and hash instead of covering the body itself, so the receiver
 /// checks the whole proof (secret, freshness, target, nonce) before it reads a byte of the body,
 /// and then checks the body it reads against it.
+///
+/// `inc` is the target's **incarnation**, a random number it draws at each start and names in
+/// every signed answer ([`crate::AnswerNote`]). The nonces a node has seen are kept in memory
+/// only; binding each proof to the incarnation it was made for is what keeps a request captured
+/// before a restart from being replayed to the restarted node within the freshness window.
+/// (Persisting the nonces would cost a durable write per heartbeat; a proof for another
+/// incarnation is refused with the current one in the signed answer, and the sender retries at
+/// once.) 0 is no incarnation: a sender that knows none yet is told it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterProof {
     pub timestamp_ms: u64,
@@ -54,17 +67,21 @@ pub struct ClusterProof {
     pub nonce: String,
     /// The node the request is for.
     pub target: u64,
+    /// The incarnation of the target the request is for (0: not known yet).
+    pub incarnation: u64,
     pub body_len: u64,
     pub body_sha256: [u8; 32],
 }
 
 impl ClusterProof {
-    /// A proof for sending `body` to node `target` at `now_ms`, with a fresh nonce.
-    pub fn new(target: u64, now_ms: u64, body: &[u8]) -> Self {
+    /// A proof for sending `body` to incarnation `incarnation` of node `target` at `now_ms`,
+    /// with a fresh nonce.
+    pub fn new(target: u64, incarnation: u64, now_ms: u64, body: &[u8]) -> Self {
         ClusterProof {
             timestamp_ms: now_ms,
             nonce: hex::encode(rand::random::<[u8; 16]>()),
             target,
+            incarnation,
             body_len: body.len() as u64,
             body_sha256: Sha256::digest(body).into(),
         }
@@ -74,10 +91,11 @@ impl ClusterProof {
         let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
         mac.update(
             format!(
-                "sessync-cluster-v2\nPOST\n{path}\n{}\n{}\n{}\n{}\n{}",
+                "sessync-cluster-v3\nPOST\n{path}\n{}\n{}\n{}\n{:016x}\n{}\n{}",
                 self.timestamp_ms,
                 self.nonce,
                 self.target,
+                self.incarnation,
                 self.body_len,
                 hex::encode(self.body_sha256)
             )
@@ -90,10 +108,11 @@ impl ClusterProof {
     pub fn header(&self, secret: &[u8], path: &str) -> String {
         let sig = hex::encode(self.mac(secret, path).finalize().into_bytes());
         format!(
-            "v2 t={},n={},to={},len={},sha={},sig={sig}",
+            "v3 t={},n={},to={},inc={:016x},len={},sha={},sig={sig}",
             self.timestamp_ms,
             self.nonce,
             self.target,
+            self.incarnation,
             self.body_len,
             hex::encode(self.body_sha256)
         )
@@ -115,14 +134,24 @@ impl ClusterProof {
         Ok(proof)
     }
 
-    /// Whether an authentic proof may be acted on by node `me` at `now_ms`: made for this node,
-    /// and stamped within `window_ms` of this node's clock.
-    pub fn admissible(&self, me: u64, now_ms: u64, window_ms: u64) -> Result<(), ProofRefusal> {
+    /// Whether an authentic proof may be acted on by node `me` in its incarnation
+    /// `incarnation` at `now_ms`: made for this node, stamped within `window_ms` of this node's
+    /// clock, and for this incarnation of it.
+    pub fn admissible(
+        &self,
+        me: u64,
+        incarnation: u64,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Result<(), ProofRefusal> {
         if self.target != me {
             return Err(ProofRefusal::WrongTarget);
         }
         if self.timestamp_ms.abs_diff(now_ms) > window_ms {
             return Err(ProofRefusal::Stale);
+        }
+        if self.incarnation != incarnation {
+            return Err(ProofRefusal::OtherIncarnation);
         }
         Ok(())
     }
@@ -137,9 +166,9 @@ impl ClusterProof {
     }
 
     fn parse(header: &str) -> Option<(ClusterProof, Vec<u8>)> {
-        let rest = header.strip_prefix("v2 ")?;
-        let (mut t, mut n, mut to, mut len, mut sha, mut sig) =
-            (None, None, None, None, None, None);
+        let rest = header.strip_prefix("v3 ")?;
+        let (mut t, mut n, mut to, mut inc, mut len, mut sha, mut sig) =
+            (None, None, None, None, None, None, None);
         for part in rest.split(',') {
             match part.split_once('=')? {
                 ("t", v) => t = v.parse::<u64>().ok(),
@@ -147,6 +176,7 @@ impl ClusterProof {
                     n = Some(v.to_owned());
                 }
                 ("to", v) => to = v.parse::<u64>().ok(),
+                ("inc", v) if v.len() == 16 => inc = u64::from_str_radix(v, 16).ok(),
                 ("len", v) => len = v.parse::<u64>().ok(),
                 ("sha", v) => sha = hex::decode(v).ok().and_then(|b| b.try_into().ok()),
                 ("sig", v) if v.len() == 64 => sig = hex::decode(v).ok(),
@@ -157,59 +187,11 @@ impl ClusterProof {
             timestamp_ms: t?,
             nonce: n?,
             target: to?,
+            incarnation: inc?,
             body_len: len?,
             body_sha256: sha?,
         };
         Some((proof, sig?))
-    }
-}
-
-/// A clock note between the nodes of one site, in [`sessync_proto::wire::CLOCK_HEADER`]: the
-/// answering node's wall clock on an answer, or, on a request, how far the receiver's clock is
-/// from the voters' median as the sender measures it. The MAC (cluster secret) covers the
-/// note and the nonce of the request's proof, so a note cannot be moved to another exchange.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClockNote {
-    /// `now=<ms>`: the answering node's wall clock when it answered.
-    Now(u64),
-    /// `report=<ms>`: the receiver's clock minus the voters' median, in ms.
-    Report(i64),
-}
-
-impl ClockNote {
-    fn mac(self, secret: &[u8], nonce: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
-        mac.update(format!("sessync-clock-v1\n{nonce}\n{}", self.field()).as_bytes());
-        mac
-    }
-
-    fn field(self) -> String {
-        match self {
-            ClockNote::Now(ms) => format!("now={ms}"),
-            ClockNote::Report(ms) => format!("report={ms}"),
-        }
-    }
-
-    /// The header value for the exchange whose proof carried `nonce`.
-    pub fn header(self, secret: &[u8], nonce: &str) -> String {
-        let sig = hex::encode(self.mac(secret, nonce).finalize().into_bytes());
-        format!("{},sig={sig}", self.field())
-    }
-
-    /// The note in `header`, if it is well formed and signed for the exchange of `nonce`.
-    pub fn check(header: &str, secret: &[u8], nonce: &str) -> Option<ClockNote> {
-        let (field, sig) = header.split_once(",sig=")?;
-        let note = match field.split_once('=')? {
-            ("now", v) => ClockNote::Now(v.parse().ok()?),
-            ("report", v) => ClockNote::Report(v.parse().ok()?),
-            _ => return None,
-        };
-        if sig.len() != 64 {
-            return None;
-        }
-        let sig = hex::decode(sig).ok()?;
-        note.mac(secret, nonce).verify_slice(&sig).ok()?;
-        Some(note)
     }
 }
 
@@ -320,6 +302,7 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     const WINDOW: u64 = 60_000;
+    const INC: u64 = 0x5eed_0000_0000_0001;
 
     fn check(h: &str, path: &str, me: u64, now: u64) -> Result<ClusterProof, ProofRefusal> {
         checked(h, SECRET, path, me, now)
@@ -334,13 +317,13 @@ mod tests {
         now: u64,
     ) -> Result<ClusterProof, ProofRefusal> {
         let p = ClusterProof::authentic(h, secret, path)?;
-        p.admissible(me, now, WINDOW)?;
+        p.admissible(me, INC, now, WINDOW)?;
         Ok(p)
     }
 
     #[test]
     fn proof_round_trip() {
-        let p = ClusterProof::new(2, 1_000_000, b"{}");
+        let p = ClusterProof::new(2, INC, 1_000_000, b"{}");
         let h = p.header(SECRET, "/raft/vote");
         assert_eq!(check(&h, "/raft/vote", 2, 1_000_500), Ok(p.clone()));
         assert!(p.matches(b"{}"));
@@ -350,7 +333,7 @@ mod tests {
 
     #[test]
     fn proof_refuses_tampering_staleness_and_other_targets() {
-        let h = ClusterProof::new(2, 1_000_000, b"{}").header(SECRET, "/raft/vote");
+        let h = ClusterProof::new(2, INC, 1_000_000, b"{}").header(SECRET, "/raft/vote");
         assert_eq!(
             check(&h, "/raft/append", 2, 1_000_000),
             Err(ProofRefusal::BadSignature)
@@ -386,11 +369,31 @@ mod tests {
     }
 
     #[test]
+    fn a_proof_for_another_incarnation_of_the_target_is_refused() {
+        let p = ClusterProof::new(2, INC, 1_000_000, b"{}");
+        let h = p.header(SECRET, "/raft/vote");
+        let back = ClusterProof::authentic(&h, SECRET, "/raft/vote").unwrap();
+        assert_eq!(back.incarnation, INC);
+        assert_eq!(back.admissible(2, INC, 1_000_000, WINDOW), Ok(()));
+        // The node restarted: a new incarnation refuses what was made for the old one.
+        assert_eq!(
+            back.admissible(2, INC + 1, 1_000_000, WINDOW),
+            Err(ProofRefusal::OtherIncarnation)
+        );
+        // The incarnation is signed: changing it breaks the MAC.
+        let moved = h.replace(&format!("inc={INC:016x}"), &format!("inc={:016x}", INC + 1));
+        assert_eq!(
+            ClusterProof::authentic(&moved, SECRET, "/raft/vote"),
+            Err(ProofRefusal::BadSignature)
+        );
+    }
+
+    #[test]
     fn a_stale_proof_is_still_known_authentic_so_its_sender_can_be_told_the_time() {
-        let h = ClusterProof::new(2, 1_000_000, b"{}").header(SECRET, "/raft/vote");
+        let h = ClusterProof::new(2, INC, 1_000_000, b"{}").header(SECRET, "/raft/vote");
         let p = ClusterProof::authentic(&h, SECRET, "/raft/vote").unwrap();
         assert_eq!(
-            p.admissible(2, 1_000_000 + 20 * WINDOW, WINDOW),
+            p.admissible(2, INC, 1_000_000 + 20 * WINDOW, WINDOW),
             Err(ProofRefusal::Stale)
         );
         assert_eq!(
@@ -400,46 +403,17 @@ mod tests {
     }
 
     #[test]
-    fn clock_notes_are_bound_to_the_secret_and_the_exchange() {
-        for note in [
-            ClockNote::Now(1_700_000_000_123),
-            ClockNote::Report(-180_000),
-        ] {
-            let h = note.header(SECRET, "ab12");
-            assert_eq!(ClockNote::check(&h, SECRET, "ab12"), Some(note));
-            assert_eq!(
-                ClockNote::check(&h, SECRET, "ab13"),
-                None,
-                "another exchange"
-            );
-            assert_eq!(ClockNote::check(&h, b"other secret", "ab12"), None);
-        }
-        let h = ClockNote::Now(5).header(SECRET, "n");
-        assert_eq!(
-            ClockNote::check(&h.replace("now=5", "now=6"), SECRET, "n"),
-            None
-        );
-        assert_eq!(
-            ClockNote::check(&h.replace("now=", "report="), SECRET, "n"),
-            None
-        );
-        for bad in ["", "now=1", "now=x,sig=00", "then=1,sig=00"] {
-            assert_eq!(ClockNote::check(bad, SECRET, "n"), None);
-        }
-    }
-
-    #[test]
     fn a_nonce_is_accepted_once_within_the_window() {
         let seen = SeenNonces::default();
-        let p = ClusterProof::new(2, 1_000_000, b"{}");
+        let p = ClusterProof::new(2, INC, 1_000_000, b"{}");
         assert!(seen.first_use(&p, 1_000_000, WINDOW));
         assert!(!seen.first_use(&p, 1_000_001, WINDOW));
-        let q = ClusterProof::new(2, 1_000_000, b"{}");
+        let q = ClusterProof::new(2, INC, 1_000_000, b"{}");
         assert_ne!(p.nonce, q.nonce);
         assert!(seen.first_use(&q, 1_000_000, WINDOW));
         // Nonces out of the window are swept: the map does not grow with traffic.
         for i in 0..5000u64 {
-            let r = ClusterProof::new(2, 1_000_000 + i, b"");
+            let r = ClusterProof::new(2, INC, 1_000_000 + i, b"");
             assert!(seen.first_use(&r, 1_000_000 + WINDOW + 10_000, WINDOW));
         }
         assert!(seen.inner.lock().seen.len() <= 2048);
@@ -448,7 +422,7 @@ mod tests {
     #[test]
     fn a_nonce_is_used_up_only_by_a_request_that_was_kept() {
         let seen = SeenNonces::default();
-        let p = ClusterProof::new(2, 1_000_000, b"{}");
+        let p = ClusterProof::new(2, INC, 1_000_000, b"{}");
         // Claimed while the body is read: a second request with the same nonce is refused.
         let claim = seen.claim(&p, 1_000_000, WINDOW).unwrap();
         assert!(seen.claim(&p, 1_000_000, WINDOW).is_none());

@@ -20,7 +20,7 @@ const POLICY: &str = "idle_timeout = \"2m\"\nmax_clock_skew = \"500ms\"\ntouch_i
 /// Most a test waits for the guard to notice (samples arrive with every heartbeat).
 const NOTICE: Duration = Duration::from_secs(20);
 
-fn options() -> ClusterOptions {
+pub(crate) fn options() -> ClusterOptions {
     ClusterOptions {
         policy_toml: POLICY.to_owned(),
         ..ClusterOptions::default()
@@ -39,7 +39,7 @@ async fn with_a_follower() -> anyhow::Result<(TestCluster, u64)> {
     Ok((cluster, follower))
 }
 
-async fn login(client: &Client, user: &str) -> anyhow::Result<CreateSessionResponse> {
+pub(crate) async fn login(client: &Client, user: &str) -> anyhow::Result<CreateSessionResponse> {
     Ok(client
         .create_session(&CreateSessionRequest {
             user_id: UserId::parse_field(user, "user_id").unwrap(),
@@ -271,7 +271,7 @@ async fn a_node_twenty_minutes_fast_answers_local_reads_clock_skew() -> anyhow::
 }
 
 /// How far from the true time a good clock may stamp a session (loopback, a loaded machine).
-const STAMP_SLACK_MS: u64 = 5_000;
+pub(crate) const STAMP_SLACK_MS: u64 = 5_000;
 
 /// Node `id`'s own view: its role and the leader it names (`None` if it does not answer).
 async fn role_of(cluster: &TestCluster, id: u64) -> Option<(String, Option<u64>)> {

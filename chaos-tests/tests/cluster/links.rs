@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use sessync_chaos_tests::{login, ClusterOptions, TestCluster, POLL_INTERVAL};
+use sessync_chaos_tests::{login, ClusterOptions, LinkFault, TestCluster, POLL_INTERVAL};
 use sessync_proto::api::{Consistency, ValidateRequest};
 
 /// How long the nodes may take to elect a leader among themselves.
@@ -274,5 +274,69 @@ async fn a_touch_on_a_leader_cut_off_is_not_answered_from_its_stale_replica() ->
         String::from_utf8_lossy(&answer)
     );
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&answer));
+    Ok(())
+}
+
+/// A link slower than the skew bound gave clock samples off by up to half its round trip:
+/// the answering node stamped its clock after its handler ran, the caller took the midpoint,
+/// and round trips up to 2 s counted, so a slow link or a slow handler could mark a healthy
+/// node `clock_skew`. With NTP's four timestamps and samples discarded past the bound, a link
+/// delayed 700 ms each way (500 ms bound), under traffic, makes no node report skew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_does_not_mark_a_healthy_node_skewed() -> anyhow::Result<()> {
+    let cluster = TestCluster::start(ClusterOptions {
+        proxied: true,
+        policy_toml: "max_clock_skew = \"500ms\"".to_owned(),
+        // Heartbeats over the slow link come every 1.4 s: no election over that.
+        raft_toml: "election_timeout_min = \"4s\"\nelection_timeout_max = \"5s\"".to_owned(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let leader = cluster.leader().await?;
+    let slow = cluster
+        .node_ids()
+        .into_iter()
+        .find(|&n| n != leader)
+        .expect("three nodes");
+    let faults = cluster.faults();
+    let delay = LinkFault::Delay(Duration::from_millis(700));
+    faults.set(leader, slow, delay);
+    faults.set(slow, leader, delay);
+    println!("{}", faults.describe());
+
+    // 20 s of writes through the leader and linearizable reads through the slow node (its
+    // read index crosses the slow link), checking every node's clock verdict as it goes.
+    let through_slow = cluster
+        .app_client_for(slow)
+        .with_timeout(Duration::from_secs(10));
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        let token = write(&cluster.app_client(), &format!("slow-link-{i}")).await?;
+        let _ = through_slow
+            .validate(&ValidateRequest {
+                token,
+                touch: true,
+                consistency: Consistency::Linearizable,
+            })
+            .await;
+        i += 1;
+        for id in cluster.node_ids() {
+            let status = cluster
+                .admin_client_for(id)
+                .with_timeout(Duration::from_secs(5))
+                .cluster_status()
+                .await?;
+            assert!(
+                !status.clock_skewed && !status.not_ready.iter().any(|r| r == "clock_skew"),
+                "node {id} reports clock skew over a slow link ({}): {status:?}",
+                faults.describe()
+            );
+        }
+    }
+    println!("{i} writes and reads over the slow link");
+    faults.heal_all();
+    cluster.wait_converged(Duration::from_secs(20)).await?;
+    cluster.check_no_crashes()?;
     Ok(())
 }

@@ -12,6 +12,7 @@ mod cli_tail;
 mod client;
 mod client_routing;
 mod clock;
+mod clock_step;
 mod crash;
 mod ctl;
 mod events;

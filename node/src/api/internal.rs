@@ -5,9 +5,12 @@
 //! [`ClusterProof`]): [`require_proof`] checks all of it (MAC, freshness, target node, nonce,
 //! declared length within the route's limit) before it reads the body, then the body against
 //! the proof's hash, before anything reaches a handler. Every answer to a caller whose proof is
-//! authentic (refusals for staleness included) carries this node's clock, signed for the
-//! caller's nonce ([`ClockNote`]); a fresh request may carry the sender's report of this
-//! node's clock deviation ([`crate::clock`]).
+//! authentic (refusals for staleness or another incarnation included) is signed for the
+//! caller's nonce ([`AnswerNote`]: status, body hash, this node's clock when the request
+//! arrived and when the answer left, its incarnation), so the caller believes no answer that
+//! does not come from a holder of the cluster secret; a fresh request may carry the sender's
+//! report of this node's clock deviation ([`crate::clock`]). A handler's runtime refusal is
+//! answered as [`Refused`], the node-to-node shape, not the API's error body.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -19,8 +22,8 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
-    ReadIndex, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH,
-    SNAPSHOT_PATH, VOTE_PATH,
+    ReadIndex, RefusalReason, Refused, ANSWER_HEADER, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER,
+    CLUSTER_AUTH_HEADER, MAX_ANSWER_BYTES, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
@@ -30,8 +33,9 @@ use super::error::ApiError;
 use super::state::App;
 use crate::audit::MAX_BATCH as MAX_AUDIT_BATCH;
 use crate::raft_types::TypeConfig;
+use crate::runtime::RuntimeError;
 use crate::session::{AuditNote, Command, RecordAudit};
-use crate::signing::{ClockNote, ClusterProof, ProofRefusal};
+use crate::signing::{AnswerNote, ClockNote, ClusterProof, ProofRefusal};
 
 /// How far apart two nodes' clocks may be for a proof to be accepted; a proof's nonce is
 /// remembered this long past its timestamp.
@@ -82,8 +86,10 @@ const BODY_TIMEOUT: &str = "body_timeout";
 /// the first is read is refused). A refusal is counted by reason and answered 401 (413 for a
 /// body too large for the route, 408 for one that did not arrive in time, 403 without a client
 /// certificate); it writes no log line and no audit event, so refusals cost a stranger's
-/// requests nothing but a hash.
+/// requests nothing but a hash. Every answer to an authentic proof is signed ([`sign_answer`]).
 async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Response {
+    // t2: the request is here, before anything of it is handled.
+    let received_ms = Timestamp::now().millis();
     let path = req.uri().path().to_owned();
     if super::without_client_cert(req.extensions()) {
         app.metrics().rpc_refused(NO_CLIENT_CERT);
@@ -91,16 +97,14 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
     }
     let refuse = |reason: ProofRefusal| {
         app.metrics().rpc_refused(reason.as_str());
-        let status = if reason == ProofRefusal::TooLarge {
-            StatusCode::PAYLOAD_TOO_LARGE
+        let code = if reason == ProofRefusal::TooLarge {
+            ErrorCode::PayloadTooLarge
         } else {
-            StatusCode::UNAUTHORIZED
+            ErrorCode::Unauthorized
         };
-        (
-            status,
-            format!("cluster proof refused: {}", reason.as_str()),
-        )
-            .into_response()
+        // JSON already, so the answer is signed as it is sent (`api::json_errors` rewrites
+        // anything else).
+        ApiError::new(code, format!("cluster proof refused: {}", reason.as_str())).into_response()
     };
     let Some(limit) = body_limit(&path) else {
         return refuse(ProofRefusal::Malformed);
@@ -116,23 +120,18 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
         Ok(p) => p,
         Err(reason) => return refuse(reason),
     };
-    // The caller holds the cluster secret: whatever the answer, it learns this node's clock.
+    // The caller holds the cluster secret: whatever the answer, it is signed for its nonce, so
+    // it learns this node's clock and incarnation and can trust the status and body.
     let nonce = proof.nonce.clone();
-    let with_clock = |mut resp: Response| {
-        let note = ClockNote::Now(Timestamp::now().millis()).header(rt.cluster_secret(), &nonce);
-        if let Ok(v) = HeaderValue::from_str(&note) {
-            resp.headers_mut().insert(CLOCK_HEADER, v);
-        }
-        resp
-    };
-    if let Err(reason) = proof.admissible(rt.node_id(), now, PROOF_WINDOW_MS) {
-        return with_clock(refuse(reason));
+    let signed = |resp: Response| sign_answer(resp, rt, &nonce, received_ms);
+    if let Err(reason) = proof.admissible(rt.node_id(), rt.incarnation(), now, PROOF_WINDOW_MS) {
+        return signed(refuse(reason)).await;
     }
     if proof.body_len > limit {
-        return with_clock(refuse(ProofRefusal::TooLarge));
+        return signed(refuse(ProofRefusal::TooLarge)).await;
     }
     let Some(claim) = app.nonces().claim(&proof, now, PROOF_WINDOW_MS) else {
-        return with_clock(refuse(ProofRefusal::Replayed));
+        return signed(refuse(ProofRefusal::Replayed)).await;
     };
     let report = req
         .headers()
@@ -144,35 +143,85 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
     let read = axum::body::to_bytes(body, proof.body_len as usize);
     let bytes = match tokio::time::timeout(app.body_timeout(), read).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return with_clock(refuse(ProofRefusal::BodyMismatch)),
+        Ok(Err(_)) => return signed(refuse(ProofRefusal::BodyMismatch)).await,
         Err(_) => {
             app.metrics().rpc_refused(BODY_TIMEOUT);
-            return with_clock(
+            return signed(
                 ApiError::new(
                     ErrorCode::RequestTimeout,
                     "the body did not arrive within [limits] body_timeout",
                 )
                 .into_response(),
-            );
+            )
+            .await;
         }
     };
     if !proof.matches(&bytes) {
-        return with_clock(refuse(ProofRefusal::BodyMismatch));
+        return signed(refuse(ProofRefusal::BodyMismatch)).await;
     }
     claim.keep();
     if let Some(ClockNote::Report(deviation_ms)) = report {
         rt.clock().reported(deviation_ms);
     }
-    with_clock(
+    signed(
         next.run(Request::from_parts(parts, Body::from(bytes)))
             .await,
     )
+    .await
+}
+
+/// Signs `resp` for the caller whose proof carried `nonce` ([`AnswerNote`]): its status, the
+/// hash of its body (read here, at most [`MAX_ANSWER_BYTES`]), this node's clock when the request
+/// arrived (`received_ms`) and now, as the answer leaves, and this node's incarnation.
+async fn sign_answer(
+    resp: Response,
+    rt: &crate::runtime::Runtime,
+    nonce: &str,
+    received_ms: u64,
+) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ANSWER_BYTES).await else {
+        // Never the case for the answers made here; unsigned, the caller counts it as none.
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let note = AnswerNote {
+        received_ms,
+        sent_ms: Timestamp::now().millis(),
+        incarnation: rt.incarnation(),
+    };
+    let header = note.header(rt.cluster_secret(), nonce, parts.status.as_u16(), &bytes);
+    if let Ok(v) = HeaderValue::from_str(&header) {
+        parts.headers.insert(ANSWER_HEADER, v);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A runtime refusal as the node-to-node shape ([`Refused`], 503): the asking node maps it to
+/// its own runtime error.
+fn refused(e: &RuntimeError) -> Response {
+    let (refused, leader) = match e {
+        RuntimeError::ClockSkew { .. } => (RefusalReason::ClockSkew, None),
+        RuntimeError::NoLeader => (RefusalReason::NotLeader, None),
+        RuntimeError::LeadershipMoved { to } => (RefusalReason::NotLeader, *to),
+        RuntimeError::NoQuorum { .. } => (RefusalReason::NoQuorum, None),
+        RuntimeError::ShuttingDown => (RefusalReason::ShuttingDown, None),
+        RuntimeError::LeaderUnreachable { .. }
+        | RuntimeError::Raft(_)
+        | RuntimeError::Overloaded { .. } => (RefusalReason::Unavailable, None),
+    };
+    let body = Refused {
+        refused,
+        leader,
+        message: e.to_string(),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// The (already authenticated) body as `T`.
 fn parse<T: DeserializeOwned>(path: &str, body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad {path} body: {e}")).into_response())
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(ErrorCode::BadRequest, format!("bad {path} body: {e}")).into_response()
+    })
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Response {
@@ -249,14 +298,14 @@ async fn read_index(State(app): State<App>) -> Response {
     // follower waits for covers the touches applied before the barrier.
     let ri = match app.rt().read_index().await {
         Ok(ri) => ri,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return refused(&e),
     };
     match app.touches().barrier().await {
         Ok(at) => json(&ReadIndex {
             index: ri.index.max(app.rt().applied_index()),
             now: at,
         }),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => refused(&e),
     }
 }
 
@@ -281,6 +330,6 @@ async fn audit(State(app): State<App>, body: Bytes) -> Response {
     });
     match app.rt().propose(cmd).await {
         Ok(_) => json(&json!({ "ok": true })),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => refused(&e),
     }
 }

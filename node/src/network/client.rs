@@ -1,7 +1,9 @@
 //! The sending side of Raft RPC: openraft's network factory over reqwest (the node's client,
 //! with its TLS settings), and the one way any node-to-node request is signed and sent
-//! ([`post_signed`]), which also exchanges clocks with the peer ([`crate::clock`]).
+//! ([`post_signed`]), which checks the signed answer and exchanges clocks with the peer
+//! ([`crate::clock`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,16 +16,18 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sessync_proto::wire::{
-    APPEND_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, SENDER_HEADER, SNAPSHOT_PATH, VOTE_PATH,
+    ANSWER_HEADER, APPEND_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, MAX_ANSWER_BYTES, SENDER_HEADER,
+    SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::Timestamp;
 
 use crate::clock::ClockGuard;
 use crate::raft_types::{NodeId, TypeConfig};
-use crate::signing::{ClockNote, ClusterProof};
+use crate::signing::{AnswerNote, ClockNote, ClusterProof};
 
 /// Where a node-to-node request goes: the node's id (bound into the proof, so the request
 /// cannot be replayed to another node) and its base URL.
@@ -32,32 +36,111 @@ pub(crate) struct Target<'a> {
     pub(crate) base: &'a str,
 }
 
-/// What every node-to-node request is sent with: this node's id, its HTTP client
-/// ([`crate::tls::Tls`]), the cluster secret, and the clock guard that learns from every
-/// answer; cheap to clone.
+/// What every node-to-node request is sent with: this node's id and incarnation, its HTTP
+/// client ([`crate::tls::Tls`]), the cluster secret, the clock guard that learns from every
+/// answer, and the peers' incarnations as their answers named them; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Link {
     /// This node's id, named in [`SENDER_HEADER`] (informational; the proof authenticates).
     pub(crate) from: NodeId,
+    /// This node's incarnation: random, drawn at each start (see [`ClusterProof`]).
+    pub(crate) incarnation: u64,
     pub(crate) http: reqwest::Client,
     pub(crate) secret: Arc<Vec<u8>>,
     pub(crate) clock: Arc<ClockGuard>,
+    /// Each peer's incarnation, from its last signed answer.
+    pub(crate) peers: Arc<parking_lot::Mutex<HashMap<NodeId, u64>>>,
+}
+
+impl Link {
+    /// A link for node `from` in a fresh incarnation.
+    pub(crate) fn new(
+        from: NodeId,
+        http: reqwest::Client,
+        secret: Vec<u8>,
+        clock: ClockGuard,
+    ) -> Self {
+        Link {
+            from,
+            // Never 0, which stands for "not known".
+            incarnation: rand::random::<u64>().max(1),
+            http,
+            secret: Arc::new(secret),
+            clock: Arc::new(clock),
+            peers: Arc::default(),
+        }
+    }
+}
+
+/// A node-to-node answer whose signature verified: its status and body are the peer's.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Why a node-to-node call brought back no answer to act on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CallError {
+    /// No connection could be made.
+    #[error("cannot connect: {0}")]
+    Connect(reqwest::Error),
+    /// The request or its answer failed on the way (timeout, reset, a body too long).
+    #[error("{0}")]
+    Transport(String),
+    /// An answer came that is not signed for this request with the cluster secret: whoever
+    /// sent it, nothing in it is believed.
+    #[error("answer without a valid signature (status {0})")]
+    Unsigned(StatusCode),
 }
 
 /// POSTs `body` to `path` on `to` with the proof of the cluster secret: the one way every
-/// node-to-node request (Raft RPC, read index, audit delivery) is sent. The request tells the
-/// peer how far its clock is from the voters' median, when this node knows; the peer's signed
-/// clock in the answer (refusals included) is recorded as a sample. It also names the sender
-/// ([`SENDER_HEADER`]) for logs and test proxies.
+/// node-to-node request (Raft RPC, read index, audit delivery) is sent. It returns only an
+/// answer signed for this request ([`AnswerNote`]): one without a valid signature is a
+/// [`CallError::Unsigned`], never a vote grant, a read index or an acknowledgement. The
+/// client follows no redirects (`crate::tls`). A proof refused for another incarnation of the
+/// target (it restarted, or this node has not heard from it yet) is sent again at once, with
+/// the incarnation the signed refusal names.
+///
+/// The request tells the peer how far its clock is from the voters' median, when this node
+/// knows; the four timestamps of the exchange (sent, the peer's received and answered, back)
+/// are recorded as a sample (refusals included). It also names the sender ([`SENDER_HEADER`])
+/// for logs and test proxies.
 pub(crate) async fn post_signed(
     link: &Link,
     to: Target<'_>,
     path: &str,
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<reqwest::Response, reqwest::Error> {
+) -> Result<Answer, CallError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut tried = None;
+    loop {
+        let known = link.peers.lock().get(&to.id).copied().unwrap_or(0);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (answer, incarnation) = post_once(link, &to, path, body.clone(), known, left).await?;
+        link.peers.lock().insert(to.id, incarnation);
+        let retry =
+            answer.status == StatusCode::UNAUTHORIZED && incarnation != known && tried.is_none();
+        if !retry {
+            return Ok(answer);
+        }
+        tried = Some(known);
+    }
+}
+
+/// One signed request to incarnation `incarnation` of `to`: the verified answer and the
+/// incarnation it names.
+async fn post_once(
+    link: &Link,
+    to: &Target<'_>,
+    path: &str,
+    body: Vec<u8>,
+    incarnation: u64,
+    timeout: Duration,
+) -> Result<(Answer, u64), CallError> {
     let sent_ms = Timestamp::now().millis();
-    let proof = ClusterProof::new(to.id, sent_ms, &body);
+    let proof = ClusterProof::new(to.id, incarnation, sent_ms, &body);
     let mut req = link
         .http
         .post(format!("{}{path}", to.base))
@@ -73,18 +156,59 @@ pub(crate) async fn post_signed(
         );
     }
     let started = std::time::Instant::now();
-    let resp = req.send().await?;
-    let note = resp
+    let mut resp = req.send().await.map_err(|e| {
+        if e.is_connect() {
+            CallError::Connect(e)
+        } else {
+            CallError::Transport(e.to_string())
+        }
+    })?;
+    let status = resp.status();
+    let header = resp
         .headers()
-        .get(CLOCK_HEADER)
+        .get(ANSWER_HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| ClockNote::check(v, &link.secret, &proof.nonce));
-    if let Some(ClockNote::Now(peer_ms)) = note {
-        let received_ms = Timestamp::now().millis();
-        link.clock
-            .exchanged(to.id, sent_ms, peer_ms, received_ms, started.elapsed());
+        .map(str::to_owned);
+    let body = read_bounded(&mut resp).await?;
+    let received_ms = Timestamp::now().millis();
+    let round_trip = started.elapsed();
+    let note = header
+        .and_then(|h| AnswerNote::check(&h, &link.secret, &proof.nonce, status.as_u16(), &body))
+        .ok_or(CallError::Unsigned(status))?;
+    link.clock.exchanged(
+        to.id,
+        crate::clock::Exchange {
+            sent_ms,
+            peer_received_ms: note.received_ms,
+            peer_sent_ms: note.sent_ms,
+            received_ms,
+            round_trip,
+        },
+    );
+    Ok((Answer { status, body }, note.incarnation))
+}
+
+/// The answer's body, at most [`MAX_ANSWER_BYTES`] of it (more is a transport error).
+async fn read_bounded(resp: &mut reqwest::Response) -> Result<Vec<u8>, CallError> {
+    let too_long = || CallError::Transport(format!("answer over {MAX_ANSWER_BYTES} bytes"));
+    if resp
+        .content_length()
+        .is_some_and(|l| l > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_long());
     }
-    Ok(resp)
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| CallError::Transport(e.to_string()))?
+    {
+        if buf.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_long());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
 }
 
 /// Makes connections to peers; shares the node's [`Link`].
@@ -135,20 +259,15 @@ impl Connection {
             id: self.target,
             base: &self.base,
         };
-        let resp = post_signed(&self.link, to, path, body, ttl)
+        let Answer {
+            status,
+            body: bytes,
+        } = post_signed(&self.link, to, path, body, ttl)
             .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    RPCError::Unreachable(Unreachable::new(&e))
-                } else {
-                    RPCError::Network(NetworkError::new(&e))
-                }
+            .map_err(|e| match e {
+                CallError::Connect(e) => RPCError::Unreachable(Unreachable::new(&e)),
+                other => RPCError::Network(NetworkError::new(&other)),
             })?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
             let msg = format!(
                 "peer {} answered {} to {}: {}",

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use sessync_proto::Timestamp;
+
 use super::Runtime;
 use crate::clock::ClockStatus;
 use crate::runtime::RuntimeError;
@@ -81,6 +83,31 @@ enum Role {
     Follower {
         contact: Option<(Duration, Option<u64>)>,
     },
+}
+
+/// Whether a stamp at `now` is within `bound` of the latest current stamp this replica applied
+/// (`anchor`: its time, and the monotonic instant it was applied) plus the monotonic time
+/// since; `Err` with how far ahead of that it is. An anchor older than
+/// [`crate::clock::VERDICT_TTL`] no longer counts: over that long a clock slewed by NTP may
+/// drift by a few hundred ms, and a node that stamps nothing would never anchor again (the
+/// clock guard, which checks every stamp for steps, still does).
+fn stamp_ceiling(
+    anchor: Option<(Timestamp, std::time::Instant)>,
+    bound: Duration,
+    now: Timestamp,
+) -> Result<(), i64> {
+    let Some((stamp, at)) = anchor else {
+        return Ok(());
+    };
+    let since = at.elapsed();
+    if since > crate::clock::VERDICT_TTL {
+        return Ok(());
+    }
+    let expected = stamp.plus(since);
+    if now > expected.plus(bound) {
+        return Err(i64::try_from(now.since(expected).as_millis()).unwrap_or(i64::MAX));
+    }
+    Ok(())
 }
 
 /// The readiness of a node in `role` that has applied up to `applied`, with `clock`.
@@ -145,16 +172,22 @@ impl Runtime {
             .voter_ids()
             .collect();
         self.clock().set_voters(voters);
-        let bound = self.0.state.read(|s| {
+        self.clock().status(self.skew_bound())
+    }
+
+    /// The replicated `max_clock_skew` (this node's file's before there is one).
+    fn skew_bound(&self) -> Duration {
+        self.0.state.read(|s| {
             s.replicated_policy()
                 .map_or(self.0.file_policy.max_clock_skew, |p| p.max_clock_skew)
-        });
-        self.clock().status(bound)
+        })
     }
 
     /// `Err` when this node's clock may not stamp commands or judge reads: `ClockSkew` when it
-    /// is off the voters' median by more than the bound, `NoQuorum` while it has not been
-    /// measured against them (just started, or cut off from them for a while).
+    /// is off the voters' median by more than the bound, or stepped since it was last measured
+    /// ([`crate::clock`]), or ahead of the latest stamp this replica applied by more than the
+    /// monotonic time since plus the bound ([`stamp_ceiling`]); `NoQuorum` while it has not
+    /// been measured against the voters (just started, or cut off from them for a while).
     pub(crate) fn clock_guard(&self) -> Result<(), RuntimeError> {
         let s = self.clock_status();
         if s.skewed {
@@ -167,6 +200,13 @@ impl Runtime {
             return Err(RuntimeError::NoQuorum {
                 what: "this node's clock has not been compared with the voters' clocks",
                 waited: s.unmeasured_for,
+            });
+        }
+        let anchor = self.state().applied_stamp();
+        if let Err(ahead_ms) = stamp_ceiling(anchor, self.skew_bound(), Timestamp::now()) {
+            return Err(RuntimeError::ClockSkew {
+                node: self.node_id(),
+                deviation_ms: Some(ahead_ms),
             });
         }
         Ok(())
@@ -233,6 +273,41 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_further_ahead_of_the_applied_one_than_time_has_moved_is_refused() {
+        let bound = Duration::from_millis(500);
+        let applied = Timestamp(1_800_000_000_000);
+        let at = std::time::Instant::now() - Duration::from_secs(2);
+        let anchor = Some((applied, at));
+        // Two seconds after it was applied: up to 2.5 s past it may be stamped.
+        assert_eq!(
+            stamp_ceiling(anchor, bound, applied.plus(Duration::from_secs(2))),
+            Ok(())
+        );
+        // A clock stepped ten minutes ahead since.
+        let stepped = applied.plus(Duration::from_secs(600));
+        let ahead = stamp_ceiling(anchor, bound, stepped).unwrap_err();
+        assert!((597_000..=598_100).contains(&ahead), "{ahead}");
+        // Behind is not this check's business (cluster time never goes back: `cluster_now`).
+        assert_eq!(stamp_ceiling(anchor, bound, Timestamp(0)), Ok(()));
+        // No anchor (just started), or one too old to tell: nothing to judge by.
+        assert_eq!(stamp_ceiling(None, bound, stepped), Ok(()));
+        // (The monotonic clock may not reach back that far on a machine just booted.)
+        if let Some(long_ago) = std::time::Instant::now().checked_sub(crate::clock::VERDICT_TTL * 2)
+        {
+            assert_eq!(
+                stamp_ceiling(Some((applied, long_ago)), bound, stepped),
+                Ok(())
+            );
+        }
+        // Extreme values saturate.
+        assert!(stamp_ceiling(Some((Timestamp(u64::MAX), at)), bound, Timestamp(u64::MAX)).is_ok());
+        assert_eq!(
+            stamp_ceiling(Some((Timestamp(0), at)), bound, Timestamp(u64::MAX)),
+            Err(i64::MAX)
+        );
+    }
 
     const TIMEOUT: Duration = Duration::from_secs(1);
     const RECENT: Duration = Duration::from_millis(300);

@@ -19,15 +19,15 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, Fatal, RaftError};
 use serde::de::DeserializeOwned;
 use sessync_config::NodeConfig;
-use sessync_proto::wire::ReadIndex;
-use sessync_proto::{ErrorBody, ErrorCode, Policy, SiteName, Timestamp};
+use sessync_proto::wire::{ReadIndex, RefusalReason, Refused};
+use sessync_proto::{Policy, SiteName, Timestamp};
 use tokio::time::Instant;
 
 pub(crate) use error::RuntimeError;
 pub(crate) use health::Readiness;
 
 use crate::clock::ClockGuard;
-use crate::network::client::{post_signed, Link, Target};
+use crate::network::client::{post_signed, Answer, Link, Target};
 use crate::raft_types::{NodeId, Raft};
 use crate::session::{Command, Outcome, SetPolicy};
 use crate::store::StateReader;
@@ -94,6 +94,10 @@ impl Runtime {
     pub(crate) fn clock(&self) -> &ClockGuard {
         &self.0.link.clock
     }
+    /// This node's incarnation (drawn at start), which node-to-node proofs must name.
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.0.link.incarnation
+    }
     /// How long one request may take, from arrival to answer.
     pub(crate) fn request_timeout(&self) -> Duration {
         self.0.request_timeout
@@ -143,6 +147,8 @@ impl Runtime {
 
     /// Sends `body` to `path` on the leader (another node), signed, and reads its JSON answer:
     /// the one way a node asks its leader something (a read index, audit events to record).
+    /// Only a signed answer counts ([`post_signed`]); the leader's refusal comes as
+    /// [`Refused`], mapped here to this layer's error.
     pub(crate) async fn ask_leader<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -158,28 +164,18 @@ impl Runtime {
             id: leader,
             base: &url,
         };
-        let resp = post_signed(&self.0.link, to, path, body, timeout)
+        let Answer { status, body } = post_signed(&self.0.link, to, path, body, timeout)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        if resp.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            let body: Option<ErrorBody> = resp.json().await.ok();
-            return Err(match body {
-                Some(b) if b.error.code == ErrorCode::ClockSkew => RuntimeError::ClockSkew {
-                    node: leader,
-                    deviation_ms: None,
-                },
-                _ => unreachable(format!("it answered 503 to {path}")),
-            });
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            if let Ok(r) = serde_json::from_slice::<Refused>(&body) {
+                return Err(refusal(leader, r));
+            }
         }
-        if !resp.status().is_success() {
-            return Err(unreachable(format!(
-                "it answered {} to {path}",
-                resp.status()
-            )));
+        if !status.is_success() {
+            return Err(unreachable(format!("it answered {status} to {path}")));
         }
-        resp.json()
-            .await
-            .map_err(|e| unreachable(format!("bad answer to {path}: {e}")))
+        serde_json::from_slice(&body).map_err(|e| unreachable(format!("bad answer to {path}: {e}")))
     }
 
     /// Proposes `cmd` and waits for it to be applied, within the request deadline.
@@ -244,6 +240,23 @@ impl Runtime {
             }
             Err(RaftError::Fatal(Fatal::Stopped)) => Err(RuntimeError::ShuttingDown),
             Err(e) => Err(RuntimeError::Raft(e.to_string())),
+        }
+    }
+}
+
+/// The leader's signed refusal as this layer's error.
+fn refusal(leader: NodeId, r: Refused) -> RuntimeError {
+    match r.refused {
+        RefusalReason::ClockSkew => RuntimeError::ClockSkew {
+            node: leader,
+            deviation_ms: None,
+        },
+        RefusalReason::NotLeader => RuntimeError::LeadershipMoved { to: r.leader },
+        RefusalReason::ShuttingDown | RefusalReason::NoQuorum | RefusalReason::Unavailable => {
+            RuntimeError::LeaderUnreachable {
+                leader,
+                reason: format!("it refused: {}", r.message),
+            }
         }
     }
 }

@@ -44,10 +44,10 @@ impl Runtime {
     pub(crate) async fn read_index(&self) -> Result<ReadIndex, RuntimeError> {
         self.clock_guard()?;
         let c = self.confirm_leadership().await?;
-        Ok(ReadIndex {
-            index: c.read,
-            now: self.cluster_now(),
-        })
+        let now = self.cluster_now();
+        // Again once stamped: the clock may have stepped during the confirmation.
+        self.clock_guard()?;
+        Ok(ReadIndex { index: c.read, now })
     }
 
     /// A leadership confirmation by a quorum that began after this call, shared with every
@@ -111,8 +111,11 @@ impl Runtime {
             if let Ok(c) = self.confirm_leadership().await {
                 self.wait_applied(c.read, c.applied).await?;
                 // This clock, never behind the applied cluster time, after the read index (the
-                // API then judges at its barrier, taken later still: `App::linearize`).
-                return Ok(self.cluster_now());
+                // API then judges at its barrier, taken later still: `App::linearize`); checked
+                // again once read, as it may have stepped meanwhile.
+                let now = self.cluster_now();
+                self.clock_guard()?;
+                return Ok(now);
             }
             // Leadership was lost in between: fall through and ask whoever leads now.
         }

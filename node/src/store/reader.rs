@@ -79,11 +79,35 @@ impl InstallSeq {
     }
 }
 
+/// The latest stamp this replica applied while it was current (within the skew bound of this
+/// node's wall clock when applied), and the monotonic instant it was applied at: how far cluster
+/// time can have moved since is known without the wall clock. Kept in memory (a restarted node
+/// has none until it applies a current stamp); stamps applied in a catch-up are old and not
+/// recorded.
+#[derive(Clone, Default)]
+pub(crate) struct AppliedStamp(Arc<parking_lot::Mutex<Option<(Timestamp, std::time::Instant)>>>);
+
+impl AppliedStamp {
+    /// The replica has applied cluster time `clock`; `bound` is `max_clock_skew`.
+    pub(super) fn applied(&self, clock: Timestamp, bound: Duration) {
+        let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+        if clock.millis().abs_diff(Timestamp::now().millis()) <= bound_ms {
+            *self.0.lock() = Some((clock, std::time::Instant::now()));
+        }
+    }
+
+    /// The latest current stamp applied, and when.
+    pub(crate) fn latest(&self) -> Option<(Timestamp, std::time::Instant)> {
+        *self.0.lock()
+    }
+}
+
 /// A read handle on the applied state; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct StateReader {
     db: Arc<DB>,
     state: Arc<RwLock<SessionStore>>,
+    stamp: AppliedStamp,
     changes: broadcast::Sender<AppliedChange>,
     audit: Arc<AuditStats>,
     installs: InstallSeq,
@@ -131,10 +155,12 @@ impl StateReader {
         changes: broadcast::Sender<AppliedChange>,
         audit: Arc<AuditStats>,
         installs: InstallSeq,
+        stamp: AppliedStamp,
     ) -> Self {
         Self {
             db,
             state,
+            stamp,
             changes,
             audit,
             installs,
@@ -149,6 +175,11 @@ impl StateReader {
     /// The handle that closes the database at shutdown (see [`DbCloser`]).
     pub(crate) fn closer(&self) -> DbCloser {
         DbCloser(self.db.clone())
+    }
+
+    /// The latest current stamp this replica applied, and the instant it did ([`AppliedStamp`]).
+    pub(crate) fn applied_stamp(&self) -> Option<(Timestamp, std::time::Instant)> {
+        self.stamp.latest()
     }
 
     /// Runs `f` with the applied session store (never hold it across an await).

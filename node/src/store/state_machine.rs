@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 use super::audit_log::AuditLog;
 use super::layout::{self, Cf, SmKey};
-use super::reader::{AppliedChange, InstallSeq, StateReader};
+use super::reader::{AppliedChange, AppliedStamp, InstallSeq, StateReader};
 use super::snapshot::{self, SnapshotBuilder};
 use super::snapshot_dir::{SnapshotDir, SnapshotFile, Temp};
 use super::snapshot_install::{self, WritePlan};
@@ -41,6 +41,7 @@ pub(crate) struct StateMachineStore {
     changes: broadcast::Sender<AppliedChange>,
     /// Installs in progress, for readers of the state on disk.
     installs: InstallSeq,
+    stamp: AppliedStamp,
 }
 
 /// Reads one `sm` value.
@@ -101,6 +102,7 @@ impl StateMachineStore {
             audit,
             changes,
             installs: InstallSeq::default(),
+            stamp: AppliedStamp::default(),
         })
     }
 
@@ -112,6 +114,7 @@ impl StateMachineStore {
             self.changes.clone(),
             self.audit.stats(),
             self.installs.clone(),
+            self.stamp.clone(),
         )
     }
 
@@ -164,7 +167,16 @@ impl StateMachineStore {
             EntryPayload::Normal(cmd) => {
                 let (outcome, muts) = {
                     let mut st = self.state.write();
-                    session::apply(&mut st, &cmd, entry.log_id.index)
+                    let before = st.clock();
+                    let applied = session::apply(&mut st, &cmd, entry.log_id.index);
+                    if st.clock() > before {
+                        let bound = st.replicated_policy().map_or_else(
+                            || sessync_proto::Policy::default().max_clock_skew,
+                            |p| p.max_clock_skew,
+                        );
+                        self.stamp.applied(st.clock(), bound);
+                    }
+                    applied
                 };
                 changed = self.persist(&mut batch, &muts)?;
                 // A touch only slides last_seen_at: not a state change worth announcing.

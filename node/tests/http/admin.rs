@@ -152,7 +152,7 @@ async fn raft_rpc_without_cluster_proof_is_refused() {
     ] {
         let (s, _) = node.raw(Method::POST, path, "", Some(b"{}".to_vec())).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
-        // A well-formed, fresh v2 proof for this node and this body, with a forged MAC, is
+        // A well-formed, fresh v3 proof for this node and this body, with a forged MAC, is
         // refused too, as bad_signature.
         let now = crate::recipes::now_ms();
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"{}"));
@@ -161,8 +161,9 @@ async fn raft_rpc_without_cluster_proof_is_refused() {
             .header(
                 "x-sessync-cluster-auth",
                 format!(
-                    "v2 t={now},n={},to=1,len=2,sha={sha},sig={}",
+                    "v3 t={now},n={},to=1,inc={},len=2,sha={sha},sig={}",
                     "a".repeat(32),
+                    "0".repeat(16),
                     "0".repeat(64)
                 ),
             )

@@ -46,6 +46,15 @@ impl Drop for TestNode {
     }
 }
 
+/// A fresh directory holding the node's secrets.
+fn with_secrets() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("secret"), CLUSTER_SECRET).unwrap();
+    std::fs::write(dir.path().join("peer-recv"), PEER_SECRET).unwrap();
+    std::fs::write(dir.path().join("peer-send"), PEER_SEND_SECRET).unwrap();
+    dir
+}
+
 /// A port on loopback that refuses connections for as long as the socket lives.
 fn closed_port() -> (TcpSocket, u16) {
     let socket = TcpSocket::new_v4().unwrap();
@@ -170,10 +179,7 @@ impl TestNode {
         extra: &str,
         tls: Option<&TestTls>,
     ) -> TestNode {
-        let dir = TempDir::new().unwrap();
-        std::fs::write(dir.path().join("secret"), CLUSTER_SECRET).unwrap();
-        std::fs::write(dir.path().join("peer-recv"), PEER_SECRET).unwrap();
-        std::fs::write(dir.path().join("peer-send"), PEER_SEND_SECRET).unwrap();
+        let dir = with_secrets();
         let node = Self::run_in(dir, policy, peer_url, extra, tls, &[]).await;
         let (s, body) = node
             .call(
@@ -190,6 +196,12 @@ impl TestNode {
         })
         .await;
         node
+    }
+
+    /// A node that is not initialised (no members yet): the test makes its cluster with
+    /// `/cluster/init`.
+    pub(crate) async fn start_uninitialised() -> TestNode {
+        Self::run_in(with_secrets(), "", None, "", None, &[]).await
     }
 
     /// Runs a node on the data in `dir` (secrets there already), on a port of its own (the

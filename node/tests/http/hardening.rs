@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::common::{TestNode, TestTls, ADMIN_KEY, APP_KEY, PEER};
-use crate::recipes::{cluster_proof, federation_head, now_ms};
+use crate::recipes::{cluster_proof, federation_head, incarnation, now_ms};
 use crate::wire::{addr, read_until_closed, send_head, status_within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,8 +289,8 @@ async fn a_strangers_bad_handshakes_and_refused_requests_write_no_log_lines() {
 /// The body of the Raft read-index calls below, and a proof for it from node 1 to node 2.
 const READ_INDEX_BODY: &[u8] = b"{}";
 
-fn read_index_proof(nonce: &str) -> String {
-    cluster_proof("/raft/read-index", 1, 2, READ_INDEX_BODY, nonce)
+fn read_index_proof(inc: u64, nonce: &str) -> String {
+    cluster_proof("/raft/read-index", 1, inc, 2, READ_INDEX_BODY, nonce)
 }
 
 /// POST /raft/read-index on `node` through `client`, with `proof` if given.
@@ -342,7 +342,7 @@ async fn tls_serves_https_only_and_can_require_client_certificates() {
     assert_eq!(r.status(), StatusCode::CREATED);
     // A Raft route without a certificate is refused before its proof is looked at, even with a
     // valid proof; a peer site's route likewise.
-    let proof = read_index_proof(&"f".repeat(32));
+    let proof = read_index_proof(0, &"f".repeat(32));
     let r = read_index(&anonymous, &node, Some(proof)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let b: Value = r.json().await.unwrap();
@@ -385,7 +385,8 @@ async fn tls_serves_https_only_and_can_require_client_certificates() {
     let r = read_index(&known, &node, None).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.text().await.unwrap().contains("malformed"));
-    let r = read_index(&known, &node, Some(read_index_proof(&"e".repeat(32)))).await;
+    let inc = incarnation(&known, &node.url).await;
+    let r = read_index(&known, &node, Some(read_index_proof(inc, &"e".repeat(32)))).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::too_many_lines)]
 
 mod admin;
+mod answers;
 mod common;
 mod errors;
 mod events;

@@ -1,7 +1,8 @@
 //! Node-to-node proofs, as a stranger meets them: a Raft RPC's proof is checked (fresh, for
 //! this node, MAC over the body's length and hash, unseen nonce) before its body is read, a
-//! captured RPC cannot be replayed or sent to another node, and a stale proof is answered with
-//! the signed clock only to a caller who knows the secret.
+//! captured RPC cannot be replayed or sent to another node, nor to the same node once it has
+//! restarted, and a stale proof is answered with the signed clock only to a caller who knows the
+//! secret.
 
 use std::time::Duration;
 
@@ -10,12 +11,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::common::{TestNode, ADMIN_KEY};
-use crate::recipes::{clock_note, cluster_proof, cluster_proof_at, now_ms};
+use crate::recipes::{answer_note, cluster_proof, cluster_proof_at, incarnation, now_ms};
 use crate::wire::{addr, read_until_closed, send_head, status_within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raft_rpc_is_refused_before_its_body_is_read() {
     let node = TestNode::start("").await;
+    let inc = incarnation(&reqwest::Client::new(), &node.url).await;
     // Headers announcing 60 MB and no proof: the answer comes without a byte of body sent.
     let mut s = TcpStream::connect(addr(&node)).await.unwrap();
     s.write_all(
@@ -28,7 +30,7 @@ async fn a_raft_rpc_is_refused_before_its_body_is_read() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 
     // A real proof that declares more than the route takes: 413, still before the body.
-    let proof = cluster_proof("/raft/vote", 1, 10_000_000, b"", &"a".repeat(32));
+    let proof = cluster_proof("/raft/vote", 1, inc, 10_000_000, b"", &"a".repeat(32));
     let mut s = TcpStream::connect(addr(&node)).await.unwrap();
     s.write_all(
         format!(
@@ -47,6 +49,7 @@ async fn a_raft_rpc_is_refused_before_its_body_is_read() {
 async fn a_captured_raft_rpc_cannot_be_replayed_or_sent_to_another_node() {
     let node = TestNode::start("").await;
     let http = reqwest::Client::new();
+    let inc = incarnation(&http, &node.url).await;
     let post = |path: &'static str, proof: String, body: &'static str| {
         let http = http.clone();
         let url = format!("{}{path}", node.url);
@@ -65,7 +68,14 @@ async fn a_captured_raft_rpc_cannot_be_replayed_or_sent_to_another_node() {
     };
     let body = "{}";
     let nonce = "0123456789abcdef0123456789abcdef";
-    let proof = cluster_proof("/raft/read-index", 1, body.len(), body.as_bytes(), nonce);
+    let proof = cluster_proof(
+        "/raft/read-index",
+        1,
+        inc,
+        body.len(),
+        body.as_bytes(),
+        nonce,
+    );
     // This node leads: a read-index question with a valid proof is answered.
     let (s, text) = post("/raft/read-index", proof.clone(), body).await;
     assert_eq!(s, StatusCode::OK, "{text}");
@@ -77,6 +87,7 @@ async fn a_captured_raft_rpc_cannot_be_replayed_or_sent_to_another_node() {
     let other = cluster_proof(
         "/raft/read-index",
         2,
+        inc,
         body.len(),
         body.as_bytes(),
         &"b".repeat(32),
@@ -85,7 +96,7 @@ async fn a_captured_raft_rpc_cannot_be_replayed_or_sent_to_another_node() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(text.contains("wrong_target"), "{text}");
     // A body other than the one signed.
-    let signed = cluster_proof("/raft/read-index", 1, 2, b"{}", &"c".repeat(32));
+    let signed = cluster_proof("/raft/read-index", 1, inc, 2, b"{}", &"c".repeat(32));
     let (s, text) = post("/raft/read-index", signed, "[]").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(text.contains("body_mismatch"), "{text}");
@@ -112,7 +123,8 @@ async fn a_captured_raft_rpc_cannot_be_replayed_or_sent_to_another_node() {
 }
 
 /// A node whose clock is far off has its calls refused as stale; the refusal tells it the time
-/// (signed for its request), so it finds out it is off. A stranger is told nothing.
+/// (signed, with the status and body, for its request), so it finds out it is off. A stranger
+/// is told nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_proof_is_answered_with_the_signed_clock_and_a_strangers_is_not() {
     let node = TestNode::start("").await;
@@ -125,24 +137,32 @@ async fn a_stale_proof_is_answered_with_the_signed_clock_and_a_strangers_is_not(
     };
     let nonce = "d".repeat(32);
     let twenty_minutes_behind = now_ms() - 20 * 60 * 1000;
-    let stale = cluster_proof_at("/raft/vote", 1, 2, b"{}", &nonce, twenty_minutes_behind);
+    let stale = cluster_proof_at("/raft/vote", 1, 0, 2, b"{}", &nonce, twenty_minutes_behind);
     let resp = vote(stale).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let header = resp.headers()["x-sessync-clock"]
+    let header = resp.headers()["x-sessync-answer"]
         .to_str()
         .unwrap()
         .to_owned();
-    let told = clock_note(&header, &nonce).expect("a clock signed for this exchange");
-    assert!(told.abs_diff(now_ms()) < 5_000, "told {told}");
-    assert_eq!(clock_note(&header, &"e".repeat(32)), None);
-    assert!(resp.text().await.unwrap().contains("stale"));
+    let body = resp.bytes().await.unwrap();
+    let told =
+        answer_note(&header, &nonce, 401, &body).expect("an answer signed for this exchange");
+    assert!(told.t2.abs_diff(now_ms()) < 5_000, "told {told:?}");
+    assert!(told.t2 <= told.t3, "{told:?}");
+    assert_eq!(answer_note(&header, &"e".repeat(32), 401, &body), None);
+    assert_eq!(
+        answer_note(&header, &nonce, 200, &body),
+        None,
+        "another status"
+    );
+    assert!(String::from_utf8_lossy(&body).contains("stale"));
 
-    // A proof made without the secret: refused, and no clock.
-    let forged = cluster_proof("/raft/vote", 1, 2, b"{}", &nonce).replace("sig=", "sig=0");
+    // A proof made without the secret: refused, and nothing signed.
+    let forged = cluster_proof("/raft/vote", 1, 0, 2, b"{}", &nonce).replace("sig=", "sig=0");
     let forged = forged[..forged.len() - 1].to_owned();
     let resp = vote(forged).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert!(resp.headers().get("x-sessync-clock").is_none());
+    assert!(resp.headers().get("x-sessync-answer").is_none());
 }
 
 /// A fresh, well-formed proof with a MAC that does not match, announcing 60 MB and sending
@@ -150,7 +170,7 @@ async fn a_stale_proof_is_answered_with_the_signed_clock_and_a_strangers_is_not(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_raft_proof_announcing_a_huge_body_is_refused_at_once() {
     let node = TestNode::start("").await;
-    let proof = cluster_proof("/raft/append", 1, 60_000_000, b"", &"a".repeat(32));
+    let proof = cluster_proof("/raft/append", 1, 0, 60_000_000, b"", &"a".repeat(32));
     // Another MAC: one hex digit changed.
     let forged = format!(
         "{}{}",
@@ -184,6 +204,7 @@ async fn a_forged_raft_proof_announcing_a_huge_body_is_refused_at_once() {
 async fn a_raft_nonce_is_used_up_only_once_the_body_matched() {
     let node = TestNode::start_with("", None, "[limits]\nbody_timeout = \"1s\"").await;
     let http = reqwest::Client::new();
+    let inc = incarnation(&http, &node.url).await;
     let post = |proof: String, body: &'static str| {
         let req = http
             .post(format!("{}/raft/read-index", node.url))
@@ -196,7 +217,7 @@ async fn a_raft_nonce_is_used_up_only_once_the_body_matched() {
         }
     };
     let nonce = "1".repeat(32);
-    let proof = cluster_proof("/raft/read-index", 1, 2, b"{}", &nonce);
+    let proof = cluster_proof("/raft/read-index", 1, inc, 2, b"{}", &nonce);
     // Another body under the proof: refused, the nonce not used up.
     let (s, text) = post(proof.clone(), "[]").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -230,4 +251,56 @@ async fn a_raft_nonce_is_used_up_only_once_the_body_matched() {
             "{reason} {n} in:\n{m}"
         );
     }
+}
+
+/// Nonces are kept in memory: a restarted node had forgotten them, and a captured RPC sent to
+/// it again within the freshness window was served a second time. Proofs name the target's
+/// incarnation, drawn at each start: the capture is refused, and the signed refusal names the
+/// new incarnation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_raft_rpc_cannot_be_replayed_to_a_restarted_node() {
+    let node = TestNode::start("").await;
+    let http = reqwest::Client::new();
+    let inc = incarnation(&http, &node.url).await;
+    let nonce = "7".repeat(32);
+    let captured = cluster_proof("/raft/read-index", 1, inc, 2, b"{}", &nonce);
+    let send = |url: String, proof: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(format!("{url}/raft/read-index"))
+                .header("x-sessync-cluster-auth", proof)
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let header = r
+                .headers()
+                .get("x-sessync-answer")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, header, r.bytes().await.unwrap())
+        }
+    };
+    let (s, _, body) = send(node.url.clone(), captured.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+
+    let dir = node.stop().await;
+    let node = TestNode::restart(dir, "").await;
+    // The same bytes again, well within the freshness window.
+    let (s, header, body) = send(node.url.clone(), captured).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a captured RPC was served again after a restart: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(String::from_utf8_lossy(&body).contains("other_incarnation"));
+    let note = answer_note(&header.expect("a signed refusal"), &nonce, 401, &body)
+        .expect("signed for this exchange");
+    assert_ne!(note.inc, inc, "a new incarnation");
+    // A sender that knows the secret retries at once with the incarnation it was told.
+    let fresh = cluster_proof("/raft/read-index", 1, note.inc, 2, b"{}", &"8".repeat(32));
+    let (s, _, body) = send(node.url.clone(), fresh).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
 }

@@ -130,16 +130,17 @@ pub(crate) async fn fake_peer(answer: PeerAnswer) -> String {
 }
 
 /// A node-to-node proof made the way docs/ARCHITECTURE.md describes it, independently of the
-/// node's code: `v2 t=..,n=..,to=..,len=..,sha=..,sig=..` over
-/// `sessync-cluster-v2\nPOST\n{path}\n{t}\n{n}\n{to}\n{len}\n{sha}`.
+/// node's code, for incarnation `inc` of node `to`: `v3 t=..,n=..,to=..,inc=..,len=..,sha=..,sig=..`
+/// over `sessync-cluster-v3\nPOST\n{path}\n{t}\n{n}\n{to}\n{inc}\n{len}\n{sha}`.
 pub(crate) fn cluster_proof(
     path: &str,
     to: u64,
+    inc: u64,
     declared_len: usize,
     body: &[u8],
     nonce: &str,
 ) -> String {
-    cluster_proof_at(path, to, declared_len, body, nonce, now_ms())
+    cluster_proof_at(path, to, inc, declared_len, body, nonce, now_ms())
 }
 
 /// The wall clock in ms.
@@ -154,6 +155,7 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) fn cluster_proof_at(
     path: &str,
     to: u64,
+    inc: u64,
     declared_len: usize,
     body: &[u8],
     nonce: &str,
@@ -162,21 +164,71 @@ pub(crate) fn cluster_proof_at(
     let sha = hex::encode(Sha256::digest(body));
     let mut mac = Hmac::<Sha256>::new_from_slice(CLUSTER_SECRET.as_bytes()).unwrap();
     mac.update(
-        format!("sessync-cluster-v2\nPOST\n{path}\n{t}\n{nonce}\n{to}\n{declared_len}\n{sha}")
-            .as_bytes(),
+        format!(
+            "sessync-cluster-v3\nPOST\n{path}\n{t}\n{nonce}\n{to}\n{inc:016x}\n{declared_len}\n{sha}"
+        )
+        .as_bytes(),
     );
     let sig = hex::encode(mac.finalize().into_bytes());
-    format!("v2 t={t},n={nonce},to={to},len={declared_len},sha={sha},sig={sig}")
+    format!("v3 t={t},n={nonce},to={to},inc={inc:016x},len={declared_len},sha={sha},sig={sig}")
 }
 
-/// The answering node's clock from an `x-sessync-clock` header, if it is signed with the cluster
-/// secret for the exchange of `nonce`: `now=<ms>,sig=<hex HMAC of "sessync-clock-v1\n{nonce}\nnow=<ms>">`.
-pub(crate) fn clock_note(header: &str, nonce: &str) -> Option<u64> {
-    let (field, sig) = header.split_once(",sig=")?;
-    let ms: u64 = field.strip_prefix("now=")?.parse().ok()?;
+/// A signed answer's fields, as docs/ARCHITECTURE.md describes the `x-sessync-answer` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AnswerNote {
+    /// The answering node's clock when the request arrived, and when the answer left.
+    pub(crate) t2: u64,
+    pub(crate) t3: u64,
+    pub(crate) inc: u64,
+}
+
+/// The note of an answer (`v1 t2=..,t3=..,inc=..,sig=..`), if it is signed with the cluster
+/// secret for the exchange of `nonce`, this `status` and this `body`: HMAC over
+/// `sessync-answer-v1\n{nonce}\n{status}\n{t2}\n{t3}\n{inc}\n{hex sha256(body)}`.
+pub(crate) fn answer_note(
+    header: &str,
+    nonce: &str,
+    status: u16,
+    body: &[u8],
+) -> Option<AnswerNote> {
+    let rest = header.strip_prefix("v1 ")?;
+    let (fields, sig) = rest.split_once(",sig=")?;
+    let mut parts = fields.split(',');
+    let t2: u64 = parts.next()?.strip_prefix("t2=")?.parse().ok()?;
+    let t3: u64 = parts.next()?.strip_prefix("t3=")?.parse().ok()?;
+    let inc_hex = parts.next()?.strip_prefix("inc=")?;
+    let inc = u64::from_str_radix(inc_hex, 16).ok()?;
+    let sha = hex::encode(Sha256::digest(body));
     let mut mac = Hmac::<Sha256>::new_from_slice(CLUSTER_SECRET.as_bytes()).unwrap();
-    mac.update(format!("sessync-clock-v1\n{nonce}\n{field}").as_bytes());
-    (hex::encode(mac.finalize().into_bytes()) == sig).then_some(ms)
+    mac.update(
+        format!("sessync-answer-v1\n{nonce}\n{status}\n{t2}\n{t3}\n{inc_hex}\n{sha}").as_bytes(),
+    );
+    (hex::encode(mac.finalize().into_bytes()) == sig).then_some(AnswerNote { t2, t3, inc })
+}
+
+/// The incarnation node 1 at `url` names in its signed answer (through `client`) to a proof for
+/// none (0).
+pub(crate) async fn incarnation(client: &reqwest::Client, url: &str) -> u64 {
+    let nonce = hex::encode(rand::random::<[u8; 16]>());
+    let proof = cluster_proof("/raft/read-index", 1, 0, 2, b"{}", &nonce);
+    let resp = client
+        .post(format!("{url}/raft/read-index"))
+        .header("x-sessync-cluster-auth", proof)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let header = resp.headers()["x-sessync-answer"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("other_incarnation"));
+    answer_note(&header, &nonce, status, &body)
+        .expect("a refusal signed for this exchange")
+        .inc
 }
 
 /// Headers of a federation invalidate as `site` would sign `body`, with `declared` as the
