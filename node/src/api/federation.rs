@@ -188,7 +188,10 @@ async fn receive(app: App, kind: PeerOpKind, req: Request) -> Response {
     };
     let fed = app.federation();
     let v = match sign::check(fed.config(), &headers, path, &body, now) {
-        Ok(v) => v,
+        Ok(v) => {
+            super::Proven::mark(&parts.extensions);
+            v
+        }
         Err(r) => {
             let origin = match &r {
                 Rejection::UnknownSite(s) => s.clone(),

@@ -19,8 +19,8 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
-    ReadIndex, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH,
-    SNAPSHOT_PATH, VOTE_PATH,
+    APPEND_PATH, AUDIT_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, READ_INDEX_PATH, SNAPSHOT_PATH,
+    VOTE_PATH,
 };
 use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +30,7 @@ use super::error::ApiError;
 use super::state::App;
 use crate::audit::MAX_BATCH as MAX_AUDIT_BATCH;
 use crate::raft_types::TypeConfig;
+use crate::runtime::Reader;
 use crate::session::{AuditNote, Command, RecordAudit};
 use crate::signing::{ClockNote, ClusterProof, ProofRefusal};
 
@@ -160,6 +161,7 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
         return with_clock(refuse(ProofRefusal::BodyMismatch));
     }
     claim.keep();
+    super::Proven::mark(&parts.extensions);
     if let Some(ClockNote::Report(deviation_ms)) = report {
         rt.clock().reported(deviation_ms);
     }
@@ -244,18 +246,13 @@ async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn read_index(State(app): State<App>) -> Response {
-    // Leadership first, then the barrier: the read is judged at the time the touch queue took
-    // it, after the read index (see `crate::touch` and `App::linearize`), and the index the
-    // follower waits for covers the touches applied before the barrier.
-    let ri = match app.rt().read_index().await {
-        Ok(ri) => ri,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match app.touches().barrier().await {
-        Ok(at) => json(&ReadIndex {
-            index: ri.index.max(app.rt().applied_index()),
-            now: at,
-        }),
+    // The leader's point for the follower's read: the same composition as its own reads.
+    match app
+        .rt()
+        .linearize(Reader::Follower, app.touches().barrier())
+        .await
+    {
+        Ok(point) => json(&point),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
