@@ -49,7 +49,10 @@ pub const DEFAULT_ROUNDS: u32 = 5;
 ///     .build()?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows no secret: the API key and the client certificate's key print as
+/// `<redacted>`.
+#[derive(Clone)]
 pub struct ClientBuilder {
     endpoints: Vec<String>,
     api_key: String,
@@ -60,6 +63,23 @@ pub struct ClientBuilder {
     ca_pem: Option<Vec<u8>>,
     /// PEM certificate chain and private key shown to nodes that ask for one.
     identity_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoints", &self.endpoints)
+            .field("api_key", &crate::client::Redacted)
+            .field("timeout", &self.timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("rounds", &self.rounds)
+            .field("ca_certificates", &self.ca_pem.is_some())
+            .field(
+                "client_certificate",
+                &self.identity_pem.as_ref().map(|_| crate::client::Redacted),
+            )
+            .finish()
+    }
 }
 
 impl ClientBuilder {

@@ -26,7 +26,10 @@ use crate::error::ClientError;
 /// println!("ready: {healthy}");
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows no secret: the API key prints as `<redacted>`, the connection pool (which
+/// holds the client certificate's key) not at all.
+#[derive(Clone)]
 pub struct Client {
     pub(crate) endpoints: Arc<[String]>,
     pub(crate) current: Arc<AtomicUsize>,
@@ -40,6 +43,28 @@ pub struct Client {
     pub(crate) leader: Arc<AtomicUsize>,
     /// Round-robin counter that spreads reads over the endpoints.
     pub(crate) reads: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoints", &self.endpoints)
+            .field("pinned", &self.pinned)
+            .field("api_key", &Redacted)
+            .field("timeout", &self.timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("rounds", &self.rounds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secret's place in `Debug` output.
+pub(crate) struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Client {
@@ -216,5 +241,38 @@ impl Client {
     pub(crate) fn current_index(&self) -> usize {
         self.pinned
             .unwrap_or_else(|| self.current.load(Ordering::Relaxed) % self.endpoints.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Client` and `ClientBuilder` derived `Debug` and printed the API key and the client
+    /// certificate's private key into any log line that formatted them.
+    #[test]
+    fn debug_output_of_client_and_builder_holds_no_secret() {
+        let api_key = "app-key-that-must-never-be-printed-7f3a";
+        let cert = rcgen::generate_simple_self_signed(vec!["app.test".to_owned()]).unwrap();
+        let key_pem = cert.key_pair.serialize_pem();
+        let key_body = key_pem.lines().nth(1).unwrap().to_owned();
+        let builder = Client::builder(vec!["https://127.0.0.1:7101".into()], api_key)
+            .client_certificate(cert.cert.pem(), key_pem.as_bytes());
+        let client = builder.clone().build().unwrap();
+        let printed = [
+            format!("{builder:?}"),
+            format!("{builder:#?}"),
+            format!("{client:?}"),
+            format!("{client:#?}"),
+            format!("{:?}", client.with_api_key("another-secret-key-0c1d")),
+        ];
+        for text in &printed {
+            assert!(!text.contains(api_key), "{text}");
+            assert!(!text.contains("another-secret-key-0c1d"), "{text}");
+            assert!(!text.contains(&key_body), "{text}");
+            assert!(!text.contains("PRIVATE KEY"), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+            assert!(text.contains("https://127.0.0.1:7101"), "{text}");
+        }
     }
 }

@@ -86,8 +86,8 @@ pub const FILE_ONLY_REASON: &str =
 /// `cluster_secret_file`.
 pub const CLUSTER_SECRET_VAR: &str = "SESSYNC_CLUSTER_SECRET";
 
-/// The variable that holds the token secret itself; it takes precedence over
-/// `token_secret_file`.
+/// The variable that held the token secret itself in earlier versions: accepted and ignored
+/// (tokens are random now; see [`crate::NodeConfig::deprecated`]).
 pub const TOKEN_SECRET_VAR: &str = "SESSYNC_TOKEN_SECRET";
 
 /// The variable that overrides `key`: `policy.idle_timeout` → `SESSYNC_POLICY_IDLE_TIMEOUT`.
@@ -148,7 +148,7 @@ pub(crate) struct Overrides {
     refused: BTreeMap<&'static str, String>,
     /// `SESSYNC_CLUSTER_SECRET`, if set. Never printed.
     cluster_secret: Option<String>,
-    /// `SESSYNC_TOKEN_SECRET`, if set. Never printed.
+    /// `SESSYNC_TOKEN_SECRET`, if set (only whether it is, is used). Never printed.
     token_secret: Option<String>,
 }
 

@@ -26,9 +26,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Shared by every node of the site; authenticates Raft traffic.
     pub cluster_secret: Secret,
-    /// Shared by every node of the site; the key tokens of idempotent creates are derived with.
-    /// `None`: the node derives one from the cluster secret.
-    pub token_secret: Option<Secret>,
+    /// Settings of earlier versions found in the file or the environment that this version
+    /// accepts and ignores (`token_secret_file`, `SESSYNC_TOKEN_SECRET`), by name: the node
+    /// warns about each when it starts.
+    pub deprecated: Vec<&'static str>,
     /// The session policy this node proposes when it leads.
     pub policy: Policy,
     /// The API keys, by hash. May be empty.

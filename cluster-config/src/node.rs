@@ -153,7 +153,7 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
         }
     });
     let cluster_secret = cluster_secret(&mut t);
-    let token_secret = token_secret(&mut t);
+    let deprecated = deprecated(&mut t);
 
     let policy = sections::policy(t.table("policy"));
     let keys = t.tables("api_keys");
@@ -187,7 +187,7 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
         advertise_url: advertise_url?,
         data_dir: data_dir?,
         cluster_secret: cluster_secret?,
-        token_secret: token_secret?,
+        deprecated,
         policy: policy?,
         api_keys: api_keys?,
         federation: federation?,
@@ -219,24 +219,19 @@ fn advertise_url(t: &mut Table<'_>, listen: Option<SocketAddr>, scheme: &str) ->
     }
 }
 
-/// The token secret: `SESSYNC_TOKEN_SECRET` if set, else the content of `token_secret_file`,
-/// else none (`Some(None)`; the node derives one). `None` on a problem.
-fn token_secret(t: &mut Table<'_>) -> Option<Option<Secret>> {
-    let file = t.file("token_secret_file");
-    if let Some(value) = t.ctx().env.token_secret() {
-        return match secret_from_value(value) {
-            Ok(secret) => Some(Some(secret)),
-            Err(message) => {
-                t.ctx().invalid(TOKEN_SECRET_VAR, message);
-                None
-            }
-        };
+/// The settings of earlier versions present that this one accepts and ignores, by name (never
+/// a value): the token secret (`token_secret_file`, `SESSYNC_TOKEN_SECRET`), which idempotent
+/// creates' tokens were derived with; every token is random now. Accepted, and its file not
+/// read, so a config an earlier version took still starts a node.
+fn deprecated(t: &mut Table<'_>) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    if !t.string("token_secret_file").is_missing() {
+        found.push("token_secret_file");
     }
-    match file {
-        Read::Got(path) => federation::secret(t, "token_secret_file", &path).map(Some),
-        Read::Missing => Some(None),
-        Read::Bad => None,
+    if t.ctx().env.token_secret().is_some() {
+        found.push(TOKEN_SECRET_VAR);
     }
+    found
 }
 
 /// The cluster secret: `SESSYNC_CLUSTER_SECRET` if set, else the content of

@@ -482,26 +482,23 @@ fn secrets_do_not_leak_through_debug() {
     assert!(printed.contains("<redacted>"));
 }
 
+/// Tokens are random now: the token secret of earlier versions is accepted and ignored (its
+/// file is not even read), and named for the node to warn about.
 #[test]
-fn token_secret_from_file_or_env_and_none_by_default() {
+fn a_token_secret_of_an_earlier_version_is_accepted_and_ignored() {
     let dir = config_dir();
     let c = NodeConfig::from_toml_str(MINIMAL, dir.path(), &[]).unwrap();
-    assert!(c.token_secret.is_none());
-    let text = format!("token_secret_file = \"secrets/tokens\"\n{MINIMAL}");
-    let c = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap();
-    assert_eq!(
-        c.token_secret.unwrap().expose(),
-        b"token-secret-0123456789abcdef"
-    );
+    assert!(c.deprecated.is_empty());
+    for file in ["secrets/tokens", "secrets/none"] {
+        let text = format!("token_secret_file = \"{file}\"\n{MINIMAL}");
+        let c = NodeConfig::from_toml_str(&text, dir.path(), &[]).unwrap();
+        assert_eq!(c.deprecated, ["token_secret_file"]);
+    }
     let e = env(&[("SESSYNC_TOKEN_SECRET", "from-the-environment-0123456789")]);
-    let c = NodeConfig::from_toml_str(&text, dir.path(), &e).unwrap();
-    assert_eq!(
-        c.token_secret.unwrap().expose(),
-        b"from-the-environment-0123456789"
-    );
-    let missing = format!("token_secret_file = \"secrets/none\"\n{MINIMAL}");
-    let err = NodeConfig::from_toml_str(&missing, dir.path(), &[]).unwrap_err();
-    assert_eq!(err.key(), Some("token_secret_file"), "{err}");
-    // The variable is the node's, not an unknown one.
+    let c = NodeConfig::from_toml_str(MINIMAL, dir.path(), &e).unwrap();
+    assert_eq!(c.deprecated, ["SESSYNC_TOKEN_SECRET"]);
+    let printed = format!("{c:?}");
+    assert!(!printed.contains("from-the-environment"), "{printed}");
+    // The variable is a known one (a node reports unknown ones as misspelt).
     assert!(sessync_config::unknown_vars(["SESSYNC_TOKEN_SECRET"]).is_empty());
 }

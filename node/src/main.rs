@@ -44,6 +44,12 @@ fn main() -> ExitCode {
     for name in sessync_config::unknown_process_vars() {
         tracing::warn!(variable = %name, "not a sessync-node setting (misspelt?); ignored");
     }
+    for name in &config.deprecated {
+        tracing::warn!(
+            setting = %name,
+            "set for an earlier version: tokens are random now, so it is ignored; remove it"
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

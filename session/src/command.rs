@@ -27,6 +27,7 @@ pub enum Command {
     PeerOp(PeerOp),
     Expire(Expire),
     RecordAudit(RecordAudit),
+    ReplaceToken(ReplaceToken),
     /// Several client commands in one entry (group commit): applied one after another as if
     /// each were an entry of its own, at the same log index. Never nested.
     Batch(Batch),
@@ -55,6 +56,17 @@ pub struct Create {
     /// The API key (its name) that asked: an idempotent replay is answered only to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+}
+
+/// An idempotent create's replay hands out a fresh token: the session's token becomes the one
+/// whose hash this carries (made by the leader, random), and the one it held stops working.
+/// Proposed by the leader after a [`Create`] was answered `replayed`; a session that has ended
+/// keeps what it had (a replay of it gets no token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceToken {
+    pub at: Timestamp,
+    pub session_id: SessionId,
+    pub token_hash: TokenHash,
 }
 
 /// Touches of several sessions, coalesced into one entry; each carries the cluster time at
@@ -155,6 +167,7 @@ impl Command {
             Command::PeerOp(c) => c.at,
             Command::Expire(c) => c.at,
             Command::RecordAudit(c) => c.at,
+            Command::ReplaceToken(c) => c.at,
         }
     }
 

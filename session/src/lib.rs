@@ -37,7 +37,7 @@ mod user_op;
 pub use apply::apply;
 pub use command::{
     AuditNote, Batch, Command, Create, End, Expire, Fanout, FanoutAcked, Outcome, PeerOp,
-    RecordAudit, SetPolicy, Touch, UserOp,
+    RecordAudit, ReplaceToken, SetPolicy, Touch, UserOp,
 };
 pub use ledger::{OutboxEntry, ReceivedOp, SeenNonce};
 pub use mutation::{Mutation, Record, RecordKey};

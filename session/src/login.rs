@@ -1,11 +1,12 @@
 //! A login: a new session for a user, admitted under the limit (see [`super::limit`]), or the
 //! session an earlier create with the same idempotency key made (by the same API key, within
-//! the policy's `idempotency_window`).
+//! the policy's `idempotency_window`), which the leader then gives a fresh token
+//! ([`replace_token`]).
 
 use serde_json::json;
 use sessync_proto::SessionState;
 
-use super::command::{Create, Outcome};
+use super::command::{Create, Outcome, ReplaceToken};
 use super::limit::{admit, Admission};
 use super::record::Session;
 use super::tx::Tx;
@@ -85,5 +86,54 @@ pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
     Outcome::Created {
         session,
         replayed: false,
+    }
+}
+
+/// A replay's fresh token: a live session's token hash becomes the command's, so the token the
+/// replay answers works and the one it held before stops working. An ended session is left as
+/// it is (answered as it is now, with nothing to hand out); a hash another session holds is
+/// refused (never, for 256 random bits; the index must stay one session per hash).
+pub(super) fn replace_token(tx: &mut Tx<'_>, c: &ReplaceToken) -> Outcome {
+    let Some(user) = tx.store.get(&c.session_id).map(|s| s.user_id.clone()) else {
+        return Outcome::NotFound {
+            message: format!("no session {}", c.session_id),
+        };
+    };
+    // The session as time sees it: one past its deadline has ended and gets no new token.
+    tx.expire_user(&user);
+    let Some(mut session) = tx.store.get(&c.session_id).cloned() else {
+        return Outcome::NotFound {
+            message: format!("no session {}", c.session_id),
+        };
+    };
+    if !session.is_live() {
+        return Outcome::Created {
+            session,
+            replayed: true,
+        };
+    }
+    if tx
+        .store
+        .by_token(&c.token_hash)
+        .is_some_and(|other| other.id != session.id)
+    {
+        return Outcome::Refused {
+            message: format!(
+                "the new token of session {} is another session's; retry",
+                session.id
+            ),
+        };
+    }
+    session.token_hash = c.token_hash;
+    tx.put(session.clone());
+    tx.audit(
+        "session_token_replaced",
+        Some(&user),
+        Some(&c.session_id),
+        json!({}),
+    );
+    Outcome::Created {
+        session,
+        replayed: true,
     }
 }

@@ -173,3 +173,79 @@ fn a_batch_applies_its_commands_in_order_as_if_each_were_an_entry() {
     assert!(matches!(outcomes[0], Outcome::Refused { .. }));
     assert!(matches!(outcomes[1], Outcome::LimitReached { .. }));
 }
+
+/// A replay hands out a fresh token: `ReplaceToken` (the new hash made by the leader, in the
+/// command) makes it the session's token and the old one stops working; applied to two
+/// replicas it makes the same change, and a session that has ended keeps what it had.
+#[test]
+fn a_replay_command_replaces_the_token_hash_deterministically() {
+    let commands = [
+        Command::Create(Create {
+            at: at(0),
+            session_id: sid(1),
+            token_hash: TokenHash::of("first"),
+            user_id: user("a"),
+            device: Device::default(),
+            origin: None,
+            idempotency_key: Some("key-1".to_owned()),
+            by: Some("app".to_owned()),
+        }),
+        Command::ReplaceToken(ReplaceToken {
+            at: at(1_000),
+            session_id: sid(1),
+            token_hash: TokenHash::of("fresh"),
+        }),
+    ];
+    let run = || {
+        let mut sm = Sm::new(policy(0, OnLimit::Deny));
+        let outcomes: Vec<Outcome> = commands.iter().map(|c| sm.run(c.clone())).collect();
+        (sm, outcomes)
+    };
+    let (sm, outcomes) = run();
+    match &outcomes[1] {
+        Outcome::Created {
+            session,
+            replayed: true,
+        } => assert_eq!(session.token_hash, TokenHash::of("fresh")),
+        o => panic!("expected the replayed session with its new token, got {o:?}"),
+    }
+    assert!(sm.store.by_token(&TokenHash::of("first")).is_none());
+    assert_eq!(
+        sm.store.by_token(&TokenHash::of("fresh")).map(|s| &s.id),
+        Some(&sid(1))
+    );
+    assert_eq!(sm.state(1), (SessionState::Active, None));
+    assert!(sm
+        .audit_kinds()
+        .contains(&"session_token_replaced".to_owned()));
+    // Deterministic: another replica applying the same commands makes the same changes.
+    let (again, outcomes_again) = run();
+    assert_eq!(outcomes, outcomes_again);
+    assert_eq!(sm.muts, again.muts);
+    // The command's JSON in the log, as every replica reads it.
+    let json = serde_json::to_value(&commands[1]).unwrap();
+    assert_eq!(json["op"], "replace_token");
+    assert_eq!(
+        serde_json::from_value::<Command>(json).unwrap(),
+        commands[1]
+    );
+
+    // An ended session keeps its hash: a replay of it hands out nothing.
+    let mut sm = sm;
+    let late = Command::ReplaceToken(ReplaceToken {
+        at: at(700_000),
+        session_id: sid(1),
+        token_hash: TokenHash::of("late"),
+    });
+    match sm.run(late) {
+        Outcome::Created {
+            session,
+            replayed: true,
+        } => {
+            assert_eq!(session.state, SessionState::Ended);
+            assert_eq!(session.token_hash, TokenHash::of("fresh"));
+        }
+        o => panic!("expected the ended session, got {o:?}"),
+    }
+    assert!(sm.store.by_token(&TokenHash::of("late")).is_none());
+}

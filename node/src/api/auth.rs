@@ -68,6 +68,7 @@ pub(crate) fn authenticate(parts: &Parts, app: &App, needed: Role) -> Result<Cal
             role_name(needed)
         )));
     }
+    super::Proven::mark(&parts.extensions);
     Ok(Caller {
         name: name.clone(),
         role: *role,

@@ -244,6 +244,7 @@ async fn receive(app: App, kind: PeerOpKind, req: Request) -> Response {
         Ok(v) => v,
         Err(refused) => return refused,
     };
+    super::Proven::mark(&parts.extensions);
     let body = match read_peer_body(&app, &v, source, &headers, body).await {
         Ok(b) => b,
         Err(e) => return e,

@@ -22,7 +22,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
-    ReadIndex, RefusalReason, Refused, ANSWER_HEADER, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER,
+    RefusalReason, Refused, ANSWER_HEADER, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER,
     CLUSTER_AUTH_HEADER, MAX_ANSWER_BYTES, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
@@ -33,7 +33,7 @@ use super::error::ApiError;
 use super::state::App;
 use crate::audit::MAX_BATCH as MAX_AUDIT_BATCH;
 use crate::raft_types::TypeConfig;
-use crate::runtime::RuntimeError;
+use crate::runtime::{Reader, RuntimeError};
 use crate::session::{AuditNote, Command, RecordAudit};
 use crate::signing::{AnswerNote, ClockNote, ClusterProof, ProofRefusal};
 
@@ -160,6 +160,7 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
         return signed(refuse(ProofRefusal::BodyMismatch)).await;
     }
     claim.keep();
+    super::Proven::mark(&parts.extensions);
     if let Some(ClockNote::Report(deviation_ms)) = report {
         rt.clock().reported(deviation_ms);
     }
@@ -293,18 +294,13 @@ async fn snapshot(State(app): State<App>, body: Bytes) -> Response {
         (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
     security(("cluster_proof" = [])))]
 async fn read_index(State(app): State<App>) -> Response {
-    // Leadership first, then the barrier: the read is judged at the time the touch queue took
-    // it, after the read index (see `crate::touch` and `App::linearize`), and the index the
-    // follower waits for covers the touches applied before the barrier.
-    let ri = match app.rt().read_index().await {
-        Ok(ri) => ri,
-        Err(e) => return refused(&e),
-    };
-    match app.touches().barrier().await {
-        Ok(at) => json(&ReadIndex {
-            index: ri.index.max(app.rt().applied_index()),
-            now: at,
-        }),
+    // The leader's point for the follower's read: the same composition as its own reads.
+    match app
+        .rt()
+        .linearize(Reader::Follower, app.touches().barrier())
+        .await
+    {
+        Ok(point) => json(&point),
         Err(e) => refused(&e),
     }
 }

@@ -28,6 +28,9 @@ mod source_cap;
 mod state;
 mod stream_slots;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::MatchedPath;
 use axum::http::{Method, Request};
@@ -136,7 +139,7 @@ async fn not_found() -> ApiError {
 
 async fn count_requests(
     axum::extract::State(app): axum::extract::State<App>,
-    req: Request<axum::body::Body>,
+    mut req: Request<axum::body::Body>,
     next: Next,
 ) -> Response {
     let route = req
@@ -146,8 +149,43 @@ async fn count_requests(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
     let started = std::time::Instant::now();
+    let proven = Proven::default();
+    req.extensions_mut().insert(proven.clone());
     let mut resp = json_errors(within_deadline(&app, req, next).await).await;
-    // Clients learn where to send writes from any answer.
+    name_leader(&app, &proven, &mut resp);
+    app.metrics()
+        .observe_request(method, &route, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// Whether the caller of a request was proven: an API key of the route's role
+/// ([`auth::authenticate`]), a node's proof ([`internal`]) or a peer site's signature
+/// ([`federation`]) marks it. Each request gets its own, in its extensions.
+#[derive(Clone, Default)]
+pub(crate) struct Proven(Arc<AtomicBool>);
+
+impl Proven {
+    /// Marks the request whose `extensions` these are as made by a proven caller.
+    pub(crate) fn mark(extensions: &axum::http::Extensions) {
+        if let Some(p) = extensions.get::<Proven>() {
+            p.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn is_proven(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Names the leader (`x-sessync-leader`) in an answer to a proven caller, so clients learn
+/// where to send writes; a stranger, or a caller refused (401, 403), is not told which node
+/// leads (nor one relayed from the leader).
+fn name_leader(app: &App, proven: &Proven, resp: &mut Response) {
+    let refused = matches!(resp.status().as_u16(), 401 | 403);
+    if !proven.is_proven() || refused {
+        resp.headers_mut().remove(LEADER_HEADER);
+        return;
+    }
     if let Some(url) = app
         .rt()
         .leader()
@@ -155,9 +193,6 @@ async fn count_requests(
     {
         resp.headers_mut().insert(LEADER_HEADER, url);
     }
-    app.metrics()
-        .observe_request(method, &route, resp.status().as_u16(), started.elapsed());
-    resp
 }
 
 /// Runs the request with one deadline for all it does (reading its body, a policy write before

@@ -16,8 +16,8 @@ use sessync_proto::wire::CLUSTER_AUTH_HEADER;
     info(
         title = "sessync",
         description = "A replicated, multi-site user-session service (shared/spec/api-v1.md). \
-            Errors are `{\"error\": {code, message, field?}}`; every answer names the leader in \
-            `x-sessync-leader` when one is known.",
+            Errors are `{\"error\": {code, message, field?}}`; every answer to an \
+            authenticated caller names the leader in `x-sessync-leader` when one is known.",
         license(name = "see the repository"),
     ),
     modifiers(&Security),

@@ -28,7 +28,7 @@ use super::forward;
 use super::page::{self, Page};
 use super::state::App;
 use crate::federation::FanoutPlan;
-use crate::session::{Command, Create, End, Outcome, Session, TokenHash, UserOp};
+use crate::session::{Command, Create, End, Outcome, ReplaceToken, Session, TokenHash, UserOp};
 use crate::tokens;
 
 /// Where validate is served (a follower relays a validate that needs a touch here, on the
@@ -72,7 +72,7 @@ fn lookup(app: &App, id: &SessionId) -> Result<(Session, sessync_proto::Policy),
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
     request_body = CreateSessionRequest,
     responses(
-        (status = 201, description = "Created (or the session an earlier create with the same idempotency key made); the token appears only here", body = CreateSessionResponse),
+        (status = 201, description = "Created; the token appears only here. A repeat of an earlier create's idempotency key (same API key, within idempotency_window) is answered 200 with that session and a fresh token, which replaces the one it held (an ended session gets none: `token` is empty)", body = CreateSessionResponse),
         (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 413, description = "The body is over the size limit", body = ErrorBody),
         (status = 409, description = "`limit_reached` (with the active sessions) under on_limit deny, or `conflict` for an idempotency key reused for another user", body = ErrorBody),
         (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
@@ -85,10 +85,7 @@ async fn create(
     req.validate()?;
     let rt = app.rt();
     let session_id = SessionId::from_random(rand::random());
-    let token = match &req.idempotency_key {
-        Some(_) => app.token_key().for_session(&session_id),
-        None => tokens::random(),
-    };
+    let token = tokens::random();
     let cmd = Command::Create(Create {
         at: rt.cluster_now(),
         session_id,
@@ -101,32 +98,26 @@ async fn create(
     });
     let policy = || rt.state().read(|s| s.policy().clone());
     match rt.propose(cmd).await? {
-        Outcome::Created { session, replayed } => {
-            let status = if replayed {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
-            // A replay's token is the one its first create was given: derived again, and
-            // handed out only if it is the token the session holds (a node whose token secret
-            // differs from the one that created it must not hand out a token that fails).
-            let token = if replayed {
-                let again = app.token_key().for_session(&session.id);
-                if !tokens::hashes_equal(&TokenHash::of(&again), &session.token_hash) {
-                    return Err(ApiError::conflict(format!(
-                        "session {} was created with this idempotency key by a node with                          another token secret; its token cannot be given again here                          (token_secret_file must be the same on every node)",
-                        session.id
-                    )));
-                }
-                again
-            } else {
-                token
-            };
+        Outcome::Created {
+            session,
+            replayed: false,
+        } => {
             let body = CreateSessionResponse {
                 session: session.view(&policy()),
                 token,
             };
-            Ok((status, Json(body)).into_response())
+            Ok((StatusCode::CREATED, Json(body)).into_response())
+        }
+        Outcome::Created {
+            session,
+            replayed: true,
+        } => {
+            let (session, token) = fresh_token(&app, session, token).await?;
+            let body = CreateSessionResponse {
+                session: session.view(&policy()),
+                token,
+            };
+            Ok((StatusCode::OK, Json(body)).into_response())
         }
         Outcome::LimitReached { active } => {
             let p = policy();
@@ -134,6 +125,35 @@ async fn create(
             Err(ApiError::limit_reached(p.max_concurrent_sessions, views))
         }
         Outcome::Refused { message } => Err(ApiError::conflict(message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A replayed create's token: no token is ever stored or derived, so a replay gets a fresh one
+/// (`token`, made for this create), which replaces the session's (the token an earlier answer
+/// carried stops working). A session that has ended gets none: the answer's `token` is empty.
+async fn fresh_token(
+    app: &App,
+    session: Session,
+    token: String,
+) -> Result<(Session, String), ApiError> {
+    if !session.is_live() {
+        return Ok((session, String::new()));
+    }
+    let hash = TokenHash::of(&token);
+    let cmd = Command::ReplaceToken(ReplaceToken {
+        at: app.rt().cluster_now(),
+        session_id: session.id,
+        token_hash: hash,
+    });
+    match app.rt().propose(cmd).await? {
+        Outcome::Created { session, .. } if tokens::hashes_equal(&session.token_hash, &hash) => {
+            Ok((session, token))
+        }
+        // It ended meanwhile.
+        Outcome::Created { session, .. } => Ok((session, String::new())),
+        Outcome::NotFound { message } => Err(ApiError::not_found(message)),
+        Outcome::Refused { message } => Err(ApiError::unavailable(message)),
         other => Err(unexpected(other)),
     }
 }

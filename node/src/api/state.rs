@@ -11,9 +11,8 @@ use super::stream_slots::StreamSlots;
 use crate::federation::Federation;
 use crate::metrics::Metrics;
 use crate::refusals::Refusals;
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{Reader, Runtime, RuntimeError};
 use crate::signing::SeenNonces;
-use crate::tokens::TokenKey;
 use crate::touch::TouchBatcher;
 
 /// What a node is made of, for building an [`App`].
@@ -47,8 +46,6 @@ struct Inner {
     nonces: SeenNonces,
     /// The open event streams' budgets (`[limits] max_event_streams`, `_per_key`).
     streams: StreamSlots,
-    /// What idempotent creates' tokens are derived with.
-    token_key: TokenKey,
     /// Whether this node serves TLS (`[tls]`): then every node it is told of is `https://`.
     tls: bool,
 }
@@ -86,31 +83,20 @@ impl App {
             limits: config.limits.clone(),
             nonces: SeenNonces::default(),
             streams,
-            token_key: TokenKey::new(
-                config.token_secret.as_ref().map(|s| s.expose()),
-                config.cluster_secret.expose(),
-            ),
             tls: config.tls.is_some(),
         }))
     }
 
     /// A linearizable read: the replica reflects every change acknowledged before this call
     /// and, on the leader, every touch queued before it (see [`crate::touch`]); the cluster
-    /// time to judge by.
-    ///
-    /// On the leader the read index comes first (leadership confirmed, the replica caught up),
-    /// then the read's barrier passes the touch queue, and the read is judged at the time the
-    /// queue took it: its linearization point, at least this node's clock and the applied
-    /// cluster time as they were after the read index. A session whose deadline cluster time
-    /// had passed by then is never called valid, and no touch stamped later can revive what
-    /// this read judged ended.
+    /// time to judge by ([`Runtime::linearize`], the one composition of the read index and the
+    /// touch queue's barrier, which the read-index route serves followers with too).
     pub(crate) async fn linearize(&self) -> Result<Timestamp, RuntimeError> {
-        let confirmed = self.0.rt.linearize().await?;
-        if !self.0.rt.is_leader() {
-            // A follower: judged at the leader's time for this read (its barrier's).
-            return Ok(confirmed);
-        }
-        self.0.touches.barrier().await
+        let point = self
+            .0
+            .rt
+            .linearize(Reader::ThisNode, self.0.touches.barrier());
+        Ok(point.await?.now)
     }
 
     /// The node's runtime: Raft, the replica, proposing and linearizing.
@@ -148,10 +134,6 @@ impl App {
     /// Most requests in progress at once (`[limits] max_concurrent_requests`).
     pub(crate) fn max_concurrent_requests(&self) -> usize {
         self.0.limits.max_concurrent_requests
-    }
-    /// The key idempotent creates' tokens are derived with.
-    pub(crate) fn token_key(&self) -> &TokenKey {
-        &self.0.token_key
     }
     /// Whether this node serves TLS, so other nodes' URLs must be `https://`.
     pub(crate) fn tls(&self) -> bool {

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 pub(crate) use error::RuntimeError;
 pub(crate) use health::Readiness;
+pub(crate) use readindex::Reader;
 
 use crate::clock::ClockGuard;
 use crate::network::client::{post_signed, Answer, Link, Target};

@@ -4,12 +4,15 @@
 //! log index a read must see. A follower asks the leader for that index over a signed internal
 //! RPC ([`sessync_proto::wire::READ_INDEX_PATH`]), waits until its own replica has applied it,
 //! and then reads locally. The leader's clock at that moment comes back too, so time-based
-//! checks (idle and lifetime ends) use cluster time, not the follower's clock.
+//! checks (idle and lifetime ends) use cluster time, not the follower's clock. The leader's
+//! point for a read, its own or a follower's, is composed once ([`Runtime::linearize`]): the
+//! read index, then the read's barrier through the touch queue.
 //!
 //! Both are shared by the reads waiting when they start ([`super::rounds`]): one leadership
 //! confirmation per heartbeat round trip on the leader, one read-index RPC per round trip from
 //! each follower, however many reads arrive meanwhile.
 
+use std::future::Future;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, Fatal, RaftError};
@@ -26,28 +29,40 @@ pub(super) struct Confirmed {
     applied: Option<u64>,
 }
 
+/// Whom a linearizable read is for ([`Runtime::linearize`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// A read this node serves: on a follower, the leader is asked for its point.
+    ThisNode,
+    /// A follower's read-index RPC: only the leader answers it, and it asks no one else.
+    Follower,
+}
+
 impl Runtime {
-    /// Makes this node's replica reflect every change acknowledged before this call, and returns
-    /// the leader's cluster time at that point; bounded by the request deadline.
-    pub(crate) async fn linearize(&self) -> Result<Timestamp, RuntimeError> {
+    /// A linearizable read's point, composed in this one place: this node's replica reflects
+    /// every change acknowledged before this call, and the read is judged at the returned
+    /// cluster time (`now`; `index` is what a replica must have applied); bounded by the request
+    /// deadline.
+    ///
+    /// On the leader: the clock guard, leadership confirmed by a quorum (the read index), the
+    /// replica caught up to it, and then the read's `barrier` through the leader's sequencer of
+    /// touches ([`crate::touch`]), whose time is the answer. The sequencer proposes through this
+    /// runtime (it sits above it), so the caller hands its barrier in; it is awaited only here.
+    /// A [`Reader::ThisNode`] read on a follower (or on a leader that just lost leadership) asks
+    /// the leader, which answers with this function for a [`Reader::Follower`], waits until this
+    /// replica has applied that index, and is judged at the leader's time.
+    pub(crate) async fn linearize(
+        &self,
+        reader: Reader,
+        barrier: impl Future<Output = Result<Timestamp, RuntimeError>>,
+    ) -> Result<ReadIndex, RuntimeError> {
         let t = self.request_timeout();
-        tokio::time::timeout(t, self.linearize_unbounded())
+        tokio::time::timeout(t, self.linearize_unbounded(reader, barrier))
             .await
             .unwrap_or(Err(RuntimeError::NoQuorum {
                 what: "could not confirm the read with the leader",
                 waited: t,
             }))
-    }
-
-    /// The leader's side: the index a linearizable read must see, confirmed with a quorum, and
-    /// the leader's cluster time (refused when this clock is off: the reader would judge by it).
-    pub(crate) async fn read_index(&self) -> Result<ReadIndex, RuntimeError> {
-        self.clock_guard()?;
-        let c = self.confirm_leadership().await?;
-        let now = self.cluster_now();
-        // Again once stamped: the clock may have stepped during the confirmation.
-        self.clock_guard()?;
-        Ok(ReadIndex { index: c.read, now })
     }
 
     /// A leadership confirmation by a quorum that began after this call, shared with every
@@ -104,26 +119,39 @@ impl Runtime {
         answer.await.unwrap_or(Err(RuntimeError::ShuttingDown))
     }
 
-    async fn linearize_unbounded(&self) -> Result<Timestamp, RuntimeError> {
-        if self.is_leader() {
+    async fn linearize_unbounded(
+        &self,
+        reader: Reader,
+        barrier: impl Future<Output = Result<Timestamp, RuntimeError>>,
+    ) -> Result<ReadIndex, RuntimeError> {
+        if reader == Reader::Follower || self.is_leader() {
             // The read is judged by this clock.
             self.clock_guard()?;
-            if let Ok(c) = self.confirm_leadership().await {
-                self.wait_applied(c.read, c.applied).await?;
-                // This clock, never behind the applied cluster time, after the read index (the
-                // API then judges at its barrier, taken later still: `App::linearize`); checked
-                // again once read, as it may have stepped meanwhile.
-                let now = self.cluster_now();
-                self.clock_guard()?;
-                return Ok(now);
+            match self.confirm_leadership().await {
+                Ok(c) => {
+                    self.wait_applied(c.read, c.applied).await?;
+                    // The read's linearization point: the time the touch queue took its
+                    // barrier, after the read index, so at least this clock and the applied
+                    // cluster time as they were then; every touch taken before it is applied.
+                    let now = barrier.await?;
+                    // Checked again once stamped: the clock may have stepped meanwhile.
+                    self.clock_guard()?;
+                    return Ok(ReadIndex {
+                        index: c.read.max(self.applied_index()),
+                        now,
+                    });
+                }
+                // A follower asked the wrong node: it asks the leader again, not through us.
+                Err(e) if reader == Reader::Follower => return Err(e),
+                // Leadership was lost in between: ask whoever leads now.
+                Err(_) => {}
             }
-            // Leadership was lost in between: fall through and ask whoever leads now.
         }
         let ri = self.leader_read_index().await?;
         self.wait_applied(ri.index, self.applied_index()).await?;
         // The leader's time for this read (its linearization point), not a later stamp this
         // replica has applied since: a touch taken after that time may not be applied yet.
-        Ok(ri.now)
+        Ok(ri)
     }
 
     /// The index of the last entry this replica has applied.

@@ -308,6 +308,69 @@ async fn read_index(
     req.send().await.unwrap()
 }
 
+/// The leader's URL an answer names, if it names one.
+fn leader_named(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get("x-sessync-leader")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// `x-sessync-leader` went out on every answer, a stranger's too: anyone could learn which node
+/// leads (the one to aim at). Only an answer to a proven caller (an API key of the route's
+/// role, a node's proof, a peer site's signature) names it; refusals and the open routes do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_caller_is_not_told_the_leader() {
+    let node = TestNode::start("").await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", node.url);
+    let strangers = [
+        client.get(url("/healthz")),
+        client.get(url("/readyz")),
+        client.get(url("/v1/openapi.json")),
+        client.get(url("/no/such/route")),
+        client.get(url("/v1/users/alice/sessions")),
+        client
+            .get(url("/v1/users/alice/sessions"))
+            .bearer_auth("not-a-key"),
+        client
+            .post(url("/v1/sessions"))
+            .json(&serde_json::json!({"user_id": "alice"})),
+        // A valid key of the wrong role is refused too (403).
+        client.get(url("/v1/audit")).bearer_auth(APP_KEY),
+        client.post(url("/raft/read-index")).body(READ_INDEX_BODY),
+        client.post(url("/v1/federation/invalidate")).body("{}"),
+    ];
+    for req in strangers {
+        let r = req.send().await.unwrap();
+        let what = format!("{} {}", r.status(), r.url());
+        assert_eq!(leader_named(&r), None, "{what}");
+    }
+
+    // A proven caller is told, whatever the answer: a key's 200 and 404, a node's proof.
+    let provens = [
+        client
+            .get(url("/v1/users/alice/sessions"))
+            .bearer_auth(APP_KEY),
+        client
+            .get(url("/v1/sessions/s_0123456789abcdef0123456789abcdef"))
+            .bearer_auth(APP_KEY),
+        client.get(url("/v1/audit")).bearer_auth(ADMIN_KEY),
+    ];
+    for req in provens {
+        let r = req.send().await.unwrap();
+        let what = format!("{} {}", r.status(), r.url());
+        assert_eq!(
+            leader_named(&r).as_deref(),
+            Some(node.url.as_str()),
+            "{what}"
+        );
+    }
+    let inc = incarnation(&client, &node.url).await;
+    let r = read_index(&client, &node, Some(read_index_proof(inc, &"c".repeat(32)))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(leader_named(&r).as_deref(), Some(node.url.as_str()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_https_only_and_can_require_client_certificates() {
     // HTTPS with the test CA; plain HTTP to the same port is not served.

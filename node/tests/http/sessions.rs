@@ -1,6 +1,6 @@
 //! HTTP tests of the session endpoints: each endpoint's success path and the session lifecycle.
 
-use crate::common::{assert_error, TestNode, ADMIN_KEY, APP_KEY};
+use crate::common::{assert_error, TestNode, ADMIN_KEY, APP_KEY, CLUSTER_SECRET};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -294,7 +294,7 @@ async fn idle_timeout_ends_a_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idempotent_create_returns_the_same_session_and_token() {
+async fn idempotent_create_returns_the_same_session() {
     let node = TestNode::start("").await;
     let body = json!({"user_id": "gus", "idempotency_key": "login-7"});
     let (s1, a) = node
@@ -305,12 +305,11 @@ async fn idempotent_create_returns_the_same_session_and_token() {
         .await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));
     assert_eq!(a["session"]["session_id"], b["session"]["session_id"]);
-    assert_eq!(a["token"], b["token"]);
     assert_eq!(
         node.validate(b["token"].as_str().unwrap()).await["valid"],
         true
     );
-    // Another API key with the same idempotency key gets neither the session nor its token.
+    // Another API key with the same idempotency key gets neither the session nor a token.
     let (s3, c) = node
         .call(
             Method::POST,
@@ -320,25 +319,47 @@ async fn idempotent_create_returns_the_same_session_and_token() {
         )
         .await;
     assert_error(s3, &c, StatusCode::CONFLICT, "conflict", None);
-    assert!(c.get("token").is_none() && c.to_string().find(a["token"].as_str().unwrap()).is_none());
+    assert!(c.get("token").is_none() && c.to_string().find(b["token"].as_str().unwrap()).is_none());
 }
 
-/// A replayed create derives its token again; a node with another token secret derived one
-/// that the session does not hold and handed it out as if it worked. It refuses instead.
+/// A replay derived its token again from a key the cluster secret gave by default; it now
+/// hands out a fresh random token, which replaces the session's: the token an earlier answer
+/// carried stops working. A node still configured with a token secret of an earlier version
+/// starts and replays the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replay_never_hands_out_a_token_the_session_does_not_hold() {
+async fn a_replay_hands_out_a_fresh_token_and_the_old_one_stops_working() {
     let node = TestNode::start("").await;
     let body = json!({"user_id": "hal", "idempotency_key": "login-9"});
     let (s, first) = node
         .call(Method::POST, "/v1/sessions", APP_KEY, Some(body.clone()))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
+    let (s, replay) = node
+        .call(Method::POST, "/v1/sessions", APP_KEY, Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{replay}");
+    assert_eq!(
+        replay["session"]["session_id"],
+        first["session"]["session_id"]
+    );
+    let (old, new) = (
+        first["token"].as_str().unwrap(),
+        replay["token"].as_str().unwrap(),
+    );
+    assert_eq!(new.len(), 43);
+    assert_ne!(old, new);
+    assert_eq!(node.validate(new).await["valid"], true);
+    assert_eq!(
+        node.validate(old).await,
+        json!({"valid": false, "reason": "unknown"})
+    );
+
     let dir = node.stop().await;
     let node = TestNode::restart_with_env(
         dir,
         &[(
             "SESSYNC_TOKEN_SECRET",
-            "another-token-secret-0123456789abcdef",
+            "a-token-secret-of-an-earlier-version-0123",
         )],
     )
     .await;
@@ -347,23 +368,75 @@ async fn a_replay_never_hands_out_a_token_the_session_does_not_hold() {
         s == StatusCode::OK
     })
     .await;
-    let (s, replay) = node
+    let (s, again) = node
         .call(Method::POST, "/v1/sessions", APP_KEY, Some(body))
         .await;
-    assert_error(s, &replay, StatusCode::CONFLICT, "conflict", None);
-    assert!(replay.get("token").is_none(), "{replay}");
-    assert!(
-        replay["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("token secret")),
-        "{replay}"
-    );
-    // The token the first create gave still works.
+    assert_eq!(s, StatusCode::OK, "{again}");
+    let newest = again["token"].as_str().unwrap();
+    assert_eq!(node.validate(newest).await["valid"], true);
+    assert_eq!(node.validate(new).await["valid"], false);
+
+    // An ended session replays as ended, with no token.
+    let id = again["session"]["session_id"].as_str().unwrap();
+    let (s, _) = node
+        .call(Method::DELETE, &format!("/v1/sessions/{id}"), APP_KEY, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, ended) = node
+        .call(
+            Method::POST,
+            "/v1/sessions",
+            APP_KEY,
+            Some(json!({"user_id": "hal", "idempotency_key": "login-9"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ended}");
+    assert_eq!(ended["session"]["state"], "ended");
+    assert_eq!(ended["token"], "");
     assert_eq!(
-        node.validate(first["token"].as_str().unwrap()).await["valid"],
-        true
+        node.validate(newest).await,
+        json!({"valid": false, "reason": "logout"})
     );
     node.stop().await;
+}
+
+/// Tokens of idempotent creates were HMAC(HMAC(cluster secret, "sessync-token-key-v1"),
+/// "sessync-token-v2\0" + session id) unless a token secret was set: whoever held the cluster
+/// secret could mint a working token for any session id seen on /v1/events. No token is derived
+/// now: one made that way does not validate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_secret_alone_cannot_mint_a_session_token() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    let node = TestNode::start("").await;
+    let (s, created) = node
+        .call(
+            Method::POST,
+            "/v1/sessions",
+            APP_KEY,
+            Some(json!({"user_id": "ida", "idempotency_key": "login-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["session"]["session_id"].as_str().unwrap();
+    let mut key = Hmac::<Sha256>::new_from_slice(CLUSTER_SECRET.as_bytes()).unwrap();
+    key.update(b"sessync-token-key-v1");
+    let key = key.finalize().into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(b"sessync-token-v2\0");
+    mac.update(id.as_bytes());
+    let minted =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    assert_eq!(
+        node.validate(&minted).await,
+        json!({"valid": false, "reason": "unknown"}),
+        "a token minted from the cluster secret validated"
+    );
+    assert_eq!(
+        node.validate(created["token"].as_str().unwrap()).await["valid"],
+        true
+    );
 }
 
 /// Ended is final: sessions touched right around their idle deadline, while other readers keep
