@@ -16,17 +16,17 @@ use sessync_proto::Policy;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Runtime;
+use crate::sequencer::Sequencer;
 use crate::session::{Command, Expire, SetPolicy};
-use crate::touch::TouchBatcher;
 
 /// How often the duties run.
 const TICK: Duration = Duration::from_millis(250);
 /// An `Expire` at least this often, even when nothing is due.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs the duties until `stop`; `touches` is the leader's touch queue, which an expiry sweep
+/// Runs the duties until `stop`; `sequencer` is the leader's sequencer, which an expiry sweep
 /// lets drain first.
-pub(crate) async fn run(rt: Runtime, touches: TouchBatcher, stop: CancellationToken) {
+pub(crate) async fn run(rt: Runtime, sequencer: Sequencer, stop: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep = Instant::now();
@@ -52,9 +52,9 @@ pub(crate) async fn run(rt: Runtime, touches: TouchBatcher, stop: CancellationTo
             continue;
         }
         // Touches taken before this sweep are applied before it, and it is stamped with the
-        // time the touch queue took it, so a touch taken later never meets a sweep that ended
-        // its session after the touch (see `crate::touch`).
-        let now = match touches.barrier().await {
+        // time the sequencer took it, so a touch taken later never meets a sweep that ended
+        // its session after the touch (see `crate::sequencer`).
+        let now = match sequencer.barrier().await {
             Ok(at) => at,
             Err(e) => {
                 tracing::debug!(error = %e, "touches did not drain before the expiry check");

@@ -6,7 +6,8 @@
 //! - [`node`]: the lifecycle: assembles a node from its config, starts every task, stops them.
 //! - `server`: the listener (TLS, timeouts, connection bound, drain) the router is served on.
 //! - `api`: the HTTP API (axum): v1 endpoints, cluster management, node-to-node routes.
-//! - services on the runtime: `touch` (touch coalescing), `audit` (node-local events into the
+//! - services on the runtime: `sequencer` (the leader's sequencer of touches, read barriers,
+//!   policy changes and sweeps), `audit` (node-local events into the
 //!   replicated log), `refusals` (refused callers counted and reported in aggregate), `duties` (the leader's policy and expiry proposals), `federation` (verify
 //!   and invalidate sent to peer sites: plan, delivery, signatures, status), `metrics`.
 //! - `runtime`: the Raft handle, the one propose path, read index, leader lookup, cluster time.
@@ -32,12 +33,12 @@ mod node;
 mod raft_types;
 mod refusals;
 mod runtime;
+mod sequencer;
 mod server;
 mod source;
 mod store;
 mod tls;
 mod tokens;
-mod touch;
 
 #[cfg(test)]
 mod architecture_tests;

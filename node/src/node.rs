@@ -28,9 +28,9 @@ use crate::network::client::{Link, Network};
 use crate::raft_types::Raft;
 use crate::refusals::Refusals;
 use crate::runtime::Runtime;
+use crate::sequencer::Sequencer;
 use crate::server::{self, ConnLimits};
 use crate::tls::Tls;
-use crate::touch::TouchBatcher;
 use crate::{duties, store};
 
 /// How long open connections may take to finish once the node is told to stop, and again how
@@ -154,7 +154,7 @@ pub async fn run(
 }
 
 /// Builds the runtime and services and starts every background task, each told to stop by
-/// `stop`: the touch batcher, the audit reporter, the leader's duties, and one delivery task
+/// `stop`: the sequencer, the audit reporter, the leader's duties, and one delivery task
 /// per peer site.
 fn start(
     config: &NodeConfig,
@@ -166,11 +166,11 @@ fn start(
     let mut tasks = JoinSet::new();
     let rt = Runtime::new(config, raft, reader, link);
     let metrics = Metrics::new();
-    let (touches, task) = TouchBatcher::new(rt.clone(), metrics.clone(), stop.clone());
+    let (sequencer, task) = Sequencer::new(rt.clone(), metrics.clone(), stop.clone());
     tasks.spawn(task);
     let (audit, task) = AuditReporter::new(rt.clone(), metrics.clone(), stop.clone());
     tasks.spawn(task);
-    tasks.spawn(duties::run(rt.clone(), touches.clone(), stop.clone()));
+    tasks.spawn(duties::run(rt.clone(), sequencer.clone(), stop.clone()));
     let (refusals, task) = Refusals::new(
         audit.clone(),
         config.node_id,
@@ -193,7 +193,7 @@ fn start(
         AppParts {
             rt,
             metrics,
-            touches,
+            sequencer,
             federation,
             refusals,
             stop: stop.clone(),

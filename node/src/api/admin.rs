@@ -95,9 +95,9 @@ async fn set_policy(
         ));
     }
     // Merged with the replicated policy, stamped and ordered with reads by the leader's
-    // touch queue (see `crate::touch`); the route is leader-only.
+    // sequencer (see `crate::sequencer`); the route is leader-only.
     app.linearize().await?;
-    app.touches()
+    app.sequencer()
         .set_policy(update, caller.name.clone())
         .await??;
     Ok(config(State(app), AppCaller(caller)).await)

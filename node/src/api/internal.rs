@@ -297,7 +297,7 @@ async fn read_index(State(app): State<App>) -> Response {
     // The leader's point for the follower's read: the same composition as its own reads.
     match app
         .rt()
-        .linearize(Reader::Follower, app.touches().barrier())
+        .linearize(Reader::Follower, app.sequencer().barrier())
         .await
     {
         Ok(point) => json(&point),

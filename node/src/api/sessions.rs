@@ -251,7 +251,7 @@ async fn touch_and_judge(app: &App, id: &SessionId, now: Timestamp) -> Result<Se
     if sess.state != SessionState::Active || now.since(sess.last_seen_at) < policy.touch_interval {
         return Ok(sess);
     }
-    let stamped = app.touches().touch(id.clone()).await?;
+    let stamped = app.sequencer().touch(id.clone()).await?;
     let (after, policy) = lookup(app, id)?;
     Ok(after.as_of(now.max(stamped), &policy))
 }

@@ -12,14 +12,14 @@ use crate::federation::Federation;
 use crate::metrics::Metrics;
 use crate::refusals::Refusals;
 use crate::runtime::{Reader, Runtime, RuntimeError};
+use crate::sequencer::Sequencer;
 use crate::signing::SeenNonces;
-use crate::touch::TouchBatcher;
 
 /// What a node is made of, for building an [`App`].
 pub(crate) struct AppParts {
     pub(crate) rt: Runtime,
     pub(crate) metrics: Metrics,
-    pub(crate) touches: TouchBatcher,
+    pub(crate) sequencer: Sequencer,
     pub(crate) federation: Federation,
     pub(crate) refusals: Refusals,
     /// Cancelled when the node stops: long-lived answers (event streams) end then.
@@ -33,7 +33,7 @@ pub(crate) struct App(Arc<Inner>);
 struct Inner {
     rt: Runtime,
     metrics: Metrics,
-    touches: TouchBatcher,
+    sequencer: Sequencer,
     federation: Federation,
     refusals: Refusals,
     stop: CancellationToken,
@@ -55,7 +55,7 @@ impl App {
         let AppParts {
             rt,
             metrics,
-            touches,
+            sequencer,
             federation,
             refusals,
             stop,
@@ -74,7 +74,7 @@ impl App {
         App(Arc::new(Inner {
             rt,
             metrics,
-            touches,
+            sequencer,
             federation,
             refusals,
             stop,
@@ -88,14 +88,14 @@ impl App {
     }
 
     /// A linearizable read: the replica reflects every change acknowledged before this call
-    /// and, on the leader, every touch queued before it (see [`crate::touch`]); the cluster
+    /// and, on the leader, every sequencerd before it (see [`crate::sequencer`]); the cluster
     /// time to judge by ([`Runtime::linearize`], the one composition of the read index and the
-    /// touch queue's barrier, which the read-index route serves followers with too).
+    /// sequencer's barrier, which the read-index route serves followers with too).
     pub(crate) async fn linearize(&self) -> Result<Timestamp, RuntimeError> {
         let point = self
             .0
             .rt
-            .linearize(Reader::ThisNode, self.0.touches.barrier());
+            .linearize(Reader::ThisNode, self.0.sequencer.barrier());
         Ok(point.await?.now)
     }
 
@@ -106,8 +106,8 @@ impl App {
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
-    pub(crate) fn touches(&self) -> &TouchBatcher {
-        &self.0.touches
+    pub(crate) fn sequencer(&self) -> &Sequencer {
+        &self.0.sequencer
     }
     pub(crate) fn federation(&self) -> &Federation {
         &self.0.federation

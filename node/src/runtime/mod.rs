@@ -211,7 +211,7 @@ impl Runtime {
         self.write(cmd, deadline).await
     }
 
-    /// Writes `cmd` by `deadline`: touches (already batched by the touch batcher, and not
+    /// Writes `cmd` by `deadline`: touches (already batched by the sequencer, and not
     /// announced as changes) as entries of their own, everything else through group commit.
     async fn write(&self, cmd: Command, deadline: Instant) -> Result<Outcome, RuntimeError> {
         let waited = deadline.saturating_duration_since(Instant::now());

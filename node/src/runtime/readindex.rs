@@ -6,7 +6,7 @@
 //! and then reads locally. The leader's clock at that moment comes back too, so time-based
 //! checks (idle and lifetime ends) use cluster time, not the follower's clock. The leader's
 //! point for a read, its own or a follower's, is composed once ([`Runtime::linearize`]): the
-//! read index, then the read's barrier through the touch queue.
+//! read index, then the read's barrier through the sequencer.
 //!
 //! Both are shared by the reads waiting when they start ([`super::rounds`]): one leadership
 //! confirmation per heartbeat round trip on the leader, one read-index RPC per round trip from
@@ -46,7 +46,7 @@ impl Runtime {
     ///
     /// On the leader: the clock guard, leadership confirmed by a quorum (the read index), the
     /// replica caught up to it, and then the read's `barrier` through the leader's sequencer of
-    /// touches ([`crate::touch`]), whose time is the answer. The sequencer proposes through this
+    /// touches ([`crate::sequencer`]), whose time is the answer. The sequencer proposes through this
     /// runtime (it sits above it), so the caller hands its barrier in; it is awaited only here.
     /// A [`Reader::ThisNode`] read on a follower (or on a leader that just lost leadership) asks
     /// the leader, which answers with this function for a [`Reader::Follower`], waits until this
@@ -130,7 +130,7 @@ impl Runtime {
             match self.confirm_leadership().await {
                 Ok(c) => {
                     self.wait_applied(c.read, c.applied).await?;
-                    // The read's linearization point: the time the touch queue took its
+                    // The read's linearization point: the time the sequencer took its
                     // barrier, after the read index, so at least this clock and the applied
                     // cluster time as they were then; every touch taken before it is applied.
                     let now = barrier.await?;

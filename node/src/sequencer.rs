@@ -1,10 +1,11 @@
-//! Touch coalescing on the leader: touches that need replicating are queued, and everything
+//! The leader's sequencer: touches, read barriers, policy changes and the expiry sweep pass
+//! through one queue, in one order. Touches that need replicating are queued, and everything
 //! queued while one write is in flight goes out together as a single `Touch` entry. Each touch
 //! is stamped with the cluster time at which the batcher took it, and counts (in the state
 //! machine) only if the session was valid then.
 //!
 //! Ended is final, for every reader: a linearizable read on the leader (and the read index a
-//! follower asks for) passes a [`TouchBatcher::barrier`] through the same queue once its read
+//! follower asks for) passes a [`Sequencer::barrier`] through the same queue once its read
 //! index is confirmed, so it sees every touch taken before it applied, and is judged at the
 //! time the queue took the barrier. A reader that judged a session ended at time `t` therefore
 //! came before any touch stamped after `t`, and such a touch does not count (the session was
@@ -12,7 +13,7 @@
 //! sweep passes the barrier too, so a touch taken before a deadline is applied before the sweep
 //! that would end the session.
 //!
-//! A policy change ([`TouchBatcher::set_policy`]) goes through the same queue, alone in its
+//! A policy change ([`Sequencer::set_policy`]) goes through the same queue, alone in its
 //! round, for the same reason: it is stamped when taken and applied before any later barrier
 //! completes, so a reader judged under the old policy at `t` came before a change stamped after
 //! `t`, and that change first ends every session the old policy had ended by its stamp. A
@@ -51,12 +52,12 @@ enum Queued {
 
 /// Queues touches for replication; cheap to clone.
 #[derive(Clone)]
-pub(crate) struct TouchBatcher {
+pub(crate) struct Sequencer {
     tx: mpsc::Sender<Queued>,
     rt: Runtime,
 }
 
-impl TouchBatcher {
+impl Sequencer {
     /// The batcher and the task that proposes its batches (to be run until `stop`).
     pub(crate) fn new(
         rt: Runtime,
