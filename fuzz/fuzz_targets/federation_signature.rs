@@ -99,11 +99,11 @@ fn expected(site: &str, target: &str, ts: u64, nonce: &str, now: u64) -> Result<
 }
 
 type Input<'a> = (
-    [&'a str; 7],             // the seven headers, as sent
-    Vec<(&'a str, &'a [u8])>, // other headers
-    (&'a str, &'a [u8], u64), // path, body, the receiver's clock
+    [&'a str; 7],                     // the seven headers, as sent
+    Vec<(&'a str, &'a [u8])>,         // other headers
+    (&'a str, &'a [u8], u64),         // path, body, the receiver's clock
     (&'a str, &'a str, u64, &'a str), // a signed request: site, target, timestamp, nonce
-    (bool, usize, u8),        // the secret used (old or new); one byte changed: where, to what
+    (bool, usize, u8), // the secret used (old or new); one byte changed: where, to what
 );
 
 fuzz_target!(|input: Input<'_>| {
@@ -137,7 +137,10 @@ fuzz_target!(|input: Input<'_>| {
     if h.len() != signed.len() {
         return;
     }
-    match (verdict(&h, path, now), expected(site, target, ts, nonce, now)) {
+    match (
+        verdict(&h, path, now),
+        expected(site, target, ts, nonce, now),
+    ) {
         (Ok(v), Ok(())) => {
             assert_eq!(
                 (v.origin().as_str(), v.timestamp_ms, v.nonce.as_str()),
@@ -188,7 +191,12 @@ fuzz_target!(|input: Input<'_>| {
     forged.insert(*name, changed);
     if let Ok(v) = verdict(&forged, path, now) {
         assert_eq!(
-            (v.origin().as_str(), v.timestamp_ms, v.nonce.as_str(), v.body_len),
+            (
+                v.origin().as_str(),
+                v.timestamp_ms,
+                v.nonce.as_str(),
+                v.body_len
+            ),
             (site, ts, nonce, body.len() as u64),
             "{name}: {:?} passed as another request",
             String::from_utf8_lossy(&bytes)

@@ -69,21 +69,30 @@ fn crate_modules(text: &str) -> Vec<String> {
     out
 }
 
+/// `(path under src/, text)` of every source file whose path starts with one of `layers`.
+fn layer_files(layers: &[&str]) -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    sources(&src)
+        .into_iter()
+        .filter_map(|file| {
+            let rel = file
+                .strip_prefix(&src)
+                .expect("under src/")
+                .to_string_lossy()
+                .replace('\\', "/");
+            layers.iter().any(|l| rel.starts_with(l)).then(|| {
+                let text = std::fs::read_to_string(&file).expect("a readable source file");
+                (rel, text)
+            })
+        })
+        .collect()
+}
+
 /// `(file, module)` for every file under `src/` whose path starts with one of `layers` and that
 /// uses `crate::<module>` for one of `modules`.
 fn imports(layers: &[&str], modules: &[&str]) -> Vec<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut out = Vec::new();
-    for file in sources(&src) {
-        let rel = file
-            .strip_prefix(&src)
-            .expect("under src/")
-            .to_string_lossy()
-            .replace('\\', "/");
-        if !layers.iter().any(|l| rel.starts_with(l)) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).expect("a readable source file");
+    for (rel, text) in layer_files(layers) {
         for m in crate_modules(&text) {
             if modules.contains(&m.as_str()) {
                 out.push(format!("{rel} imports crate::{m}"));
@@ -124,18 +133,8 @@ fn the_runtime_and_storage_do_not_import_the_services_above_them() {
 
 /// Files under `src/` in `layers` whose code (comments left out) names one of `words`.
 fn naming(layers: &[&str], words: &[&str]) -> Vec<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut out = Vec::new();
-    for file in sources(&src) {
-        let rel = file
-            .strip_prefix(&src)
-            .expect("under src/")
-            .to_string_lossy()
-            .replace('\\', "/");
-        if !layers.iter().any(|l| rel.starts_with(l)) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).expect("a readable source file");
+    for (rel, text) in layer_files(layers) {
         let code: String = text
             .lines()
             .map(|l| l.split("//").next().unwrap_or(""))

@@ -11,7 +11,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::common::{TestNode, ADMIN_KEY};
-use crate::recipes::{answer_note, cluster_proof, cluster_proof_at, incarnation, now_ms};
+use crate::recipes::{
+    answer_note, cluster_proof, cluster_proof_at, incarnation, now_ms, post_read_index,
+};
 use crate::wire::{addr, read_until_closed, send_head, status_within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,13 +269,7 @@ async fn a_captured_raft_rpc_cannot_be_replayed_to_a_restarted_node() {
     let send = |url: String, proof: String| {
         let http = http.clone();
         async move {
-            let r = http
-                .post(format!("{url}/raft/read-index"))
-                .header("x-sessync-cluster-auth", proof)
-                .body("{}")
-                .send()
-                .await
-                .unwrap();
+            let r = post_read_index(&http, &url, proof).await;
             let status = r.status();
             let header = r
                 .headers()

@@ -211,13 +211,7 @@ pub(crate) fn answer_note(
 pub(crate) async fn incarnation(client: &reqwest::Client, url: &str) -> u64 {
     let nonce = hex::encode(rand::random::<[u8; 16]>());
     let proof = cluster_proof("/raft/read-index", 1, 0, 2, b"{}", &nonce);
-    let resp = client
-        .post(format!("{url}/raft/read-index"))
-        .header("x-sessync-cluster-auth", proof)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let resp = post_read_index(client, url, proof).await;
     let status = resp.status().as_u16();
     let header = resp.headers()["x-sessync-answer"]
         .to_str()
@@ -257,4 +251,19 @@ pub(crate) fn federation_head(
     }
     head.push_str("\r\n");
     head
+}
+
+/// POST /raft/read-index (body `{}`) on the node at `url` with `proof` as its cluster proof.
+pub(crate) async fn post_read_index(
+    client: &reqwest::Client,
+    url: &str,
+    proof: String,
+) -> reqwest::Response {
+    client
+        .post(format!("{url}/raft/read-index"))
+        .header("x-sessync-cluster-auth", proof)
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
 }
