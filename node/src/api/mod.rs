@@ -27,6 +27,7 @@ mod sessions;
 mod source_cap;
 mod state;
 mod stream_slots;
+mod user_ops;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub(crate) use state::{App, AppParts};
 fn routes() -> [OpenApiRouter<App>; 4] {
     let leader_only = OpenApiRouter::new()
         .merge(sessions::write_routes())
+        .merge(user_ops::write_routes())
         .merge(cluster::write_routes())
         .merge(admin::write_routes());
     let any_node = OpenApiRouter::new()

@@ -1,34 +1,28 @@
-//! The session endpoints (role app): create, validate, touch, get, end, list, verify, invalidate.
+//! The session endpoints (role app): create, validate, touch, get, end, list (verify and
+//! invalidate, which act on a user's sessions and fan out, are in `user_ops`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use sessync_proto::api::{
-    Consistency, CreateSessionRequest, CreateSessionResponse, FanoutStatus, InvalidateRequest,
-    InvalidateResponse, SessionResponse, SessionsResponse, TouchResponse, ValidateRequest,
-    ValidateResponse, VerifyRequest, VerifyResponse,
+    Consistency, CreateSessionRequest, CreateSessionResponse, SessionResponse, SessionsResponse,
+    TouchResponse, ValidateRequest, ValidateResponse,
 };
-use sessync_proto::federation::PeerOpKind;
 use sessync_proto::ErrorBody;
-use sessync_proto::{
-    EndReason, Role, SessionId, SessionState, SessionView, SiteName, Timestamp, UserId,
-};
+use sessync_proto::{EndReason, Role, SessionId, SessionState, SessionView, Timestamp, UserId};
 
 use super::auth::AppCaller;
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::federation::outbox_full;
 use super::forward;
 use super::page::{self, Page};
 use super::state::App;
-use crate::federation::FanoutPlan;
-use crate::session::{Command, Create, End, Outcome, ReplaceToken, Session, TokenHash, UserOp};
+use crate::session::{Command, Create, End, Outcome, ReplaceToken, Session, TokenHash};
 use crate::tokens;
 
 /// Where validate is served (a follower relays a validate that needs a touch here, on the
@@ -41,8 +35,6 @@ pub(crate) fn write_routes() -> OpenApiRouter<App> {
         .routes(routes!(create))
         .routes(routes!(touch))
         .routes(routes!(end))
-        .routes(routes!(verify))
-        .routes(routes!(invalidate))
 }
 
 /// Routes any node answers from its replica (made linearizable by read index).
@@ -57,7 +49,7 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     Ok(SessionId::parse_field(raw, "session_id")?)
 }
 
-fn user_id(raw: &str) -> Result<UserId, ApiError> {
+pub(super) fn user_id(raw: &str) -> Result<UserId, ApiError> {
     Ok(UserId::parse_field(raw, "user_id")?)
 }
 
@@ -158,7 +150,7 @@ async fn fresh_token(
     }
 }
 
-fn unexpected(o: Outcome) -> ApiError {
+pub(super) fn unexpected(o: Outcome) -> ApiError {
     ApiError::internal(format!("unexpected state machine outcome: {o:?}"))
 }
 
@@ -432,94 +424,4 @@ fn parse_list_position(pos: &str) -> Result<(Timestamp, SessionId), ApiError> {
     let t = t.parse::<u64>().map_err(|_| bad())?;
     let id = SessionId::parse_field(id, "cursor").map_err(|_| bad())?;
     Ok((Timestamp(t), id))
-}
-
-#[utoipa::path(post, path = "/v1/users/{user_id}/verify", tag = "sessions",
-    params(("user_id" = String, Path, description = "The user's id")),
-    request_body = VerifyRequest,
-    responses(
-        (status = 200, description = "The chosen session is active, every other one ended `superseded`; `fanout` per target site", body = VerifyResponse),
-        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
-        (status = 404, description = "The session is not a live session of the user, or the user has none", body = ErrorBody),
-        (status = 413, description = "The body is over the size limit", body = ErrorBody),
-        (status = 409, description = "`outbox_full`: a target site's outbox is at its bound", body = ErrorBody),
-        (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
-    security(("api_key" = [])))]
-async fn verify(
-    State(app): State<App>,
-    _caller: AppCaller,
-    Path(raw): Path<String>,
-    JsonBody(req): JsonBody<VerifyRequest>,
-) -> Result<Json<VerifyResponse>, ApiError> {
-    let user = user_id(&raw)?;
-    req.validate()?;
-    let (outcome, fanout) =
-        user_op(&app, PeerOpKind::Verify, user, req.session_id, &req.targets).await?;
-    match outcome {
-        Outcome::Verified { verified, ended } => Ok(Json(VerifyResponse {
-            verified,
-            ended,
-            fanout,
-        })),
-        other => Err(unexpected(other)),
-    }
-}
-
-#[utoipa::path(post, path = "/v1/users/{user_id}/invalidate", tag = "sessions",
-    params(("user_id" = String, Path, description = "The user's id")),
-    request_body = InvalidateRequest,
-    responses(
-        (status = 200, description = "The session, or every live session of the user, ended `invalidated`; `fanout` per target site", body = InvalidateResponse),
-        (status = 400, description = "A field of the request is wrong; the error names it", body = ErrorBody), (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
-        (status = 404, description = "The session is not the user's", body = ErrorBody),
-        (status = 413, description = "The body is over the size limit", body = ErrorBody),
-        (status = 409, description = "`outbox_full`: a target site's outbox is at its bound", body = ErrorBody),
-        (status = 503, description = "No leader or quorum, a clock off, or the node busy: retry", body = ErrorBody)),
-    security(("api_key" = [])))]
-async fn invalidate(
-    State(app): State<App>,
-    _caller: AppCaller,
-    Path(raw): Path<String>,
-    JsonBody(req): JsonBody<InvalidateRequest>,
-) -> Result<Json<InvalidateResponse>, ApiError> {
-    let user = user_id(&raw)?;
-    req.validate()?;
-    let (outcome, fanout) = user_op(
-        &app,
-        PeerOpKind::Invalidate,
-        user,
-        req.session_id,
-        &req.targets,
-    )
-    .await?;
-    match outcome {
-        Outcome::Invalidated { ended } => Ok(Json(InvalidateResponse { ended, fanout })),
-        other => Err(unexpected(other)),
-    }
-}
-
-/// The one path of verify and invalidate: the fan-out planned, the command proposed, the
-/// refusals answered, and how each target fared.
-async fn user_op(
-    app: &App,
-    kind: PeerOpKind,
-    user_id: UserId,
-    session_id: Option<SessionId>,
-    targets: &[SiteName],
-) -> Result<(Outcome, BTreeMap<SiteName, FanoutStatus>), ApiError> {
-    let at = app.rt().cluster_now();
-    let plan = FanoutPlan::new(app.federation(), targets, at);
-    let op = UserOp {
-        at,
-        user_id,
-        session_id,
-        fanout: plan.fanout.clone(),
-    };
-    match app.rt().propose(Command::user_op(kind, op)).await? {
-        Outcome::NotFound { message } => Err(ApiError::not_found(message)),
-        o @ (Outcome::Verified { .. } | Outcome::Invalidated { .. }) => {
-            Ok((o, plan.report(app.rt(), app.federation()).await))
-        }
-        other => Err(outbox_full(app, other).unwrap_or_else(unexpected)),
-    }
 }
