@@ -139,9 +139,11 @@ async fn session_commands_in_both_output_modes() -> anyhow::Result<()> {
     assert_eq!(created["session"]["device"]["ip"], "10.0.0.7");
     assert_eq!(created["session"]["device"]["user_agent"], "ua/1");
     assert_eq!(created["session"]["origin"], "web");
-    let second_token = created["token"].as_str().context("token")?.to_owned();
     let again = cli.app(true, &args)?.expect(0)?.json()?;
     assert_eq!(again["session"]["session_id"], second.as_str());
+    // The replay hands out a fresh token, which replaces the first one.
+    assert_ne!(again["token"], created["token"]);
+    let second_token = again["token"].as_str().context("token")?.to_owned();
 
     // get.
     let r = cli.app(false, &["sessions", "get", &first])?.expect(0)?;

@@ -92,12 +92,34 @@ async fn idempotency_key_makes_one_session() -> anyhow::Result<()> {
     let a = client.create_session(&req).await?;
     let b = client.create_session(&req).await?;
     assert_eq!(a.session.session_id, b.session.session_id);
-    assert_eq!(a.token, b.token);
+    // A replay hands out a fresh token, which replaces the one before it.
+    assert_ne!(a.token, b.token);
+    let mut last = b.token;
     for id in cluster.node_ids() {
         let c = cluster.app_client_for(id).create_session(&req).await?;
         assert_eq!(c.session.session_id, a.session.session_id, "via node {id}");
-        assert_eq!(c.token, a.token, "via node {id}");
+        assert_ne!(c.token, last, "via node {id}");
+        last = c.token;
     }
+    let valid = |token: String| {
+        let client = client.clone();
+        async move {
+            let req = ValidateRequest {
+                token,
+                touch: false,
+                consistency: Consistency::Linearizable,
+            };
+            anyhow::Ok(client.validate(&req).await?.valid)
+        }
+    };
+    assert!(
+        valid(last).await?,
+        "the token handed out last is the session's"
+    );
+    assert!(
+        !valid(a.token).await?,
+        "a replaced token no longer validates"
+    );
 
     let user = UserId::parse_field("idem-bob", "user_id").unwrap();
     let active = client.list_sessions(&user, false).await?;
