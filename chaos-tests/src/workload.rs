@@ -208,7 +208,12 @@ impl Workload {
         Some(v[rng.gen_range(from..v.len())].clone())
     }
 
+    /// Keeps `h` for the clients. A replayed create's answer carries a fresh token (every token
+    /// it gave keeps working) or, for an ended session, none: then the one known stays.
     fn hold(&self, site: usize, user: &UserId, h: Held) {
+        if h.token.is_empty() {
+            return;
+        }
         self.created
             .lock()
             .insert(h.id.clone(), (site, h.token.clone()));

@@ -2,8 +2,8 @@
 //!
 //! Every token is random, an idempotent create's too: none is ever derived from a key, so
 //! holding the site's secrets is not enough to mint one. A replayed create cannot give back a
-//! token it never stored, so it hands out a fresh one that replaces the session's (see
-//! `api::sessions`, `session::ReplaceToken`).
+//! token it never stored, so it hands out a fresh one that opens the session too (see
+//! `api::sessions`, `session::IssueToken`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -62,7 +62,7 @@ pub fn apply(store: &mut SessionStore, cmd: &Command, index: u64) -> (Outcome, V
         Command::PeerOp(c) => federated::peer_op(&mut tx, c),
         Command::Expire(_) => expiry::expire(&mut tx),
         Command::RecordAudit(c) => record_audit(&mut tx, c),
-        Command::ReplaceToken(c) => login::replace_token(&mut tx, c),
+        Command::IssueToken(c) => login::issue_token(&mut tx, c),
         // Applied command by command above; never reached.
         Command::Batch(_) => Outcome::Refused {
             message: "a batch inside a batch".into(),

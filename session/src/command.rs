@@ -27,7 +27,7 @@ pub enum Command {
     PeerOp(PeerOp),
     Expire(Expire),
     RecordAudit(RecordAudit),
-    ReplaceToken(ReplaceToken),
+    IssueToken(IssueToken),
     /// Several client commands in one entry (group commit): applied one after another as if
     /// each were an entry of its own, at the same log index. Never nested.
     Batch(Batch),
@@ -58,12 +58,12 @@ pub struct Create {
     pub by: Option<String>,
 }
 
-/// An idempotent create's replay hands out a fresh token: the session's token becomes the one
-/// whose hash this carries (made by the leader, random), and the one it held stops working.
+/// An idempotent create's replay hands out a fresh token: the hash this carries (made by the
+/// leader, random) opens the session too; the tokens earlier answers gave keep working.
 /// Proposed by the leader after a [`Create`] was answered `replayed`; a session that has ended
 /// keeps what it had (a replay of it gets no token).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplaceToken {
+pub struct IssueToken {
     pub at: Timestamp,
     pub session_id: SessionId,
     pub token_hash: TokenHash,
@@ -167,7 +167,7 @@ impl Command {
             Command::PeerOp(c) => c.at,
             Command::Expire(c) => c.at,
             Command::RecordAudit(c) => c.at,
-            Command::ReplaceToken(c) => c.at,
+            Command::IssueToken(c) => c.at,
         }
     }
 

@@ -36,8 +36,8 @@ mod user_op;
 
 pub use apply::apply;
 pub use command::{
-    AuditNote, Batch, Command, Create, End, Expire, Fanout, FanoutAcked, Outcome, PeerOp,
-    RecordAudit, ReplaceToken, SetPolicy, Touch, UserOp,
+    AuditNote, Batch, Command, Create, End, Expire, Fanout, FanoutAcked, IssueToken, Outcome,
+    PeerOp, RecordAudit, SetPolicy, Touch, UserOp,
 };
 pub use ledger::{OutboxEntry, ReceivedOp, SeenNonce};
 pub use mutation::{Mutation, Record, RecordKey};

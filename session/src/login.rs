@@ -1,14 +1,14 @@
 //! A login: a new session for a user, admitted under the limit (see [`super::limit`]), or the
 //! session an earlier create with the same idempotency key made (by the same API key, within
 //! the policy's `idempotency_window`), which the leader then gives a fresh token
-//! ([`replace_token`]).
+//! ([`issue_token`]).
 
 use serde_json::json;
 use sessync_proto::SessionState;
 
-use super::command::{Create, Outcome, ReplaceToken};
+use super::command::{Create, IssueToken, Outcome};
 use super::limit::{admit, Admission};
-use super::record::Session;
+use super::record::{Session, MAX_REPLAY_TOKENS};
 use super::tx::Tx;
 
 pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
@@ -70,6 +70,7 @@ pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
         created_by: c.by.clone(),
         changed: None,
         verified_at: None,
+        replay_tokens: Vec::new(),
     };
     tx.put(session.clone());
     let kind = if state == SessionState::Blocked {
@@ -89,11 +90,11 @@ pub(super) fn create(tx: &mut Tx<'_>, c: &Create) -> Outcome {
     }
 }
 
-/// A replay's fresh token: a live session's token hash becomes the command's, so the token the
-/// replay answers works and the one it held before stops working. An ended session is left as
+/// A replay's fresh token: the command's hash opens a live session too, beside the tokens
+/// earlier answers gave (at most [`MAX_REPLAY_TOKENS`] replays' are kept, the oldest dropped). An ended session is left as
 /// it is (answered as it is now, with nothing to hand out); a hash another session holds is
 /// refused (never, for 256 random bits; the index must stay one session per hash).
-pub(super) fn replace_token(tx: &mut Tx<'_>, c: &ReplaceToken) -> Outcome {
+pub(super) fn issue_token(tx: &mut Tx<'_>, c: &IssueToken) -> Outcome {
     let Some(user) = tx.store.get(&c.session_id).map(|s| s.user_id.clone()) else {
         return Outcome::NotFound {
             message: format!("no session {}", c.session_id),
@@ -124,10 +125,17 @@ pub(super) fn replace_token(tx: &mut Tx<'_>, c: &ReplaceToken) -> Outcome {
             ),
         };
     }
-    session.token_hash = c.token_hash;
+    if !session.token_hashes().any(|h| *h == c.token_hash) {
+        session.replay_tokens.push(c.token_hash);
+        let over = session
+            .replay_tokens
+            .len()
+            .saturating_sub(MAX_REPLAY_TOKENS);
+        session.replay_tokens.drain(..over);
+    }
     tx.put(session.clone());
     tx.audit(
-        "session_token_replaced",
+        "session_token_issued",
         Some(&user),
         Some(&c.session_id),
         json!({}),

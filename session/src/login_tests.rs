@@ -174,11 +174,12 @@ fn a_batch_applies_its_commands_in_order_as_if_each_were_an_entry() {
     assert!(matches!(outcomes[1], Outcome::LimitReached { .. }));
 }
 
-/// A replay hands out a fresh token: `ReplaceToken` (the new hash made by the leader, in the
-/// command) makes it the session's token and the old one stops working; applied to two
-/// replicas it makes the same change, and a session that has ended keeps what it had.
+/// A replay hands out a fresh token: `IssueToken` (the new hash made by the leader, in the
+/// command) opens the session beside the token an earlier answer gave, which keeps working (a
+/// retried create's answers may arrive in any order); applied to two replicas it makes the
+/// same change, and a session that has ended keeps what it had.
 #[test]
-fn a_replay_command_replaces_the_token_hash_deterministically() {
+fn a_replay_command_adds_a_token_deterministically() {
     let commands = [
         Command::Create(Create {
             at: at(0),
@@ -190,7 +191,7 @@ fn a_replay_command_replaces_the_token_hash_deterministically() {
             idempotency_key: Some("key-1".to_owned()),
             by: Some("app".to_owned()),
         }),
-        Command::ReplaceToken(ReplaceToken {
+        Command::IssueToken(IssueToken {
             at: at(1_000),
             session_id: sid(1),
             token_hash: TokenHash::of("fresh"),
@@ -206,10 +207,14 @@ fn a_replay_command_replaces_the_token_hash_deterministically() {
         Outcome::Created {
             session,
             replayed: true,
-        } => assert_eq!(session.token_hash, TokenHash::of("fresh")),
+        } => assert_eq!(session.replay_tokens, [TokenHash::of("fresh")]),
         o => panic!("expected the replayed session with its new token, got {o:?}"),
     }
-    assert!(sm.store.by_token(&TokenHash::of("first")).is_none());
+    assert_eq!(
+        sm.store.by_token(&TokenHash::of("first")).map(|s| &s.id),
+        Some(&sid(1)),
+        "the first answer's token still works"
+    );
     assert_eq!(
         sm.store.by_token(&TokenHash::of("fresh")).map(|s| &s.id),
         Some(&sid(1))
@@ -217,14 +222,14 @@ fn a_replay_command_replaces_the_token_hash_deterministically() {
     assert_eq!(sm.state(1), (SessionState::Active, None));
     assert!(sm
         .audit_kinds()
-        .contains(&"session_token_replaced".to_owned()));
+        .contains(&"session_token_issued".to_owned()));
     // Deterministic: another replica applying the same commands makes the same changes.
     let (again, outcomes_again) = run();
     assert_eq!(outcomes, outcomes_again);
     assert_eq!(sm.muts, again.muts);
     // The command's JSON in the log, as every replica reads it.
     let json = serde_json::to_value(&commands[1]).unwrap();
-    assert_eq!(json["op"], "replace_token");
+    assert_eq!(json["op"], "issue_token");
     assert_eq!(
         serde_json::from_value::<Command>(json).unwrap(),
         commands[1]
@@ -232,7 +237,7 @@ fn a_replay_command_replaces_the_token_hash_deterministically() {
 
     // An ended session keeps its hash: a replay of it hands out nothing.
     let mut sm = sm;
-    let late = Command::ReplaceToken(ReplaceToken {
+    let late = Command::IssueToken(IssueToken {
         at: at(700_000),
         session_id: sid(1),
         token_hash: TokenHash::of("late"),
@@ -243,9 +248,35 @@ fn a_replay_command_replaces_the_token_hash_deterministically() {
             replayed: true,
         } => {
             assert_eq!(session.state, SessionState::Ended);
-            assert_eq!(session.token_hash, TokenHash::of("fresh"));
+            assert_eq!(session.replay_tokens, [TokenHash::of("fresh")]);
         }
         o => panic!("expected the ended session, got {o:?}"),
     }
     assert!(sm.store.by_token(&TokenHash::of("late")).is_none());
+}
+
+/// At most `MAX_REPLAY_TOKENS` replays' tokens are kept: past it the oldest replay's stops
+/// working, never the create's own.
+#[test]
+fn replay_tokens_are_bounded_oldest_first() {
+    let mut sm = Sm::new(policy(0, OnLimit::Deny));
+    sm.create(1, "a", 0);
+    let n = crate::record::MAX_REPLAY_TOKENS + 2;
+    for i in 0..n {
+        sm.run(Command::IssueToken(IssueToken {
+            at: at(10 + i as u64),
+            session_id: sid(1),
+            token_hash: TokenHash::of(&format!("replay-{i}")),
+        }));
+    }
+    let s = sm.store.get(&sid(1)).unwrap();
+    assert_eq!(s.replay_tokens.len(), crate::record::MAX_REPLAY_TOKENS);
+    assert!(
+        sm.store.by_token(&s.token_hash).is_some(),
+        "the create's own works"
+    );
+    assert!(sm.store.by_token(&TokenHash::of("replay-0")).is_none());
+    assert!(sm.store.by_token(&TokenHash::of("replay-1")).is_none());
+    let newest = TokenHash::of(&format!("replay-{}", n - 1));
+    assert!(sm.store.by_token(&newest).is_some());
 }

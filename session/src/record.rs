@@ -69,9 +69,22 @@ pub struct Session {
     /// earlier loses to it and leaves the session active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<Timestamp>,
+    /// Tokens later replays of the create handed out (their hashes, oldest first, at most
+    /// [`MAX_REPLAY_TOKENS`]): each works like `token_hash`, so a replay never stops a token an
+    /// earlier answer gave from working (a retried create's answers may arrive in any order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replay_tokens: Vec<TokenHash>,
 }
 
+/// Most tokens replays add to one session; past it the oldest replay's stops working.
+pub(crate) const MAX_REPLAY_TOKENS: usize = 8;
+
 impl Session {
+    /// Every token hash that opens this session: the create's and the replays'.
+    pub fn token_hashes(&self) -> impl Iterator<Item = &TokenHash> {
+        std::iter::once(&self.token_hash).chain(&self.replay_tokens)
+    }
+
     /// Not ended (active or blocked).
     pub fn is_live(&self) -> bool {
         self.state != SessionState::Ended

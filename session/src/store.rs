@@ -294,7 +294,9 @@ impl SessionStore {
     /// Inserts or replaces a session record.
     fn put(&mut self, s: Session) {
         self.unindex(&s.id);
-        self.by_token.insert(s.token_hash, s.id.clone());
+        for hash in s.token_hashes() {
+            self.by_token.insert(*hash, s.id.clone());
+        }
         let index = if s.is_live() {
             &mut self.live_by_user
         } else {
@@ -332,7 +334,9 @@ impl SessionStore {
         let Some(old) = self.sessions.get(id) else {
             return;
         };
-        self.by_token.remove(&old.token_hash);
+        for hash in old.token_hashes() {
+            self.by_token.remove(hash);
+        }
         let index = if old.is_live() {
             &mut self.live_by_user
         } else {

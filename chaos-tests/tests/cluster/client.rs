@@ -92,7 +92,7 @@ async fn idempotency_key_makes_one_session() -> anyhow::Result<()> {
     let a = client.create_session(&req).await?;
     let b = client.create_session(&req).await?;
     assert_eq!(a.session.session_id, b.session.session_id);
-    // A replay hands out a fresh token, which replaces the one before it.
+    // A replay hands out a fresh token; every token given keeps working.
     assert_ne!(a.token, b.token);
     let mut last = b.token;
     for id in cluster.node_ids() {
@@ -112,14 +112,8 @@ async fn idempotency_key_makes_one_session() -> anyhow::Result<()> {
             anyhow::Ok(client.validate(&req).await?.valid)
         }
     };
-    assert!(
-        valid(last).await?,
-        "the token handed out last is the session's"
-    );
-    assert!(
-        !valid(a.token).await?,
-        "a replaced token no longer validates"
-    );
+    assert!(valid(last).await?, "the token handed out last works");
+    assert!(valid(a.token).await?, "and so does the first");
 
     let user = UserId::parse_field("idem-bob", "user_id").unwrap();
     let active = client.list_sessions(&user, false).await?;

@@ -22,7 +22,7 @@ use super::error::ApiError;
 use super::forward;
 use super::page::{self, Page};
 use super::state::App;
-use crate::session::{Command, Create, End, Outcome, ReplaceToken, Session, TokenHash};
+use crate::session::{Command, Create, End, IssueToken, Outcome, Session, TokenHash};
 use crate::tokens;
 
 /// Where validate is served (a follower relays a validate that needs a touch here, on the
@@ -122,8 +122,8 @@ async fn create(
 }
 
 /// A replayed create's token: no token is ever stored or derived, so a replay gets a fresh one
-/// (`token`, made for this create), which replaces the session's (the token an earlier answer
-/// carried stops working). A session that has ended gets none: the answer's `token` is empty.
+/// (`token`, made for this create) that opens the session beside the tokens earlier answers
+/// gave (`IssueToken`). A session that has ended gets none: the answer's `token` is empty.
 async fn fresh_token(
     app: &App,
     session: Session,
@@ -133,13 +133,18 @@ async fn fresh_token(
         return Ok((session, String::new()));
     }
     let hash = TokenHash::of(&token);
-    let cmd = Command::ReplaceToken(ReplaceToken {
+    let cmd = Command::IssueToken(IssueToken {
         at: app.rt().cluster_now(),
         session_id: session.id,
         token_hash: hash,
     });
     match app.rt().propose(cmd).await? {
-        Outcome::Created { session, .. } if tokens::hashes_equal(&session.token_hash, &hash) => {
+        Outcome::Created { session, .. }
+            if session.is_live()
+                && session
+                    .token_hashes()
+                    .any(|h| tokens::hashes_equal(h, &hash)) =>
+        {
             Ok((session, token))
         }
         // It ended meanwhile.
@@ -196,7 +201,7 @@ async fn validate(
     let hash = TokenHash::of(&req.token);
     let found = app.rt().state().read(|s| {
         s.by_token(&hash)
-            .filter(|x| tokens::hashes_equal(&x.token_hash, &hash))
+            .filter(|x| x.token_hashes().any(|h| tokens::hashes_equal(h, &hash)))
             .map(|x| (x.as_of(now, s.policy()), s.policy().clone()))
     });
     let Some((mut sess, policy)) = found else {

@@ -323,11 +323,11 @@ async fn idempotent_create_returns_the_same_session() {
 }
 
 /// A replay derived its token again from a key the cluster secret gave by default; it now
-/// hands out a fresh random token, which replaces the session's: the token an earlier answer
-/// carried stops working. A node still configured with a token secret of an earlier version
-/// starts and replays the same way.
+/// hands out a fresh random token, and the token an earlier answer carried keeps working (a
+/// retried create's answers may arrive in any order). A node still configured with a token
+/// secret of an earlier version starts and replays the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replay_hands_out_a_fresh_token_and_the_old_one_stops_working() {
+async fn a_replay_hands_out_a_fresh_token_and_the_earlier_one_keeps_working() {
     let node = TestNode::start("").await;
     let body = json!({"user_id": "hal", "idempotency_key": "login-9"});
     let (s, first) = node
@@ -349,10 +349,7 @@ async fn a_replay_hands_out_a_fresh_token_and_the_old_one_stops_working() {
     assert_eq!(new.len(), 43);
     assert_ne!(old, new);
     assert_eq!(node.validate(new).await["valid"], true);
-    assert_eq!(
-        node.validate(old).await,
-        json!({"valid": false, "reason": "unknown"})
-    );
+    assert_eq!(node.validate(old).await["valid"], true);
 
     let dir = node.stop().await;
     let node = TestNode::restart_with_env(
@@ -374,7 +371,7 @@ async fn a_replay_hands_out_a_fresh_token_and_the_old_one_stops_working() {
     assert_eq!(s, StatusCode::OK, "{again}");
     let newest = again["token"].as_str().unwrap();
     assert_eq!(node.validate(newest).await["valid"], true);
-    assert_eq!(node.validate(new).await["valid"], false);
+    assert_eq!(node.validate(new).await["valid"], true);
 
     // An ended session replays as ended, with no token.
     let id = again["session"]["session_id"].as_str().unwrap();
