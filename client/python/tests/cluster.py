@@ -186,7 +186,12 @@ class LocalCluster:
     def leader_url(self) -> Optional[str]:
         for node in self.running():
             try:
-                r = self.http.get(self.urls[node - 1] + "/readyz", timeout=1.0)
+                # The leader's URL is told to authenticated callers only.
+                r = self.http.get(
+                    self.urls[node - 1] + "/v1/config",
+                    headers={"authorization": f"Bearer {self.admin_key}"},
+                    timeout=1.0,
+                )
             except httpx.HTTPError:
                 continue
             leader = r.headers.get("x-sessync-leader")
