@@ -11,6 +11,7 @@
 //! - [`federation`]: what sites send each other, its signed headers, and the federation status.
 //! - [`error`]: the error body and its codes.
 //! - [`events`]: the live event stream's events and the positions a subscriber resumes from.
+//! - [`backup`]: the backup file's header and its check.
 //! - [`wire`]: header names and the node-to-node RPC paths, declared once.
 //!
 //! With the `openapi` feature every wire type also has a JSON Schema (utoipa), from which the
@@ -20,6 +21,7 @@
 #![cfg_attr(test, allow(clippy::too_many_lines))]
 
 pub mod api;
+pub mod backup;
 pub mod error;
 pub mod events;
 pub mod federation;

@@ -255,7 +255,7 @@ async fn snapshot(
 
 #[utoipa::path(get, path = "/cluster/digest", tag = "cluster",
     responses(
-        (status = 200, description = "`{applied, digest}`: this replica's applied index and the SHA-256 of its state", body = Object),
+        (status = 200, description = "`{applied, digest, content_digest}`: this replica's applied index, the SHA-256 of its state, and of its content (what a backup's digest covers: no applied id or membership)", body = Object),
         (status = 401, description = "No API key, or not a valid one", body = ErrorBody), (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 500, description = "The state could not be read", body = ErrorBody)),
     security(("api_key" = [])))]
@@ -263,12 +263,14 @@ async fn digest(
     State(app): State<App>,
     _caller: AdminCaller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (applied, digest) = app
+    let d = app
         .rt()
         .state()
         .digest()
         .map_err(|e| ApiError::from_read("the state", e))?;
-    Ok(Json(
-        serde_json::json!({ "applied": applied, "digest": digest }),
-    ))
+    Ok(Json(serde_json::json!({
+        "applied": d.applied,
+        "digest": d.digest,
+        "content_digest": d.content,
+    })))
 }

@@ -83,6 +83,8 @@ pub(crate) enum RaftKey {
     Vote,
     Committed,
     LastPurged,
+    /// The cluster this node's data belongs to (`identity`): node-local, never in a snapshot.
+    ClusterId,
 }
 
 impl RaftKey {
@@ -91,6 +93,7 @@ impl RaftKey {
             RaftKey::Vote => b"vote",
             RaftKey::Committed => b"committed",
             RaftKey::LastPurged => b"last_purged",
+            RaftKey::ClusterId => b"cluster_id",
         }
     }
 }

@@ -23,6 +23,27 @@ pub(crate) struct LogStore {
 }
 
 impl LogStore {
+    /// The database (the offline tools edit it beside the log).
+    pub(super) fn db(&self) -> &Arc<DB> {
+        &self.db
+    }
+
+    /// Writes `entries` (synced); a failure to encode one is openraft's error, a failure to
+    /// write them RocksDB's.
+    pub(super) fn write_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<Result<(), rocksdb::Error>, StorageError> {
+        let mut batch = WriteBatch::default();
+        let logs = Cf::Logs.of(&self.db);
+        for entry in entries {
+            let bytes =
+                serde_json::to_vec(&entry).map_err(|e| StorageIOError::write_logs(any_err(e)))?;
+            batch.put_cf(logs, index_key(entry.log_id.index), bytes);
+        }
+        Ok(self.db.write_opt(batch, &synced()))
+    }
+
     pub(super) fn new(db: Arc<DB>) -> Self {
         Self { db }
     }
@@ -136,14 +157,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = WriteBatch::default();
-        let logs = Cf::Logs.of(&self.db);
-        for entry in entries {
-            let bytes =
-                serde_json::to_vec(&entry).map_err(|e| StorageIOError::write_logs(any_err(e)))?;
-            batch.put_cf(logs, index_key(entry.log_id.index), bytes);
-        }
-        let res = self.db.write_opt(batch, &synced());
+        let res = self.write_entries(entries)?;
         match res {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

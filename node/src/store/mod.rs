@@ -9,8 +9,11 @@
 //! runtime shares.
 
 mod audit_log;
+mod backup;
+mod identity;
 pub(crate) mod layout;
 mod log_store;
+mod offline;
 mod reader;
 mod snapshot;
 mod snapshot_dir;
@@ -27,9 +30,12 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteOptions, DB};
 
 use crate::raft_types::{SnapshotMeta, StorageError};
 pub(crate) use audit_log::AuditStats;
+pub(crate) use backup::TakenBackup;
+pub(crate) use identity::{ClusterId, ClusterIdentity};
 use layout::Cf;
 pub(crate) use log_store::LogStore;
-pub(crate) use reader::{AppliedChange, AuditQuery, ReadError, StateReader};
+pub(crate) use offline::{recover, restore, OfflineError, Recovered, Restored};
+pub(crate) use reader::{AppliedChange, AuditQuery, ReadError, StateDigest, StateReader};
 use snapshot_dir::SnapshotDir;
 pub(crate) use snapshot_dir::SnapshotFile;
 pub(crate) use state_machine::StateMachineStore;
@@ -133,6 +139,8 @@ fn synced() -> WriteOptions {
 
 #[cfg(test)]
 mod compat_tests;
+#[cfg(test)]
+mod offline_tests;
 #[cfg(test)]
 mod snapshot_rss_tests;
 #[cfg(test)]

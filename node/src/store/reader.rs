@@ -13,8 +13,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 use super::audit_log::AuditStats;
+use super::backup::content_digest;
+use super::identity::ClusterIdentity;
 use super::layout::{self, Cf, SmKey};
 use super::read_err;
+use super::snapshot_dir::SnapshotDir;
 use crate::raft_types::{LogId, StorageError};
 use crate::session::{Session, SessionStore};
 
@@ -111,6 +114,7 @@ pub(crate) struct StateReader {
     changes: broadcast::Sender<AppliedChange>,
     audit: Arc<AuditStats>,
     installs: InstallSeq,
+    snapshots: SnapshotDir,
 }
 
 /// Closes the database once every other handle on it is gone. RocksDB closes when the last
@@ -136,6 +140,14 @@ impl DbCloser {
     }
 }
 
+/// A replica's digests ([`StateReader::digest`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StateDigest {
+    pub(crate) applied: Option<u64>,
+    pub(crate) digest: String,
+    pub(crate) content: String,
+}
+
 /// Filters for reading the audit log, newest first.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AuditQuery {
@@ -156,6 +168,7 @@ impl StateReader {
         audit: Arc<AuditStats>,
         installs: InstallSeq,
         stamp: AppliedStamp,
+        snapshots: SnapshotDir,
     ) -> Self {
         Self {
             db,
@@ -164,7 +177,27 @@ impl StateReader {
             changes,
             audit,
             installs,
+            snapshots,
         }
+    }
+
+    /// The snapshots directory (a backup's temporary file goes there).
+    pub(super) fn snapshots(&self) -> &SnapshotDir {
+        &self.snapshots
+    }
+
+    /// Runs `read` on a point-in-time view of the state on disk ([`InstallSeq::consistent`]).
+    pub(super) fn consistent<R>(
+        &self,
+        read: impl FnOnce(&DB, &SnapshotWithThreadMode<'_, DB>) -> Result<R, StorageError>,
+    ) -> Result<R, ReadError> {
+        self.installs
+            .consistent(&self.db, |view| read(&self.db, view))
+    }
+
+    /// This node's cluster identity, loaded from the store (make one and share it).
+    pub(crate) fn cluster_identity(&self) -> Result<ClusterIdentity, ReadError> {
+        Ok(ClusterIdentity::load(self.db.clone())?)
     }
 
     /// How many audit events are kept and have been trimmed (for metrics).
@@ -198,12 +231,19 @@ impl StateReader {
             .consistent(&self.db, |view| audit_events(&self.db, view, q))
     }
 
-    /// The applied log index and a SHA-256 over every state record (sessions, audit,
-    /// federation, policy, clock, counters, membership), read from one point-in-time view.
-    /// Replicas at the same index must agree on it.
-    pub(crate) fn digest(&self) -> Result<(Option<u64>, String), ReadError> {
-        self.installs
-            .consistent(&self.db, |view| state_digest(&self.db, view))
+    /// The applied log index, a SHA-256 over every state record (sessions, audit, federation,
+    /// policy, clock, counters, membership), and the content digest (`backup`: the same
+    /// without the applied id and membership), read from one point-in-time view. Replicas at
+    /// the same index must agree on both.
+    pub(crate) fn digest(&self) -> Result<StateDigest, ReadError> {
+        self.installs.consistent(&self.db, |view| {
+            let (applied, digest) = state_digest(&self.db, view)?;
+            Ok(StateDigest {
+                applied,
+                digest,
+                content: content_digest(&self.db, view)?,
+            })
+        })
     }
 }
 

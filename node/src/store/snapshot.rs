@@ -28,7 +28,7 @@ const WRITE_BUF: usize = 256 * 1024;
 /// How far a build reads ahead in RocksDB's files.
 const SCAN_READAHEAD: usize = 2 * 1024 * 1024;
 
-type RocksSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
+pub(super) type RocksSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
 
 self_cell::self_cell!(
     /// A RocksDB point-in-time view that owns its database handle, so it can move to another task.
@@ -101,14 +101,36 @@ fn build(
 ) -> Result<SnapshotFile, StorageError> {
     let db = view.borrow_owner();
     let snap = view.borrow_dependent();
-    let header = Header {
+    let temp = dir.temp(Temp::Build);
+    let header = view_header(db, snap, meta.clone())?;
+    let (lines, bytes) = write_file(&temp, header, view_items(db, snap), meta)?;
+    let file = save_built(db, dir, meta, &temp)?;
+    tracing::info!(snapshot = %meta.snapshot_id, lines, bytes, "built snapshot");
+    Ok(file)
+}
+
+/// A snapshot file's header for the state `snap` holds, as of `meta`.
+pub(super) fn view_header(
+    db: &DB,
+    snap: &RocksSnapshot<'_>,
+    meta: SnapshotMeta,
+) -> Result<Header, StorageError> {
+    Ok(Header {
         format: FORMAT,
-        meta: meta.clone(),
+        meta,
         policy: sm_value(snap, db, SmKey::Policy)?,
         clock: sm_value(snap, db, SmKey::Clock)?.unwrap_or_default(),
         audit_next: sm_value(snap, db, SmKey::AuditNext)?.unwrap_or(0),
-    };
-    let records = Cf::RECORDS.into_iter().flat_map(|cf| {
+    })
+}
+
+/// Every item of the state `snap` holds, in a snapshot file's order: the records, family by
+/// family in key order, then the audit log.
+pub(super) fn view_items<'a>(
+    db: &'a DB,
+    snap: &'a RocksSnapshot<'_>,
+) -> impl Iterator<Item = Result<Item, StorageError>> + 'a {
+    let records = Cf::RECORDS.into_iter().flat_map(move |cf| {
         snap.iterator_cf_opt(cf.of(db), scan(), IteratorMode::Start)
             .map(move |kv| {
                 let (k, v) = kv.map_err(read_err)?;
@@ -124,11 +146,7 @@ fn build(
                 layout::decode_value(Cf::Audit, &v).map_err(read_err)?,
             ))
         });
-    let temp = dir.temp(Temp::Build);
-    let (lines, bytes) = write_file(&temp, header, records.chain(audit), meta)?;
-    let file = save_built(db, dir, meta, &temp)?;
-    tracing::info!(snapshot = %meta.snapshot_id, lines, bytes, "built snapshot");
-    Ok(file)
+    records.chain(audit)
 }
 
 /// Writes a complete, synced snapshot file at `path`: `header`, then `items`. Its lines and
@@ -215,7 +233,7 @@ fn scan() -> ReadOptions {
 }
 
 /// One `sm` value as the view holds it.
-fn sm_value<T: DeserializeOwned>(
+pub(super) fn sm_value<T: DeserializeOwned>(
     snap: &RocksSnapshot<'_>,
     db: &DB,
     key: SmKey,

@@ -39,6 +39,8 @@ pub(super) enum Temp {
     Build,
     /// A snapshot arriving from the leader, or copied in for an install.
     Recv,
+    /// A backup being written (`backup`).
+    Backup,
 }
 
 impl Temp {
@@ -46,6 +48,7 @@ impl Temp {
         match self {
             Temp::Build => "build-",
             Temp::Recv => "recv-",
+            Temp::Backup => "backup-",
         }
     }
 }

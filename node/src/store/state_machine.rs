@@ -77,6 +77,7 @@ impl StateMachineStore {
         snapshots.remove_snapshots_except(current.as_deref());
         snapshots.remove_temps(Temp::Build);
         snapshots.remove_temps(Temp::Recv);
+        snapshots.remove_temps(Temp::Backup);
         let applied = get_sm::<Option<LogId>>(&db, SmKey::Applied)?.flatten();
         let membership = get_sm::<StoredMembership>(&db, SmKey::Membership)?.unwrap_or_default();
         let audit_next = get_sm::<u64>(&db, SmKey::AuditNext)?.unwrap_or(0);
@@ -106,6 +107,11 @@ impl StateMachineStore {
         })
     }
 
+    /// The snapshots directory.
+    pub(super) fn snapshots(&self) -> SnapshotDir {
+        self.snapshots.clone()
+    }
+
     /// A read handle for the runtime.
     pub(crate) fn reader(&self) -> StateReader {
         StateReader::new(
@@ -115,6 +121,7 @@ impl StateMachineStore {
             self.audit.stats(),
             self.installs.clone(),
             self.stamp.clone(),
+            self.snapshots.clone(),
         )
     }
 
