@@ -114,6 +114,7 @@ mod tests {
     fn status(id: u64, role: &str, leader: Option<u64>, term: u64, applied: u64) -> ClusterStatus {
         ClusterStatus {
             node_id: id,
+            cluster_id: None,
             site: SiteName::parse_field("test", "site").unwrap(),
             role: role.into(),
             initialized: true,

@@ -1,8 +1,10 @@
 //! A sessync node: one member of a site's Raft cluster.
 //!
-//! The crate's one entry point is [`run`]; everything else is private to the node. Its layers,
+//! The crate's entry points are [`run`] and the offline commands of [`offline`] (restore,
+//! recover); everything else is private to the node. Its layers,
 //! top to bottom (each imports only those below it):
 //!
+//! - [`offline`]: restore and recover, on a stopped node's data directory.
 //! - [`node`]: the lifecycle: assembles a node from its config, starts every task, stops them.
 //! - `server`: the listener (TLS, timeouts, connection bound, drain) the router is served on.
 //! - `api`: the HTTP API (axum): v1 endpoints, cluster management, node-to-node routes.
@@ -30,6 +32,7 @@ mod federation;
 mod metrics;
 mod network;
 mod node;
+pub mod offline;
 mod raft_types;
 mod refusals;
 mod runtime;

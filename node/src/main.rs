@@ -1,31 +1,79 @@
 //! `sessync-node --config FILE`: starts one sessync node, listening where the config says, and
-//! stops it cleanly on SIGINT or SIGTERM.
+//! stops it cleanly on SIGINT or SIGTERM. `sessync-node restore` and `sessync-node recover`
+//! work on a stopped node's data directory (`sessync_node::offline`) and print what they did
+//! as JSON.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use sessync_config::{LogFormat, NodeConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// One node of a sessync site: the replicated session store behind the v1 HTTP API.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
-    /// The node's TOML config (see cluster-config/sessync.example.toml).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: PathBuf,
+    /// The node's TOML config (see cluster-config/sessync.example.toml); starts the node.
+    #[arg(long, short = 'c', value_name = "FILE", required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Offline>,
+}
+
+/// Work on a stopped node's data directory.
+#[derive(Subcommand)]
+enum Offline {
+    /// Fill this node's empty data_dir from a backup (`sessyncctl backup save`), as a member
+    /// of a new cluster: a new cluster id, so no node of the old cluster can join it. Restore
+    /// every member from the same backup with the same --member list (or only this one and
+    /// start the others empty), then start them.
+    Restore {
+        /// The node's TOML config: its node_id, advertise_url and data_dir.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The backup file.
+        #[arg(long, value_name = "BACKUP")]
+        from: PathBuf,
+        /// A member of the new cluster as ID=URL, once per member (this node among them);
+        /// without any, this node alone, at its advertise_url.
+        #[arg(long = "member", value_name = "ID=URL", value_parser = parse_member)]
+        members: Vec<(u64, String)>,
+    },
+    /// Make this stopped node, whose cluster lost its quorum for good, a one-node cluster of
+    /// everything it has (its whole log applied); then start it and add new nodes. Like
+    /// etcd's --force-new-cluster: never run it while the lost nodes could come back as they
+    /// were (a new cluster id keeps them out, but they would go on as the old cluster).
+    Recover {
+        /// The node's TOML config.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn parse_member(raw: &str) -> Result<(u64, String), String> {
+    sessync_node::offline::parse_member(raw).map_err(|e| e.to_string())
+}
+
+fn load(path: &Path) -> Result<NodeConfig, ExitCode> {
+    NodeConfig::load(path).map_err(|e| {
+        eprintln!("sessync-node: {}: {e}", path.display());
+        ExitCode::from(2)
+    })
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match NodeConfig::load(&args.config) {
+    if let Some(command) = args.command {
+        return offline(command);
+    }
+    let Some(path) = args.config else {
+        return ExitCode::from(2);
+    };
+    let config = match load(&path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("sessync-node: {}: {e}", args.config.display());
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let directives = std::env::var(EnvFilter::DEFAULT_ENV)
         .ok()
@@ -73,6 +121,53 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs an offline command and prints its report as JSON.
+fn offline(command: Offline) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sessync-node: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(async {
+        match command {
+            Offline::Restore {
+                config,
+                from,
+                members,
+            } => {
+                let config = load(&config)?;
+                let r = sessync_node::offline::restore(&config, &from, members).await;
+                r.map(|r| serde_json::to_string_pretty(&r))
+                    .map_err(|e| fail("restore", e))
+            }
+            Offline::Recover { config } => {
+                let config = load(&config)?;
+                let r = sessync_node::offline::recover(&config).await;
+                r.map(|r| serde_json::to_string_pretty(&r))
+                    .map_err(|e| fail("recover", e))
+            }
+        }
+    });
+    match report {
+        Ok(Ok(json)) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("sessync-node: cannot print the report: {e}");
+            ExitCode::FAILURE
+        }
+        Err(code) => code,
+    }
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("sessync-node {what}: {e}");
+    ExitCode::FAILURE
 }
 
 /// Turns the TLS library's own log off unless `directives` name it: a stranger's failed

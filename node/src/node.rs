@@ -42,6 +42,8 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 pub enum NodeError {
     #[error(transparent)]
     Store(#[from] store::OpenError),
+    #[error("cannot read this node's cluster id: {0}")]
+    Identity(String),
     #[error("raft settings are invalid: {0}")]
     RaftConfig(#[from] openraft::ConfigError),
     #[error("raft could not start: {0}")]
@@ -94,6 +96,9 @@ pub async fn run(
         tls.client,
         config.cluster_secret.expose().to_vec(),
         ClockGuard::new(config.node_id),
+        reader
+            .cluster_identity()
+            .map_err(|e| NodeError::Identity(e.to_string()))?,
     );
     let raft = Raft::new(
         config.node_id,

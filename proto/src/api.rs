@@ -336,6 +336,10 @@ pub struct MemberStatus {
 pub struct ClusterStatus {
     pub node_id: u64,
     pub site: SiteName,
+    /// The cluster this node belongs to (made at init, new after a restore or recovery); none
+    /// before it has joined one.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
     /// `leader`, `follower`, `candidate`, `learner`, `shutdown`.
     pub role: String,
     pub initialized: bool,

@@ -19,6 +19,10 @@ pub const FORWARDED_HEADER: &str = "x-sessync-forwarded-by";
 /// diagnostics and test proxies (which tell links apart by it): it is never trusted for
 /// anything; a request is authenticated by its signed proof ([`CLUSTER_AUTH_HEADER`]).
 pub const SENDER_HEADER: &str = "x-sessync-from";
+/// The sender's cluster id on node-to-node requests: a node refuses a request from another
+/// cluster (one restored or recovered elsewhere) and takes the id of its leader's first append
+/// when it has none.
+pub const CLUSTER_ID_HEADER: &str = "x-sessync-cluster-id";
 
 /// The proof of the cluster secret on node-to-node requests (`v3 t=..,n=..,to=..,inc=..,..`,
 /// see `sessync_signing::ClusterProof`).

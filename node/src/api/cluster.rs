@@ -111,6 +111,11 @@ async fn init(
             format!("must include this node (id {})", app.rt().node_id()),
         ));
     }
+    // The new cluster's id goes on the first append; a node that has one already keeps it.
+    app.rt()
+        .identity()
+        .get_or_create()
+        .map_err(|e| ApiError::unavailable(format!("cannot store the cluster id: {e}")))?;
     match app.rt().raft().initialize(members).await {
         Ok(()) => Ok(Json(ClusterChangeResponse {
             ok: true,
@@ -216,6 +221,7 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
     Json(ClusterStatus {
         node_id: app.rt().node_id(),
         site: app.rt().site().clone(),
+        cluster_id: app.rt().identity().get().map(|id| id.to_string()),
         role: role.to_owned(),
         initialized: !voters.is_empty(),
         leader: m.current_leader,

@@ -23,7 +23,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
     RefusalReason, Refused, ANSWER_HEADER, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER,
-    CLUSTER_AUTH_HEADER, MAX_ANSWER_BYTES, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
+    CLUSTER_AUTH_HEADER, CLUSTER_ID_HEADER, MAX_ANSWER_BYTES, READ_INDEX_PATH, SNAPSHOT_PATH,
+    VOTE_PATH,
 };
 use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +37,7 @@ use crate::raft_types::TypeConfig;
 use crate::runtime::{Reader, RuntimeError};
 use crate::session::{AuditNote, Command, RecordAudit};
 use crate::signing::{AnswerNote, ClockNote, ClusterProof, ProofRefusal};
+use crate::store::ClusterId;
 
 /// How far apart two nodes' clocks may be for a proof to be accepted; a proof's nonce is
 /// remembered this long past its timestamp.
@@ -76,6 +78,7 @@ pub(crate) fn guard(routes: OpenApiRouter<App>, app: App) -> OpenApiRouter<App> 
 /// Why a node-to-node request was refused that is not about its proof: the metric label.
 const NO_CLIENT_CERT: &str = "no_client_certificate";
 const BODY_TIMEOUT: &str = "body_timeout";
+const OTHER_CLUSTER: &str = "other_cluster";
 
 /// Checks the whole proof before reading the body: (with `client_ca_file`) a client certificate
 /// on the connection, then the proof well formed, fresh, for this node, signed with the cluster
@@ -160,6 +163,9 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
         return signed(refuse(ProofRefusal::BodyMismatch)).await;
     }
     claim.keep();
+    if let Err(refusal) = same_cluster(&app, &path, &parts.headers) {
+        return signed(refusal).await;
+    }
     super::Proven::mark(&parts.extensions);
     if let Some(ClockNote::Report(deviation_ms)) = report {
         rt.clock().reported(deviation_ms);
@@ -169,6 +175,45 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
             .await,
     )
     .await
+}
+
+/// Refuses a proven request from a node of another cluster (one restored or recovered
+/// elsewhere, or left behind by a recovery); a node without a cluster id takes its leader's
+/// from the first append or snapshot it gets.
+fn same_cluster(app: &App, path: &str, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+    let Some(theirs) = headers
+        .get(CLUSTER_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ClusterId::parse)
+    else {
+        return Ok(());
+    };
+    let identity = app.rt().identity();
+    let mine = match identity.get() {
+        Some(mine) => mine,
+        None if path == APPEND_PATH || path == SNAPSHOT_PATH => {
+            return identity.adopt(&theirs).map(drop).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("cannot store the cluster id: {e}"),
+                )
+                .into_response()
+            });
+        }
+        None => return Ok(()),
+    };
+    if mine == theirs {
+        return Ok(());
+    }
+    app.metrics().rpc_refused(OTHER_CLUSTER);
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        format!(
+            "this node belongs to cluster {mine}, the caller to cluster {theirs}: a node of \
+             another cluster (restored or recovered elsewhere) is never let in"
+        ),
+    )
+    .into_response())
 }
 
 /// Signs `resp` for the caller whose proof carried `nonce` ([`AnswerNote`]): its status, the

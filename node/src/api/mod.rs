@@ -14,6 +14,7 @@
 
 mod admin;
 mod auth;
+mod backup;
 mod body;
 mod cluster;
 mod error;
@@ -63,7 +64,8 @@ fn routes() -> [OpenApiRouter<App>; 4] {
         .merge(admin::routes())
         .merge(events::routes())
         .merge(federation::routes())
-        .merge(cluster::read_routes());
+        .merge(cluster::read_routes())
+        .merge(backup::routes());
     [
         leader_only,
         any_node,
@@ -220,7 +222,9 @@ async fn within_deadline(app: &App, req: Request<axum::body::Body>, next: Next) 
 /// How long a request to `path` may take, from arrival to answer.
 pub(crate) fn deadline_of(app: &App, path: &str) -> std::time::Duration {
     let rt = app.rt().request_timeout();
-    cluster::own_deadline(path, rt).unwrap_or(rt)
+    cluster::own_deadline(path, rt)
+        .or_else(|| backup::own_deadline(path))
+        .unwrap_or(rt)
 }
 
 /// The method as a metric label: a standard method or `other`, so no request can add a label

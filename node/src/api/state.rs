@@ -48,6 +48,8 @@ struct Inner {
     streams: StreamSlots,
     /// Whether this node serves TLS (`[tls]`): then every node it is told of is `https://`.
     tls: bool,
+    /// One backup at a time (`backup`).
+    backups: tokio::sync::Semaphore,
 }
 
 impl App {
@@ -84,7 +86,13 @@ impl App {
             nonces: SeenNonces::default(),
             streams,
             tls: config.tls.is_some(),
+            backups: tokio::sync::Semaphore::new(1),
         }))
+    }
+
+    /// The one backup this node takes at a time, if none is being taken.
+    pub(crate) fn backup_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.0.backups.try_acquire().ok()
     }
 
     /// A linearizable read: the replica reflects every change acknowledged before this call

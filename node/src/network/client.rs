@@ -20,14 +20,15 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sessync_proto::wire::{
-    ANSWER_HEADER, APPEND_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, MAX_ANSWER_BYTES, SENDER_HEADER,
-    SNAPSHOT_PATH, VOTE_PATH,
+    ANSWER_HEADER, APPEND_PATH, CLOCK_HEADER, CLUSTER_AUTH_HEADER, CLUSTER_ID_HEADER,
+    MAX_ANSWER_BYTES, SENDER_HEADER, SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::Timestamp;
 
 use crate::clock::ClockGuard;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::signing::{AnswerNote, ClockNote, ClusterProof};
+use crate::store::ClusterIdentity;
 
 /// Where a node-to-node request goes: the node's id (bound into the proof, so the request
 /// cannot be replayed to another node) and its base URL.
@@ -50,6 +51,8 @@ pub(crate) struct Link {
     pub(crate) clock: Arc<ClockGuard>,
     /// Each peer's incarnation, from its last signed answer.
     pub(crate) peers: Arc<parking_lot::Mutex<HashMap<NodeId, u64>>>,
+    /// The cluster this node belongs to, named in [`CLUSTER_ID_HEADER`].
+    pub(crate) identity: ClusterIdentity,
 }
 
 impl Link {
@@ -59,6 +62,7 @@ impl Link {
         http: reqwest::Client,
         secret: Vec<u8>,
         clock: ClockGuard,
+        identity: ClusterIdentity,
     ) -> Self {
         Link {
             from,
@@ -68,6 +72,7 @@ impl Link {
             secret: Arc::new(secret),
             clock: Arc::new(clock),
             peers: Arc::default(),
+            identity,
         }
     }
 }
@@ -149,6 +154,15 @@ async fn post_once(
         .header(SENDER_HEADER, link.from.to_string())
         .timeout(timeout)
         .body(body);
+    // A leader of a cluster from before ids makes one for its followers to take.
+    let cluster = if path == APPEND_PATH {
+        link.identity.get_or_create().ok()
+    } else {
+        link.identity.get()
+    };
+    if let Some(id) = cluster {
+        req = req.header(CLUSTER_ID_HEADER, id.as_str());
+    }
     if let Some(deviation) = link.clock.report_for(to.id) {
         req = req.header(
             CLOCK_HEADER,

@@ -95,6 +95,11 @@ impl Runtime {
     pub(crate) fn clock(&self) -> &ClockGuard {
         &self.0.link.clock
     }
+    /// The cluster this node belongs to (`store::identity`).
+    pub(crate) fn identity(&self) -> &crate::store::ClusterIdentity {
+        &self.0.link.identity
+    }
+
     /// This node's incarnation (drawn at start), which node-to-node proofs must name.
     pub(crate) fn incarnation(&self) -> u64 {
         self.0.link.incarnation

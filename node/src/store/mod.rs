@@ -30,12 +30,11 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteOptions, DB};
 
 use crate::raft_types::{SnapshotMeta, StorageError};
 pub(crate) use audit_log::AuditStats;
-pub(crate) use backup::TakenBackup;
 pub(crate) use identity::{ClusterId, ClusterIdentity};
 use layout::Cf;
 pub(crate) use log_store::LogStore;
-pub(crate) use offline::{recover, restore, OfflineError, Recovered, Restored};
-pub(crate) use reader::{AppliedChange, AuditQuery, ReadError, StateDigest, StateReader};
+pub(crate) use offline::{recover, restore, OfflineError};
+pub(crate) use reader::{AppliedChange, AuditQuery, ReadError, StateReader};
 use snapshot_dir::SnapshotDir;
 pub(crate) use snapshot_dir::SnapshotFile;
 pub(crate) use state_machine::StateMachineStore;

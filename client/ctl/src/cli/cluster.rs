@@ -279,6 +279,7 @@ mod tests {
     fn status(node_id: u64, role: &str) -> ClusterStatus {
         ClusterStatus {
             node_id,
+            cluster_id: None,
             site: SiteName::parse_field("test", "site").unwrap(),
             role: role.into(),
             initialized: true,

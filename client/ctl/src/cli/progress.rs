@@ -95,6 +95,7 @@ mod tests {
     fn text_shows_matched_against_last_log() {
         let mut s = ClusterStatus {
             node_id: 1,
+            cluster_id: None,
             site: SiteName::parse_field("test", "site").unwrap(),
             role: "leader".into(),
             initialized: true,
