@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod backup;
 pub mod builder;
 mod client;
 mod cluster;
@@ -65,6 +66,7 @@ mod sessions;
 pub mod transport;
 
 pub use admin::AuditQuery;
+pub use backup::Backup;
 pub use builder::{ClientBuilder, DEFAULT_ROUNDS, DEFAULT_TIMEOUT};
 pub use client::Client;
 pub use cluster::StateDigest;

@@ -3,6 +3,7 @@
 //! Each command group lives in its own module; `output` renders answers as tables or JSON.
 
 mod audit;
+mod backup;
 mod cluster;
 mod config;
 mod federation;
@@ -80,6 +81,9 @@ pub(crate) enum Command {
     /// Raft cluster management (an admin key).
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Online backups: save one from a serving cluster (an admin key), verify a file offline.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Sessions: create, get, validate, touch, end, list, verify, invalidate (an app key).
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
@@ -146,6 +150,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => config::run(cmd, format, &mut out),
         Command::Keys(cmd) => keys::run(cmd, format, &mut out),
         Command::Cluster(cmd) => cluster::run(&cli.global.client()?, cmd, format, &mut out).await,
+        Command::Backup(cmd) => backup::run(|| cli.global.client(), cmd, format, &mut out).await,
         Command::Sessions(cmd) => sessions::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Policy(cmd) => policy::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Users(cmd) => users::run(&cli.global.client()?, cmd, format, &mut out).await,
