@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use sessync_config::{LogFormat, NodeConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -19,6 +19,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // `--generate man|complete-SHELL`: the package's man page and completions.
+    if let Some(code) = sessync_cli_assets::generate_if_requested(Args::command()) {
+        return code;
+    }
     let args = Args::parse();
     let config = match NodeConfig::load(&args.config) {
         Ok(c) => c,
