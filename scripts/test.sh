@@ -7,7 +7,7 @@
 # .cargo/config.toml; the fuzz targets build in their own (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
