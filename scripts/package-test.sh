@@ -71,12 +71,17 @@ step "installed: user sessync, /var/lib/sessync, a generated cluster secret"
 
 # --- the unit -----------------------------------------------------------------------------------
 systemd-analyze verify "$unit_path" >"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; fail "systemd-analyze verify $unit_path"; }
+# A setting systemd cannot parse is only a warning to verify ("..., ignoring"): refuse it too.
+if grep -E "sessync\.service:[0-9]+:" "$work/verify.log" >&2; then fail "systemd-analyze verify warns about the unit's lines"; fi
+# The hardening as systemd scores it (0 = locked down, 10 = exposed): at most 2.0.
+systemd-analyze security --offline=true --threshold=20 "$unit_path" >"$work/security.log" 2>&1 ||
+  { tail -n 5 "$work/security.log" >&2; fail "systemd-analyze security rates the unit above 2.0"; }
 for setting in 'User=sessync' 'ExecStart=/usr/bin/sessync-node --config /etc/sessync/sessync.toml' \
   'StateDirectory=sessync' 'ProtectSystem=strict' 'NoNewPrivileges=yes' 'CapabilityBoundingSet=' \
   'LimitNOFILE=65536' 'Restart=on-failure'; do
   grep -qxF "$setting" "$unit_path" || fail "the unit lacks $setting"
 done
-step "systemd-analyze verify: ok"
+step "systemd-analyze verify: ok; security: $(grep -o "exposure level .*" "$work/security.log")"
 
 # --- the installed node, as the sessync user ---------------------------------------------------
 as_sessync() { $SUDO setpriv --reuid=sessync --regid=sessync --init-groups --no-new-privs -- "$@"; }
@@ -149,7 +154,7 @@ for bin in sessync-node sessyncctl; do
   page=$(MANWIDTH=100 man -P cat -l "/usr/share/man/man1/$bin.1.gz" 2>/dev/null) || fail "man -l $bin.1.gz"
   grep -q "^NAME" <<<"$page" && grep -q "$bin" <<<"$page" || fail "the man page of $bin does not render: $page"
   bash -n "/usr/share/bash-completion/completions/$bin" || fail "the bash completion of $bin is not valid bash"
-  grep -q "complete -F _$bin" "/usr/share/bash-completion/completions/$bin" || fail "bash completion of $bin"
+  grep -Eq "^ *complete -F [_a-z]+ .* $bin\$" "/usr/share/bash-completion/completions/$bin" || fail "bash completion of $bin"
   head -n 1 "/usr/share/zsh/vendor-completions/_$bin" | grep -qx "#compdef $bin" || fail "zsh completion of $bin"
   grep -q "^complete -c $bin" "/usr/share/fish/vendor_completions.d/$bin.fish" || fail "fish completion of $bin"
 done
