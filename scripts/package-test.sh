@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Debian package on this machine, for real: builds it (scripts/package.sh, from the release
-# binaries already built), checks the .deb's control data and contents, installs it with dpkg,
+# binaries already built), checks the .deb's control data and contents, installs it with dpkg
+# (twice: the secret and a local config edit survive),
 # checks the unit with systemd-analyze verify, runs the installed node as the sessync user from
 # the packaged config (directly: systemd need not be PID 1 here) until /healthz answers, then
 # once more with two API keys added to a copy of that config to initialise a one-node cluster
@@ -68,6 +69,15 @@ id sessync >/dev/null 2>&1 || fail "no sessync user after install"
   fail "the cluster secret is $(stat -c '%U:%G %a' /etc/sessync/secrets/cluster), expected root:sessync 640"
 [ "$(wc -c </etc/sessync/secrets/cluster)" -eq 64 ] || fail "the generated cluster secret is not 64 hex digits"
 step "installed: user sessync, /var/lib/sessync, a generated cluster secret"
+
+# Installed again (an upgrade to the same version): the secret and a local config edit stay.
+secret_before=$(sha256sum </etc/sessync/secrets/cluster)
+echo "# a local edit" >>/etc/sessync/sessync.toml
+$SUDO dpkg -i --force-confold "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -i over the installed package"; }
+[ "$(sha256sum </etc/sessync/secrets/cluster)" = "$secret_before" ] || fail "a reinstall replaced the cluster secret"
+tail -n 1 /etc/sessync/sessync.toml | grep -qx "# a local edit" || fail "a reinstall dropped a local edit of the conffile"
+sed -i '$d' /etc/sessync/sessync.toml
+step "installed again: the cluster secret and a local config edit stay"
 
 # --- the unit -----------------------------------------------------------------------------------
 systemd-analyze verify "$unit_path" >"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; fail "systemd-analyze verify $unit_path"; }
