@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks sessync against etcd on this machine (docs/performance.md): installs what is
-# missing (scripts/setup.sh: etcd, protoc; with --profile also perf and inferno), builds the
-# node and the bench in the release profile, and runs `sessync-bench` with the arguments given,
+# missing (scripts/setup.sh --test: etcd, protoc; with --profile also perf and inferno),
+# builds the node and the bench in the release profile, and runs `sessync-bench` with the arguments given,
 # e.g. `scripts/bench.sh` for the full run or `scripts/bench.sh --smoke`. Reports go to
 # bench-results/<time>.json and .md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 if [[ " $* " == *" --profile"* ]]; then
   command -v perf >/dev/null 2>&1 || {
     SUDO=""

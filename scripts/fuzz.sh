@@ -25,7 +25,7 @@ rss_mb=${SESSYNC_FUZZ_RSS_MB:-1024}
 timeout_s=${SESSYNC_FUZZ_TIMEOUT:-10}
 flags=(--sanitizer none --target-dir "$target_dir")
 
-cargo fuzz --version >/dev/null 2>&1 || scripts/setup.sh
+cargo fuzz --version >/dev/null 2>&1 || scripts/setup.sh --test
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else

@@ -2,12 +2,14 @@
 # Runs the whole test suite: formatting, unused dependencies, lints, unit tests, storage tests,
 # HTTP tests, the multi-process cluster tests, the chaos suite's CI runs, a smoke run of the
 # bench against etcd, the Python client's
-# lint, types and tests (in a virtualenv), and a short run of each fuzz target. Everything
+# lint, types and tests (in a virtualenv), the deploy/ manifests checked offline, the Debian
+# package installed, run and purged on this machine (root: CI), and a short run of each fuzz
+# target. Everything
 # builds in the release profile only (one RocksDB build), in the shared target dir set in
 # .cargo/config.toml; the fuzz targets build in their own (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -39,6 +41,12 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 
 echo "== python client: ruff, mypy --strict, pytest (a real 3-node cluster; client/python/scripts/ci.sh)"
 SESSYNC_NODE_BIN="$target_dir/release/sessync-node" client/python/scripts/ci.sh
+
+echo "== deploy/: the Kubernetes manifests and Containerfile, checked offline (scripts/deploy-check.sh)"
+scripts/deploy-check.sh
+
+echo "== Debian package: built, installed with dpkg, run as its user, called, purged (scripts/package-test.sh)"
+scripts/package-test.sh
 
 echo "== bench harness, smoke run: a moment per workload against a 3-node etcd (docs/performance.md)"
 bench_out=$(mktemp -d /tmp/sessync-bench.XXXXXX)

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use sessync_config::{LogFormat, NodeConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -64,6 +64,10 @@ fn load(path: &Path) -> Result<NodeConfig, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // `--generate man|complete-SHELL`: the package's man page and completions.
+    if let Some(code) = sessync_cli_assets::generate_if_requested(Args::command()) {
+        return code;
+    }
     let args = Args::parse();
     if let Some(command) = args.command {
         return offline(command);

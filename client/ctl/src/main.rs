@@ -7,9 +7,13 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
+    // `--generate man|complete-SHELL`: the package's man page and completions.
+    if let Some(code) = sessync_cli_assets::generate_if_requested(cli::Cli::command()) {
+        return code;
+    }
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
