@@ -371,6 +371,10 @@ async fn a_survivor_of_a_lost_quorum_recovers_and_the_old_nodes_stay_out() -> an
         "the old nodes disturbed the recovered cluster: term {term} -> {}, {after:?}",
         after.term
     );
+    ensure!(
+        refused > 0.0,
+        "the survivor refused none of the old nodes' requests"
+    );
     let members: Vec<u64> = after.members.iter().map(|m| m.node_id).collect();
     for old in &lost {
         ensure!(

@@ -89,7 +89,7 @@ fn the_previous_versions_data_dir_opens_with_the_state_it_reported() {
         serde_json::from_slice(&std::fs::read(fixture().join("expected.json")).unwrap()).unwrap();
     let dir = data_copy();
     let (_, sm) = open(dir.path()).expect("the old data dir opens");
-    let crate::store::StateDigest {
+    let super::reader::StateDigest {
         applied, digest, ..
     } = sm.reader().digest().unwrap();
     assert_eq!(applied, expected["applied"].as_u64());
