@@ -158,8 +158,12 @@ fn offline(command: Offline) -> ExitCode {
     });
     match report {
         Ok(Ok(json)) => {
-            println!("{json}");
-            ExitCode::SUCCESS
+            use std::io::Write;
+            // The report is the command's output (its progress went to stderr).
+            match writeln!(std::io::stdout().lock(), "{json}") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            }
         }
         Ok(Err(e)) => {
             eprintln!("sessync-node: cannot print the report: {e}");

@@ -44,13 +44,16 @@ async fn create(client: &Client, user: &str) -> anyhow::Result<Made> {
     })
 }
 
+/// When a write began, and how long it took.
+type Timed = (Instant, Duration);
+
 /// Creates sessions until `stop` (bounded in count and time): each acknowledged one, and each
 /// write's (start, latency).
 fn writer(
     client: Client,
     prefix: &'static str,
     stop: CancellationToken,
-) -> tokio::task::JoinHandle<(Vec<Made>, Vec<(Instant, Duration)>)> {
+) -> tokio::task::JoinHandle<(Vec<Made>, Vec<Timed>)> {
     tokio::spawn(async move {
         let (mut made, mut times) = (Vec::new(), Vec::new());
         let began = Instant::now();
