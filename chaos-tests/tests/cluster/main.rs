@@ -5,6 +5,7 @@
 // Tests print the figures they measure, and a scenario reads best as one function.
 #![allow(clippy::print_stdout, clippy::too_many_lines)]
 
+mod bootstrap;
 mod cli;
 mod cli_cluster;
 mod cli_offline;
