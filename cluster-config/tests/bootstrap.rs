@@ -55,7 +55,7 @@ fn member_list_and_dns_load() {
     );
     // From the environment.
     let c = load(
-        &MINIMAL,
+        MINIMAL,
         &[
             ("SESSYNC_BOOTSTRAP_EXPECT", "5"),
             ("SESSYNC_BOOTSTRAP_DNS", "peers:7101"),

@@ -241,3 +241,30 @@ async fn a_fourth_node_with_the_same_file_joins_only_when_added() -> anyhow::Res
     session_seen_everywhere(&cluster, fourth).await?;
     cluster.check_no_crashes()
 }
+
+/// With `dns`, the node resolves the name and asks each address through a client that
+/// connects there but checks the certificate against the name (here `localhost`, which the
+/// harness's certificates are valid for): one member, over TLS, forms its cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_found_by_dns_over_tls_forms_the_cluster() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(ClusterOptions {
+        nodes: 1,
+        init: false,
+        spawn: false,
+        tls: Some(sessync_chaos_tests::TestCa::new("bootstrap test CA")?),
+        ..Default::default()
+    })
+    .await?;
+    let url = cluster.url(1);
+    let port = url.rsplit(':').next().expect("a port");
+    cluster.set_node_toml(
+        1,
+        &format!("[bootstrap]\nexpect = 1\ndns = \"localhost:{port}\""),
+    )?;
+    cluster.start_nodes(&[1]).await?;
+    assert_one_cluster(&cluster, &[1]).await?;
+    let s = status(&cluster, 1).await?;
+    assert_eq!(s.members[0].url, url, "the member's advertise_url: {s:?}");
+    session_seen_everywhere(&cluster, 1).await?;
+    cluster.check_no_crashes()
+}
