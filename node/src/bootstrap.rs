@@ -11,8 +11,8 @@
 //!
 //! Only one node ever initialises, so two nodes started at once never make two clusters. With
 //! `dns`, the name is resolved on every round and each address asked; the members are the nodes
-//! that answer (exactly `expect` of them, this node included), and with TLS each one's
-//! certificate is checked against the name. Rounds back off from [`FIRST_WAIT`] to
+//! that answer (exactly `expect` of them, this node among them through its own address), and
+//! with TLS each one's certificate is checked against the name. Rounds back off from [`FIRST_WAIT`] to
 //! [`MAX_WAIT`], each probe bounded by [`PROBE_TIMEOUT`]; a line is logged when what the node
 //! sees changes, not every round.
 
@@ -57,7 +57,8 @@ enum Decision {
     Initialize(BTreeMap<NodeId, String>),
 }
 
-/// Decides from the answers of one round (`me`'s own included) what `me` does.
+/// Decides from the answers of one round (with a member list `me`'s own is among them; with
+/// `dns` only if its own address answered) what `me` does.
 fn decide(me: NodeId, config: &BootstrapConfig, answers: &[Hello]) -> Decision {
     let answered: BTreeSet<NodeId> = answers.iter().map(|h| h.node_id).collect();
     if let BootstrapMembers::Listed(members) = &config.members {
@@ -73,6 +74,12 @@ fn decide(me: NodeId, config: &BootstrapConfig, answers: &[Hello]) -> Decision {
             answered,
             why: format!("node {} is part of a cluster already", h.node_id),
         };
+    }
+    if !answered.contains(&me) {
+        let why = "this node does not answer at bootstrap.dns yet (its address is not among the \
+                   name's)"
+            .to_owned();
+        return Decision::Wait { answered, why };
     }
     if answered.len() < config.expect {
         let why = format!("{} of {} members answer", answered.len(), config.expect);
@@ -239,7 +246,11 @@ impl Bootstrap {
                 }
             }
         }
-        let mut answers = vec![self.rt.hello()];
+        // With a member list this node is one; with dns it is one when its address answers.
+        let mut answers = match &self.config.members {
+            BootstrapMembers::Listed(_) => vec![self.rt.hello()],
+            BootstrapMembers::Dns { .. } => Vec::new(),
+        };
         while let Some(joined) = asks.join_next().await {
             if let Ok(Some(hello)) = joined {
                 if !answers.iter().any(|h| h.node_id == hello.node_id) {
@@ -398,5 +409,8 @@ mod tests {
         ];
         assert!(matches!(decide(1, &c, &four), Decision::Wait { .. }));
         assert!(!is_init(&decide(1, &c, &three[..2])));
+        // Its own address does not answer: it is not (yet) a member.
+        let others = [hello(2, false), hello(3, false), hello(4, false)];
+        assert!(matches!(decide(1, &c, &others), Decision::Wait { .. }));
     }
 }
