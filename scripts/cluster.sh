@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts a local 3-node sessync cluster on 127.0.0.1:7101-7103 with data under ./data,
-# initialises it on first start, and prints how to use it. Running it again resumes the same
-# cluster from ./data.   `scripts/cluster.sh stop` stops the nodes; `status` shows them.
+# Starts a local 3-node sessync cluster on 127.0.0.1:7101-7103 with data under ./data (the
+# nodes form the cluster themselves on first start: [bootstrap]), and prints how to use it.
+# Running it again resumes the same cluster from ./data. `scripts/cluster.sh stop` stops the
+# nodes; `status` shows them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -55,13 +56,7 @@ for n in 1 2 3; do
     echo "node $n did not come up; last log lines:" >&2; tail -n 20 "$data/node-$n.log" >&2; exit 1; }
 done
 
-status=$(curl -fsS -H "Authorization: Bearer $admin_key" http://127.0.0.1:7101/cluster/status)
-if echo "$status" | grep -q '"initialized":false'; then
-  echo "initialising the cluster..."
-  curl -fsS -X POST -H "Authorization: Bearer $admin_key" -H 'Content-Type: application/json' \
-    -d '{"members":{"1":"http://127.0.0.1:7101","2":"http://127.0.0.1:7102","3":"http://127.0.0.1:7103"}}' \
-    http://127.0.0.1:7101/cluster/init >/dev/null
-fi
+# The nodes form the cluster themselves on first start ([bootstrap] in their configs).
 for n in 1 2 3; do
   wait_for "http://127.0.0.1:${ports[$((n-1))]}/readyz" 30 || { echo "node $n is not ready; see $data/node-$n.log" >&2; exit 1; }
 done

@@ -150,6 +150,15 @@ impl TestCluster {
         self.node(id).log_path()
     }
 
+    /// How many lines of node `id`'s whole log (every start) contain `needle`.
+    pub fn log_count(&self, id: u64, needle: &str) -> usize {
+        std::fs::read_to_string(self.log_path(id))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     /// The last `lines` lines of node `id`'s log.
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
         tail(&self.log_path(id), lines)

@@ -51,6 +51,8 @@ pub struct TestCluster {
     /// With [`ClusterOptions::proxied`]: the proxy in front of each node, and their faults.
     pub(crate) proxies: BTreeMap<u64, NodeProxy>,
     pub(crate) faults: Faults,
+    /// With [`ClusterOptions::bootstrap`]: the members every node's `[bootstrap]` names.
+    bootstrap: Option<BTreeMap<u64, String>>,
 }
 
 /// What the harness's clients need to call nodes over TLS.
@@ -63,10 +65,14 @@ pub(crate) struct ClientTls {
 impl TestCluster {
     /// Writes the configs, starts `opts.nodes` nodes (ids 1..=n), waits until each answers
     /// `/healthz`, then (if `opts.init`) initialises the cluster on node 1 with every node as
-    /// a voter and waits until every node names the same leader.
+    /// a voter and waits until every node names the same leader; with `opts.bootstrap`, waits
+    /// for the cluster to form itself instead; with `opts.spawn` false, starts no node.
     pub async fn start(opts: ClusterOptions) -> anyhow::Result<TestCluster> {
         if opts.nodes == 0 {
             bail!("a cluster needs at least one node");
+        }
+        if opts.proxied && opts.bootstrap {
+            bail!("ClusterOptions::bootstrap names the nodes' own URLs: not with proxied");
         }
         if opts.proxied && opts.tls.is_some() {
             bail!("ClusterOptions::proxied needs plain HTTP: the proxies read request heads");
@@ -105,6 +111,7 @@ impl TestCluster {
             tls,
             proxies: BTreeMap::new(),
             faults: Faults::new(),
+            bootstrap: None,
         };
         let ports = if cluster.opts.ports.is_empty() {
             process::free_ports(cluster.opts.nodes, &BTreeSet::new())?
@@ -117,22 +124,55 @@ impl TestCluster {
                 cluster.opts.nodes
             );
         };
+        if cluster.opts.bootstrap {
+            let scheme = if cluster.opts.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let members = ports.iter().enumerate();
+            cluster.bootstrap = Some(
+                members
+                    .map(|(i, port)| (i as u64 + 1, format!("{scheme}://127.0.0.1:{port}")))
+                    .collect(),
+            );
+        }
         for (i, port) in ports.into_iter().enumerate() {
             cluster.create_node(i as u64 + 1, port)?;
             cluster.start_proxy(i as u64 + 1).await?;
         }
+        if !cluster.opts.spawn {
+            return Ok(cluster);
+        }
         let ids = cluster.node_ids();
-        let bin = cluster.bin.clone();
-        for &id in &ids {
-            cluster.node_mut(id).spawn(&bin)?;
-        }
-        for &id in &ids {
-            cluster.wait_healthy(id).await?;
-        }
-        if cluster.opts.init {
+        cluster.start_nodes(&ids).await?;
+        if cluster.opts.bootstrap {
+            cluster.wait_formed().await?;
+        } else if cluster.opts.init {
             cluster.init_all().await?;
         }
         Ok(cluster)
+    }
+
+    /// Starts the nodes `ids` (not running yet, or killed) all at once, then waits until each
+    /// answers `/healthz`.
+    pub async fn start_nodes(&mut self, ids: &[u64]) -> anyhow::Result<()> {
+        let bin = self.bin.clone();
+        for &id in ids {
+            self.node_mut(id).spawn(&bin)?;
+        }
+        for &id in ids {
+            self.wait_healthy(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the live nodes agree on a leader and hold the replicated policy: what a
+    /// cluster that forms itself ([`ClusterOptions::bootstrap`]) is waited for with.
+    pub async fn wait_formed(&self) -> anyhow::Result<u64> {
+        let leader = self.leader().await?;
+        self.wait_policy_replicated().await?;
+        Ok(leader)
     }
 
     /// Creates a node's directory and config file.
@@ -180,6 +220,7 @@ impl TestCluster {
                 secret_file: &secret_file,
                 node_toml: &node.node_toml,
                 tls,
+                bootstrap: self.bootstrap.as_ref(),
             },
             &KeyHashes {
                 app_sha256: &app,

@@ -4,6 +4,7 @@
 //! TOML table, so the test's policy lines and extra TOML are merged key by key over the
 //! harness's defaults instead of being pasted in, and the result never has a duplicate key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -52,6 +53,20 @@ pub struct ClusterOptions {
     /// proxied cluster must be given [`crate::TestCluster::raft_url`]. Plain HTTP only (not
     /// with `tls`). Default false.
     pub proxied: bool,
+    /// Every node's file gets `[bootstrap]` with `expect` = `nodes` and the nodes 1..=`nodes`
+    /// as `members`, so the cluster forms itself; [`TestCluster::start`] then calls no init
+    /// (`init` is ignored). Nodes added later get the same section (they are not members).
+    /// Not with `proxied`. Default false.
+    ///
+    /// [`TestCluster::start`]: crate::TestCluster::start
+    pub bootstrap: bool,
+    /// Start every node in [`TestCluster::start`]. False: only their files are written, and
+    /// the test starts them ([`TestCluster::start_nodes`]), e.g. in an order of its own.
+    /// Default true.
+    ///
+    /// [`TestCluster::start`]: crate::TestCluster::start
+    /// [`TestCluster::start_nodes`]: crate::TestCluster::start_nodes
+    pub spawn: bool,
 }
 
 impl Default for ClusterOptions {
@@ -68,6 +83,8 @@ impl Default for ClusterOptions {
             node_bin: None,
             tls: None,
             proxied: false,
+            bootstrap: false,
+            spawn: true,
         }
     }
 }
@@ -82,6 +99,8 @@ pub(crate) struct NodeFile<'a> {
     pub node_toml: &'a str,
     /// With TLS: the node's certificate, key and CA files.
     pub tls: Option<TlsFiles<'a>>,
+    /// With [`ClusterOptions::bootstrap`]: the bootstrap members (node id → URL).
+    pub bootstrap: Option<&'a BTreeMap<u64, String>>,
 }
 
 /// A node's TLS files.
@@ -200,6 +219,16 @@ pub(crate) fn render(
         parse("ClusterOptions::raft_toml", &opts.raft_toml)?,
     );
     doc.insert("raft".into(), Value::Table(raft));
+    if let Some(members) = node.bootstrap {
+        let mut boot = Table::new();
+        boot.insert("expect".into(), Value::Integer(members.len() as i64));
+        let list: Table = members
+            .iter()
+            .map(|(id, url)| (id.to_string(), Value::String(url.clone())))
+            .collect();
+        boot.insert("members".into(), Value::Table(list));
+        doc.insert("bootstrap".into(), Value::Table(boot));
+    }
 
     merge(
         &mut doc,
@@ -231,6 +260,7 @@ mod tests {
                 secret_file: &secret,
                 node_toml,
                 tls: None,
+                bootstrap: None,
             },
             &KeyHashes {
                 app_sha256: "aa",
@@ -333,6 +363,7 @@ mod tests {
                 secret_file: &data,
                 node_toml: "",
                 tls: None,
+                bootstrap: None,
             },
             &KeyHashes {
                 app_sha256: "a",
@@ -372,6 +403,7 @@ mod tests {
                 secret_file: &secret,
                 node_toml: "",
                 tls: None,
+                bootstrap: None,
             },
             &KeyHashes {
                 app_sha256: &app_sha,

@@ -73,6 +73,9 @@ pub const ENV_KEYS: &[&str] = &[
     "metrics.open",
     "log.level",
     "log.format",
+    "bootstrap.expect",
+    "bootstrap.dns",
+    "bootstrap.node_id_from_hostname",
 ];
 
 /// The arrays of tables, which only the config file sets ([`FILE_ONLY_REASON`]).
@@ -89,6 +92,10 @@ pub const CLUSTER_SECRET_VAR: &str = "SESSYNC_CLUSTER_SECRET";
 /// The variable that held the token secret itself in earlier versions: accepted and ignored
 /// (tokens are random now; see [`crate::NodeConfig::deprecated`]).
 pub const TOKEN_SECRET_VAR: &str = "SESSYNC_TOKEN_SECRET";
+
+/// The variable `bootstrap.node_id_from_hostname` reads the host name from first (the system's
+/// host name when it is unset).
+pub const HOSTNAME_VAR: &str = "HOSTNAME";
 
 /// The variable that overrides `key`: `policy.idle_timeout` → `SESSYNC_POLICY_IDLE_TIMEOUT`.
 pub fn env_var_name(key: &str) -> String {
@@ -150,6 +157,8 @@ pub(crate) struct Overrides {
     cluster_secret: Option<String>,
     /// `SESSYNC_TOKEN_SECRET`, if set (only whether it is, is used). Never printed.
     token_secret: Option<String>,
+    /// `HOSTNAME`, if set.
+    hostname: Option<String>,
 }
 
 impl Overrides {
@@ -164,6 +173,7 @@ impl Overrides {
         }
         let cluster_secret = std::env::var(CLUSTER_SECRET_VAR).ok();
         let token_secret = std::env::var(TOKEN_SECRET_VAR).ok();
+        let hostname = std::env::var(HOSTNAME_VAR).ok();
         let mut refused = BTreeMap::new();
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
@@ -174,6 +184,7 @@ impl Overrides {
             refused,
             cluster_secret,
             token_secret,
+            hostname,
         }
     }
 
@@ -183,9 +194,12 @@ impl Overrides {
         let mut refused = BTreeMap::new();
         let mut cluster_secret = None;
         let mut token_secret = None;
+        let mut hostname = None;
         for (var, value) in env {
             refuse(&mut refused, var);
-            if var.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR) {
+            if var.trim() == HOSTNAME_VAR {
+                hostname = Some(value.clone());
+            } else if var.trim().eq_ignore_ascii_case(CLUSTER_SECRET_VAR) {
                 cluster_secret = Some(value.clone());
             } else if var.trim().eq_ignore_ascii_case(TOKEN_SECRET_VAR) {
                 token_secret = Some(value.clone());
@@ -198,7 +212,24 @@ impl Overrides {
             refused,
             cluster_secret,
             token_secret,
+            hostname,
         }
+    }
+
+    /// The host name: `HOSTNAME` if set and not empty, else the system's (Linux:
+    /// `/proc/sys/kernel/hostname`, what gethostname(2) returns).
+    pub(crate) fn hostname(&self) -> Option<String> {
+        self.hostname
+            .as_deref()
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+            })
     }
 
     /// The variable that set `key` (or tried to, for an array of tables), if one did.

@@ -10,7 +10,7 @@
 //! - [`secret`]: the [`Secret`] type and how secret files are read.
 //! - [`error`]: [`ConfigError`] and [`Problem`].
 //! - `node` (entry points), `reader` and `convert` (walking the tree), `sections`, `api_keys`,
-//!   `federation`, `validate`: reading and checking each part.
+//!   `federation`, `bootstrap`, `validate`: reading and checking each part.
 //!
 //! `sessync.example.toml` next to this crate documents every key.
 
@@ -18,6 +18,7 @@
 #![cfg_attr(test, allow(clippy::too_many_lines))]
 
 mod api_keys;
+mod bootstrap;
 mod convert;
 pub mod env;
 pub mod error;
@@ -39,8 +40,8 @@ pub use env::{
 pub use error::{ConfigError, Problem};
 pub use federation::MAX_RECEIVE_SECRETS;
 pub use model::{
-    ApiKey, FederationConfig, Limits, LogConfig, LogFormat, MetricsConfig, NodeConfig, PeerConfig,
-    RaftTuning, TlsConfig,
+    ApiKey, BootstrapConfig, BootstrapMembers, FederationConfig, Limits, LogConfig, LogFormat,
+    MetricsConfig, NodeConfig, PeerConfig, RaftTuning, TlsConfig,
 };
 pub use secret::{Secret, MIN_SECRET_BYTES};
 pub use validate::MAX_KEY_NAME_BYTES;

@@ -1,6 +1,7 @@
 //! The loaded, validated configuration of one node: [`NodeConfig`] and the structs of its
 //! sections, with their defaults. Everything here has passed validation; the node uses it as is.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +49,27 @@ pub struct NodeConfig {
     pub tls: Option<TlsConfig>,
     /// `allow_plaintext`: serve plain HTTP on a non-loopback `listen` (behind a TLS proxy).
     pub allow_plaintext: bool,
+    /// `[bootstrap]` with `members` or `dns`: the nodes form their cluster themselves.
+    pub bootstrap: Option<BootstrapConfig>,
+}
+
+/// The `[bootstrap]` section: the nodes initialise one cluster once `expect` members answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapConfig {
+    /// How many members must answer before the cluster is initialised; > 0.
+    pub expect: usize,
+    /// Who they are.
+    pub members: BootstrapMembers,
+}
+
+/// The bootstrap members: listed, or the addresses of a DNS name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootstrapMembers {
+    /// `members`: node id → base URL (as many as `expect`).
+    Listed(BTreeMap<u64, String>),
+    /// `dns = "host:port"`: every address the name resolves to, on `port`, is a member (as a
+    /// Kubernetes headless Service gives); each tells its node id when asked.
+    Dns { host: String, port: u16 },
 }
 
 /// The `[tls]` section. The PEM files are read when the config is loaded; the key prints as

@@ -11,10 +11,10 @@ use figment::Figment;
 
 use crate::env::{Overrides, CLUSTER_SECRET_VAR, TOKEN_SECRET_VAR};
 use crate::error::{ConfigError, Problem};
-use crate::model::NodeConfig;
+use crate::model::{BootstrapMembers, NodeConfig};
 use crate::reader::{Ctx, Read, Table};
 use crate::secret::{secret_from_value, Secret};
-use crate::{api_keys, federation, sections, tls, validate};
+use crate::{api_keys, bootstrap, federation, sections, tls, validate};
 
 impl NodeConfig {
     /// Loads the config file at `path` under the process environment's `SESSYNC_*` overrides.
@@ -127,11 +127,9 @@ fn build(
 
 /// Reads the top-level keys, then each section, then reports keys nobody read.
 fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
-    let node_id = t.whole::<u64>("node_id").require(&t, "node_id");
-    let node_id = t.validate("node_id", node_id, |id| match id {
-        0 => Err("must be > 0".to_owned()),
-        id => Ok(id),
-    });
+    let node_id = t.whole::<u64>("node_id");
+    let boot = bootstrap::bootstrap(t.table("bootstrap"));
+    let node_id = bootstrap::node_id(&t, node_id, boot.as_ref());
     let site = t.string("site").require(&t, "site");
     let site = t.validate("site", site, |s| validate::site_name(&s));
     let listen = t.string("listen").require(&t, "listen");
@@ -168,12 +166,26 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
         if let Some(url) = &advertise_url {
             urls.push(("advertise_url".to_owned(), url));
         }
+        if let Some(Some(BootstrapMembers::Listed(members))) =
+            boot.as_ref().map(|b| b.config.as_ref().map(|c| &c.members))
+        {
+            for (id, url) in members {
+                urls.push((format!("bootstrap.members.{id}"), url));
+            }
+        }
         for (i, peer) in federation.iter().flat_map(|f| f.peers.iter()).enumerate() {
             for (j, url) in peer.urls.iter().enumerate() {
                 urls.push((format!("federation.peers[{i}].urls[{j}]"), url));
             }
         }
         tls::check_links(&t, listen, tls.is_some(), allow_plaintext, &urls);
+    }
+    if let (Some(Some(b)), Some(id), Some(url)) = (
+        boot.as_ref().map(|b| b.config.as_ref()),
+        node_id,
+        &advertise_url,
+    ) {
+        bootstrap::check_self(&t, b, id, url);
     }
     let ctx = t.ctx();
     t.finish();
@@ -197,6 +209,7 @@ fn top_level(mut t: Table<'_>) -> Option<NodeConfig> {
         log: log?,
         tls: tls?,
         allow_plaintext: allow_plaintext?,
+        bootstrap: boot?.config,
     })
 }
 

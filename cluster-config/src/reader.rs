@@ -3,6 +3,7 @@
 //! stopping at the first, so `check` can list them all. Keys left unread in a table are unknown.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -246,6 +247,40 @@ impl<'c> Table<'c> {
                 Ok(s) => out.push(s),
                 Err(message) => {
                     self.invalid(&format!("{name}[{i}]"), message);
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            Read::Got(out)
+        } else {
+            Read::Bad
+        }
+    }
+
+    /// A table of strings under keys of any name (`{ 1 = "https://a", 2 = "https://b" }`); a
+    /// bad item is reported as `name.key`.
+    pub(crate) fn string_map(&mut self, name: &'static str) -> Read<BTreeMap<String, String>> {
+        let items = match self.take(name) {
+            None => return Read::Missing,
+            Some(Value::Dict(_, items)) => items,
+            Some(other) => {
+                self.invalid(
+                    name,
+                    format!("must be a table of strings, not {}", describe(&other)),
+                );
+                return Read::Bad;
+            }
+        };
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (key, item) in &items {
+            match to_string(item) {
+                Ok(s) => {
+                    out.insert(key.clone(), s);
+                }
+                Err(message) => {
+                    self.invalid(&format!("{name}.{key}"), message);
                     ok = false;
                 }
             }

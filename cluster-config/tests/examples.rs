@@ -176,6 +176,8 @@ fn local_cluster_examples_load() {
         assert_eq!(c.policy.max_concurrent_sessions, 3);
         assert_eq!(c.policy.on_limit, OnLimit::BlockNew);
         assert!(c.metrics.open);
+        let boot = c.bootstrap.expect("the local cluster forms itself");
+        assert_eq!(boot.expect, 3);
         assert_eq!(c.api_keys.len(), 2);
         assert_eq!(c.api_keys[0].name, "demo-app");
         assert_eq!(c.api_keys[0].role, Role::App);

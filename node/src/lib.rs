@@ -10,7 +10,8 @@
 //! - `api`: the HTTP API (axum): v1 endpoints, cluster management, node-to-node routes.
 //! - services on the runtime: `sequencer` (the leader's sequencer of touches, read barriers,
 //!   policy changes and sweeps), `audit` (node-local events into the
-//!   replicated log), `refusals` (refused callers counted and reported in aggregate), `duties` (the leader's policy and expiry proposals), `federation` (verify
+//!   replicated log), `refusals` (refused callers counted and reported in aggregate), `duties` (the leader's policy and expiry proposals), `bootstrap` (a cluster that forms
+//!   itself), `federation` (verify
 //!   and invalidate sent to peer sites: plan, delivery, signatures, status), `metrics`.
 //! - `runtime`: the Raft handle, the one propose path, read index, leader lookup, cluster time.
 //! - `network` (Raft RPC sent to other nodes), `store` (RocksDB: log, state machine,
@@ -26,6 +27,7 @@
 
 mod api;
 mod audit;
+mod bootstrap;
 mod clock;
 mod duties;
 mod federation;

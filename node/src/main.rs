@@ -37,7 +37,8 @@ enum Offline {
         #[arg(long, value_name = "BACKUP")]
         from: PathBuf,
         /// A member of the new cluster as ID=URL, once per member (this node among them);
-        /// without any, this node alone, at its advertise_url.
+        /// without any, the config's `[bootstrap] members`, else this node alone at its
+        /// advertise_url.
         #[arg(long = "member", value_name = "ID=URL", value_parser = parse_member)]
         members: Vec<(u64, String)>,
     },

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, App, AppParts};
 use crate::audit::AuditReporter;
+use crate::bootstrap::Bootstrap;
 use crate::clock::ClockGuard;
 use crate::federation::deliver::{self, Delivery};
 use crate::federation::Federation;
@@ -159,8 +160,8 @@ pub async fn run(
 }
 
 /// Builds the runtime and services and starts every background task, each told to stop by
-/// `stop`: the sequencer, the audit reporter, the leader's duties, and one delivery task
-/// per peer site.
+/// `stop`: the sequencer, the audit reporter, the leader's duties, with `[bootstrap]` the
+/// forming of the cluster, and one delivery task per peer site.
 fn start(
     config: &NodeConfig,
     raft: Raft,
@@ -169,7 +170,11 @@ fn start(
     stop: &CancellationToken,
 ) -> (App, JoinSet<()>) {
     let mut tasks = JoinSet::new();
-    let rt = Runtime::new(config, raft, reader, link);
+    let rt = Runtime::new(config, raft, reader, link.clone());
+    if let Some(b) = &config.bootstrap {
+        let duty = Bootstrap::new(rt.clone(), b.clone(), config.tls.clone(), &link);
+        tasks.spawn(duty.run(stop.clone()));
+    }
     let metrics = Metrics::new();
     let (sequencer, task) = Sequencer::new(rt.clone(), metrics.clone(), stop.clone());
     tasks.spawn(task);

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use openraft::BasicNode;
 use serde::Serialize;
-use sessync_config::NodeConfig;
+use sessync_config::{BootstrapMembers, NodeConfig};
 use sessync_proto::backup::{BackupError, BackupHeader};
 
 use crate::store::{self, ClusterId, OfflineError};
@@ -87,16 +87,21 @@ pub fn parse_member(raw: &str) -> Result<(u64, String), OfflineCommandError> {
 }
 
 /// Fills the config's empty data_dir from the backup at `from`, as a member of a new cluster of
-/// `members` (this node alone, at its advertise_url, when none are given).
+/// `members` (when none are given: the config's `[bootstrap] members`, else this node alone at
+/// its advertise_url).
 pub async fn restore(
     config: &NodeConfig,
     from: &Path,
     members: Vec<(u64, String)>,
 ) -> Result<RestoreReport, OfflineCommandError> {
-    let members: BTreeMap<u64, String> = if members.is_empty() {
-        BTreeMap::from([(config.node_id, config.advertise_url.clone())])
-    } else {
-        members.into_iter().collect()
+    let listed = config.bootstrap.as_ref().and_then(|b| match &b.members {
+        BootstrapMembers::Listed(m) => Some(m.clone()),
+        BootstrapMembers::Dns { .. } => None,
+    });
+    let members: BTreeMap<u64, String> = match (members.is_empty(), listed) {
+        (false, _) => members.into_iter().collect(),
+        (true, Some(listed)) => listed,
+        (true, None) => BTreeMap::from([(config.node_id, config.advertise_url.clone())]),
     };
     if !members.contains_key(&config.node_id) {
         return Err(OfflineCommandError::NotAMember(config.node_id));

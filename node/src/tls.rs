@@ -137,6 +137,25 @@ fn server_config(c: &TlsConfig) -> Result<ServerConfig, TlsError> {
 /// CAs of that file trusted and no others (a certificate a public CA issued for a node's name
 /// is not a node).
 fn client(config: Option<&TlsConfig>) -> Result<reqwest::Client, TlsError> {
+    client_builder(config)?
+        .build()
+        .map_err(|e| TlsError::Client(e.to_string()))
+}
+
+/// The same client, but connecting to `addr` for every request to `host` (whose name the
+/// server's certificate is still checked against): for calls to one address of a DNS name.
+pub(crate) fn client_resolving(
+    config: Option<&TlsConfig>,
+    host: &str,
+    addr: std::net::SocketAddr,
+) -> Result<reqwest::Client, TlsError> {
+    client_builder(config)?
+        .resolve(host, addr)
+        .build()
+        .map_err(|e| TlsError::Client(e.to_string()))
+}
+
+fn client_builder(config: Option<&TlsConfig>) -> Result<reqwest::ClientBuilder, TlsError> {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
@@ -163,5 +182,5 @@ fn client(config: Option<&TlsConfig>) -> Result<reqwest::Client, TlsError> {
             reqwest::Identity::from_pem(&identity).map_err(|e| TlsError::Key(e.to_string()))?;
         b = b.identity(identity);
     }
-    b.build().map_err(|e| TlsError::Client(e.to_string()))
+    Ok(b)
 }

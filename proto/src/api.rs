@@ -365,6 +365,28 @@ pub struct ClusterStatus {
     /// local reads `clock_skew`.
     #[serde(default)]
     pub clock_skewed: bool,
+    /// The log index of the membership in effect (the same on every node of one cluster once
+    /// they have applied it); None before init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_index: Option<u64>,
+    /// While this node forms a cluster by `[bootstrap]` and is not part of one yet: how many
+    /// members it expects and how many have answered. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapStatus>,
+}
+
+/// What a node that forms its cluster by `[bootstrap]` is waiting for (GET /cluster/status).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BootstrapStatus {
+    /// `bootstrap.expect`.
+    pub expected: usize,
+    /// Members (this node included) that answered the last round of probes.
+    pub answered: usize,
+    /// `waiting` (for all expected members to answer; the one with the lowest id then
+    /// initialises), `joining` (a member is initialised already, or this node is not one of the
+    /// bootstrap members: it waits to be added with POST /cluster/learners), `initializing`.
+    pub state: String,
 }
 
 /// Answer of the cluster management writes.

@@ -54,6 +54,20 @@ pub const READ_INDEX_PATH: &str = "/raft/read-index";
 /// A follower hands the leader node-local audit events for the replicated log.
 pub const AUDIT_PATH: &str = "/raft/audit";
 
+/// A node forming its cluster by `[bootstrap]` asks another node who it is ([`Hello`]). Unlike
+/// the other paths, its proof may name any target node and incarnation: the caller does not
+/// know them yet (it may know only an address from DNS), and the answer changes nothing.
+pub const HELLO_PATH: &str = "/raft/hello";
+
+/// The answer on [`HELLO_PATH`]: who the node is and whether it is part of a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub node_id: u64,
+    pub advertise_url: String,
+    /// It has a membership (it was initialised, or added to a cluster).
+    pub initialized: bool,
+}
+
 /// Why a node refused a node-to-node request that reached its handler: the body of a 503 on
 /// [`READ_INDEX_PATH`] and [`AUDIT_PATH`] (signed like every answer). The asking node maps it to
 /// its own runtime error; it is not the API's error body.

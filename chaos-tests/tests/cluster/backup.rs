@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use futures::StreamExt;
 use serde_json::Value;
 use sessync_chaos_tests::{ClusterOptions, TestCluster};
 use sessync_client::Client;
@@ -118,10 +119,21 @@ fn p(path: &Path) -> &str {
 async fn a_backup_taken_under_load_restores_into_a_new_cluster() -> anyhow::Result<()> {
     let old = TestCluster::start(unlimited()).await?;
     let app = old.app_client();
-    let mut before = Vec::new();
-    for i in 0..300 {
-        before.push(create(&app, &format!("before-{}", i % 30)).await?);
-    }
+    // `SESSYNC_BACKUP_SESSIONS` fills a larger state for a measurement (docs/testing.md).
+    let fill: usize = std::env::var("SESSYNC_BACKUP_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let before: Vec<Made> = futures::stream::iter(0..fill)
+        .map(|i| {
+            let app = app.clone();
+            async move { create(&app, &format!("before-{}", i % 1000)).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
     // Under load: a writer runs through the whole backup.
     let stop = CancellationToken::new();
     let load = writer(app.clone(), "during", stop.clone());
@@ -268,7 +280,7 @@ async fn a_backup_taken_under_load_restores_into_a_new_cluster() -> anyhow::Resu
     }
     let old_admin = old.admin_client();
     let new_admin = new.admin_client();
-    for m in before.iter().step_by(10) {
+    for m in before.iter().step_by((before.len() / 30).max(1)) {
         let (a, b) = (
             old_admin.get_session(&m.id).await?,
             new_admin.get_session(&m.id).await?,

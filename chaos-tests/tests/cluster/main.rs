@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::too_many_lines)]
 
 mod backup;
+mod bootstrap;
 mod cli;
 mod cli_cluster;
 mod cli_offline;

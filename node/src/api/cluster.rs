@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
-use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, ServerState};
 use sessync_proto::api::{
-    AddLearnerRequest, ChangeMembershipRequest, ClusterChangeResponse, ClusterStatus, InitRequest,
-    MemberStatus,
+    AddLearnerRequest, BootstrapStatus, ChangeMembershipRequest, ClusterChangeResponse,
+    ClusterStatus, InitRequest, MemberStatus,
 };
 
 use sessync_proto::ErrorBody;
@@ -103,7 +102,7 @@ async fn init(
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| ApiError::bad_request(&field, "the key must be a node id > 0"))?;
-        members.insert(node_id, BasicNode::new(check_url(&app, &field, url)?));
+        members.insert(node_id, check_url(&app, &field, url)?);
     }
     if !members.contains_key(&app.rt().node_id()) {
         return Err(ApiError::bad_request(
@@ -111,22 +110,11 @@ async fn init(
             format!("must include this node (id {})", app.rt().node_id()),
         ));
     }
-    // The new cluster's id goes on the first append; a node that has one already keeps it.
-    app.rt()
-        .identity()
-        .get_or_create()
-        .map_err(|e| ApiError::unavailable(format!("cannot store the cluster id: {e}")))?;
-    match app.rt().raft().initialize(members).await {
-        Ok(()) => Ok(Json(ClusterChangeResponse {
-            ok: true,
-            log_index: None,
-        })),
-        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Err(ApiError::new(
-            sessync_proto::ErrorCode::AlreadyInitialized,
-            "the cluster is already initialised",
-        )),
-        Err(e) => Err(ApiError::bad_request("members", e.to_string())),
-    }
+    app.rt().initialize(members).await?;
+    Ok(Json(ClusterChangeResponse {
+        ok: true,
+        log_index: None,
+    }))
 }
 
 #[utoipa::path(post, path = "/cluster/learners", tag = "cluster",
@@ -235,6 +223,16 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
         not_ready: readiness.reasons.iter().map(|r| (*r).to_owned()).collect(),
         clock_offset_ms: readiness.clock.deviation_ms,
         clock_skewed: readiness.clock.skewed,
+        membership_index: app.rt().membership_index(),
+        bootstrap: app
+            .rt()
+            .bootstrap_progress()
+            .filter(|_| voters.is_empty())
+            .map(|p| BootstrapStatus {
+                expected: p.expected,
+                answered: p.answered,
+                state: p.state.as_str().to_owned(),
+            }),
     })
 }
 

@@ -113,6 +113,9 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::Overloaded { .. }
             | RuntimeError::ShuttingDown => Self::unavailable(e.to_string()),
             RuntimeError::ClockSkew { .. } => Self::new(ErrorCode::ClockSkew, e.to_string()),
+            RuntimeError::AlreadyInitialized => {
+                Self::new(ErrorCode::AlreadyInitialized, e.to_string())
+            }
         }
     }
 }

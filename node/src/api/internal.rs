@@ -1,5 +1,6 @@
 //! The node-to-node routes of one site: Raft RPC (append, vote, snapshot), the read index a
-//! follower asks the leader for, and the audit events a follower hands the leader.
+//! follower asks the leader for, the audit events a follower hands the leader, and the hello a
+//! bootstrapping node asks its peers (`crate::bootstrap`).
 //!
 //! Every one needs a proof of the cluster secret ([`CLUSTER_AUTH_HEADER`], see
 //! [`ClusterProof`]): [`require_proof`] checks all of it (MAC, freshness, target node, nonce,
@@ -23,8 +24,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
     RefusalReason, Refused, ANSWER_HEADER, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER,
-    CLUSTER_AUTH_HEADER, CLUSTER_ID_HEADER, MAX_ANSWER_BYTES, READ_INDEX_PATH, SNAPSHOT_PATH,
-    VOTE_PATH,
+    CLUSTER_AUTH_HEADER, CLUSTER_ID_HEADER, HELLO_PATH, MAX_ANSWER_BYTES, READ_INDEX_PATH,
+    SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
@@ -53,6 +54,7 @@ fn body_limit(path: &str) -> Option<u64> {
         VOTE_PATH => Some(64 * KIB),
         READ_INDEX_PATH => Some(4 * KIB),
         AUDIT_PATH => Some(KIB * KIB),
+        HELLO_PATH => Some(KIB),
         _ => None,
     }
 }
@@ -65,6 +67,7 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
         .routes(routes!(snapshot))
         .routes(routes!(read_index))
         .routes(routes!(audit))
+        .routes(routes!(hello))
 }
 
 /// `routes` behind the proof check (which also bounds their bodies).
@@ -127,7 +130,13 @@ async fn require_proof(State(app): State<App>, req: Request, next: Next) -> Resp
     // it learns this node's clock and incarnation and can trust the status and body.
     let nonce = proof.nonce.clone();
     let signed = |resp: Response| sign_answer(resp, rt, &nonce, received_ms);
-    if let Err(reason) = proof.admissible(rt.node_id(), rt.incarnation(), now, PROOF_WINDOW_MS) {
+    // A bootstrapping peer asks who this node is before it can know its id or incarnation.
+    let (me, incarnation) = if path == HELLO_PATH {
+        (proof.target, proof.incarnation)
+    } else {
+        (rt.node_id(), rt.incarnation())
+    };
+    if let Err(reason) = proof.admissible(me, incarnation, now, PROOF_WINDOW_MS) {
         return signed(refuse(reason)).await;
     }
     if proof.body_len > limit {
@@ -252,6 +261,7 @@ fn refused(e: &RuntimeError) -> Response {
         RuntimeError::NoQuorum { .. } => (RefusalReason::NoQuorum, None),
         RuntimeError::ShuttingDown => (RefusalReason::ShuttingDown, None),
         RuntimeError::LeaderUnreachable { .. }
+        | RuntimeError::AlreadyInitialized
         | RuntimeError::Raft(_)
         | RuntimeError::Overloaded { .. } => (RefusalReason::Unavailable, None),
     };
@@ -373,4 +383,17 @@ async fn audit(State(app): State<App>, body: Bytes) -> Response {
         Ok(_) => json(&json!({ "ok": true })),
         Err(e) => refused(&e),
     }
+}
+
+#[utoipa::path(post, path = "/raft/hello", tag = "internal",
+    request_body(content = Object, description = "empty"),
+    responses(
+        (status = 200, description = "Who this node is: `{node_id, advertise_url, initialized}` (a bootstrapping peer asks; the proof may name any node and incarnation)", body = Object),
+        (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody),
+        (status = 408, description = "The declared body did not arrive within body_timeout", body = ErrorBody),
+        (status = 413, description = "The declared body is over the route's limit", body = ErrorBody)),
+    security(("cluster_proof" = [])))]
+async fn hello(State(app): State<App>) -> Response {
+    json(&app.rt().hello())
 }

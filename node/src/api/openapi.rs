@@ -94,7 +94,9 @@ mod tests {
 
     use super::*;
     use sessync_proto::federation::PeerOpKind;
-    use sessync_proto::wire::{APPEND_PATH, AUDIT_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH};
+    use sessync_proto::wire::{
+        APPEND_PATH, AUDIT_PATH, HELLO_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
+    };
 
     fn repo() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -180,6 +182,7 @@ mod tests {
             SNAPSHOT_PATH,
             READ_INDEX_PATH,
             AUDIT_PATH,
+            HELLO_PATH,
             PeerOpKind::Verify.path(),
             PeerOpKind::Invalidate.path(),
         ] {

@@ -39,6 +39,9 @@ pub(crate) enum RuntimeError {
     /// no quorum): refused at once rather than queued without bound.
     #[error("{waiting} changes are already waiting to be committed; retry")]
     Overloaded { waiting: usize },
+    /// A cluster cannot be initialised: this node has a log or a membership already.
+    #[error("the cluster is already initialised")]
+    AlreadyInitialized,
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,

@@ -2,7 +2,7 @@
 //!
 //! [`Runtime`] owns the one way to change state ([`Runtime::propose`], bounded by the request
 //! deadline), linearizable reads on any node ([`Runtime::linearize`], see [`readindex`]), the
-//! leader lookup and cluster time, and what the node knows of its own health ([`health`]: the
+//! leader lookup and cluster time, initialising a cluster ([`init`]), and what the node knows of its own health ([`health`]: the
 //! clock guard's verdict, contact with the leader, readiness). Its errors are
 //! [`RuntimeError`]s, which the HTTP layer maps to answers; nothing here knows about HTTP
 //! handlers.
@@ -10,6 +10,7 @@
 mod error;
 mod group;
 mod health;
+mod init;
 mod readindex;
 mod rounds;
 
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 
 pub(crate) use error::RuntimeError;
 pub(crate) use health::Readiness;
+pub(crate) use init::{BootstrapProgress, BootstrapState};
 pub(crate) use readindex::Reader;
 
 use crate::clock::ClockGuard;
@@ -40,6 +42,8 @@ pub(crate) struct Runtime(Arc<Inner>);
 struct Inner {
     node_id: NodeId,
     site: SiteName,
+    /// How the other nodes reach this one (`advertise_url`).
+    advertise_url: String,
     raft: Raft,
     state: StateReader,
     /// For node-to-node calls (read index, audit delivery, forwarding; its client also for peer
@@ -54,6 +58,8 @@ struct Inner {
     leader_reads: rounds::Rounds<Result<readindex::Confirmed, RuntimeError>>,
     /// Linearizable reads on this node as a follower, waiting for the leader's read index.
     follower_reads: rounds::Rounds<Result<ReadIndex, RuntimeError>>,
+    /// Where `[bootstrap]` stands, while this node forms a cluster.
+    bootstrap: parking_lot::Mutex<Option<init::BootstrapProgress>>,
 }
 
 impl Runtime {
@@ -62,6 +68,7 @@ impl Runtime {
         Runtime(Arc::new(Inner {
             node_id: config.node_id,
             site: config.site.clone(),
+            advertise_url: config.advertise_url.clone(),
             raft,
             state,
             link,
@@ -71,6 +78,7 @@ impl Runtime {
             group: group::GroupCommit::new(),
             leader_reads: rounds::Rounds::new(),
             follower_reads: rounds::Rounds::new(),
+            bootstrap: parking_lot::Mutex::new(None),
         }))
     }
 

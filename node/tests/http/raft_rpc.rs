@@ -300,3 +300,45 @@ async fn a_captured_raft_rpc_cannot_be_replayed_to_a_restarted_node() {
     let (s, _, body) = send(node.url.clone(), fresh).await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
 }
+
+/// The bootstrap hello takes a proof for any node and incarnation (a bootstrapping node knows
+/// only an address), answers who the node is, signed, and still refuses a stranger and a
+/// replay; the other routes keep refusing a proof for another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hello_answers_a_proof_for_any_node_and_nothing_else_does() {
+    let node = TestNode::start("").await;
+    let http = reqwest::Client::new();
+    let post = |path: &'static str, proof: String| {
+        let http = http.clone();
+        let url = format!("{}{path}", node.url);
+        async move {
+            let r = http
+                .post(url)
+                .header("x-sessync-cluster-auth", proof)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let signed = r.headers().contains_key("x-sessync-answer");
+            (status, signed, r.text().await.unwrap())
+        }
+    };
+    let proof = cluster_proof("/raft/hello", 0, 0, 0, b"", &"d".repeat(32));
+    let (s, signed, text) = post("/raft/hello", proof.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    assert!(signed);
+    let hello: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(hello["node_id"], 1, "{hello}");
+    assert_eq!(hello["advertise_url"], node.url.as_str(), "{hello}");
+    assert_eq!(hello["initialized"], true, "{hello}");
+    let (s, _, text) = post("/raft/hello", proof).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("replayed"), "{text}");
+    let (s, signed, _) = post("/raft/hello", format!("t=1,sig={}", "0".repeat(64))).await;
+    assert_eq!((s, signed), (StatusCode::UNAUTHORIZED, false));
+    // A proof for node 7 opens no other route of node 1.
+    let other = cluster_proof("/raft/read-index", 7, 0, 0, b"", &"e".repeat(32));
+    let (s, _, text) = post("/raft/read-index", other).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("wrong_target"), "{text}");
+}

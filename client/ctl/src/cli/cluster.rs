@@ -307,6 +307,8 @@ mod tests {
             not_ready: Vec::new(),
             clock_offset_ms: Some(-3),
             clock_skewed: false,
+            membership_index: None,
+            bootstrap: None,
         }
     }
 

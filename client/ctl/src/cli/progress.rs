@@ -115,6 +115,8 @@ mod tests {
             not_ready: Vec::new(),
             clock_offset_ms: None,
             clock_skewed: false,
+            membership_index: None,
+            bootstrap: None,
         };
         assert_eq!(
             progress_text(&s, 4),
