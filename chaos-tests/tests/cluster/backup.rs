@@ -159,25 +159,30 @@ async fn a_backup_taken_under_load_restores_into_a_new_cluster() -> anyhow::Resu
     let header = saved.json()?;
     let index = header["index"].as_u64().context("index")?;
     let digest = header["digest"].as_str().context("digest")?.to_owned();
-    let in_window: Vec<Duration> = times
+    let mut in_window: Vec<Duration> = times
         .iter()
         .filter(|(at, d)| *at + *d >= started && *at <= finished)
         .map(|(_, d)| *d)
         .collect();
-    let outside: Vec<Duration> = times
+    let mut outside: Vec<Duration> = times
         .iter()
         .filter(|(at, d)| *at + *d < started || *at > finished)
         .map(|(_, d)| *d)
         .collect();
+    in_window.sort();
+    outside.sort();
+    let median = |v: &[Duration]| v.get(v.len() / 2).copied().unwrap_or_default();
     println!(
-        "backup: index {index}, {} bytes, save took {} ms; writes during it: {} (slowest {:?}), \
-         outside it: {} (slowest {:?})",
+        "backup: index {index}, {} bytes, save took {} ms; writes during it: {} (median {:?}, \
+         slowest {:?}), outside it: {} (median {:?}, slowest {:?})",
         header["snapshot_bytes"],
         header["took_ms"],
         in_window.len(),
-        in_window.iter().max(),
+        median(&in_window),
+        in_window.last(),
         outside.len(),
-        outside.iter().max()
+        median(&outside),
+        outside.last()
     );
     ensure!(
         !in_window.is_empty(),
