@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use sessync_proto::api::{Consistency, ValidateRequest, ValidateResponse};
 
 use crate::cluster::{TestCluster, LEADER_TIMEOUT, PROBE_TIMEOUT, TAIL_LINES};
 use crate::process::tail;
@@ -29,6 +30,26 @@ impl TestCluster {
         }
         views.sort_by_key(|(id, _)| *id);
         views
+    }
+
+    /// A linearizable validate of `token` (no touch) through each live node: each answer.
+    pub async fn validate_everywhere(
+        &self,
+        token: &str,
+    ) -> anyhow::Result<Vec<(u64, ValidateResponse)>> {
+        let mut answers = Vec::new();
+        for id in self.live_node_ids() {
+            let v = self
+                .app_client_for(id)
+                .validate(&ValidateRequest {
+                    token: token.to_owned(),
+                    touch: false,
+                    consistency: Consistency::Linearizable,
+                })
+                .await?;
+            answers.push((id, v));
+        }
+        Ok(answers)
     }
 
     /// The leader, once every live member of the cluster names the same one (at most

@@ -8,7 +8,7 @@
 //! byte count, so the CLI verifies a backup without the node's code. [`Check`] verifies a
 //! backup as it streams by (a save checks what it writes; `backup verify` reads the file).
 
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -182,10 +182,22 @@ impl Check {
 /// told the snapshot bytes read so far every few MiB.
 pub fn verify(
     input: &mut impl BufRead,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<BackupHeader, BackupError> {
     let header = BackupHeader::read(input)?;
-    let mut check = Check::new(&header);
+    copy_checked(&header, input, &mut std::io::sink(), progress)?;
+    Ok(header)
+}
+
+/// Copies the snapshot bytes that follow `header` from `input` to `out`, checking their length
+/// and checksum ([`Check`]); `progress` is told the bytes copied so far every few MiB.
+pub fn copy_checked(
+    header: &BackupHeader,
+    input: &mut impl Read,
+    out: &mut impl Write,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(), BackupError> {
+    let mut check = Check::new(header);
     let mut buf = vec![0u8; 256 * 1024];
     let mut reported = 0;
     loop {
@@ -194,14 +206,14 @@ pub fn verify(
             break;
         }
         check.update(&buf[..n])?;
+        out.write_all(&buf[..n])?;
         if check.got() - reported >= 8 << 20 {
             reported = check.got();
             progress(reported, header.snapshot_bytes);
         }
     }
     progress(check.got(), header.snapshot_bytes);
-    check.finish()?;
-    Ok(header)
+    check.finish()
 }
 
 #[cfg(test)]

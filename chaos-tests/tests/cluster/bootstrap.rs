@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sessync_chaos_tests::{login, ClusterOptions, TestCluster};
-use sessync_proto::api::{ClusterStatus, Consistency, ValidateRequest};
+use sessync_proto::api::ClusterStatus;
 
 /// The line a node logs when it initialised the cluster.
 const INITIALISED: &str = "bootstrap: initialised the cluster";
@@ -89,15 +89,7 @@ async fn session_seen_everywhere(cluster: &TestCluster, on: u64) -> anyhow::Resu
 }
 
 async fn assert_valid_everywhere(cluster: &TestCluster, token: &str) -> anyhow::Result<()> {
-    for id in cluster.live_node_ids() {
-        let v = cluster
-            .app_client_for(id)
-            .validate(&ValidateRequest {
-                token: token.to_owned(),
-                touch: false,
-                consistency: Consistency::Linearizable,
-            })
-            .await?;
+    for (id, v) in cluster.validate_everywhere(token).await? {
         assert!(v.valid, "node {id}: {v:?}");
     }
     Ok(())

@@ -88,15 +88,7 @@ async fn wait_skewed(cluster: &TestCluster, id: u64) -> anyhow::Result<ClusterSt
 
 /// Linearizable validate through every node: valid, with most of the idle timeout left.
 async fn valid_everywhere(cluster: &TestCluster, token: &str) -> anyhow::Result<()> {
-    for id in cluster.node_ids() {
-        let v = cluster
-            .app_client_for(id)
-            .validate(&ValidateRequest {
-                token: token.to_owned(),
-                touch: false,
-                consistency: Consistency::Linearizable,
-            })
-            .await?;
+    for (id, v) in cluster.validate_everywhere(token).await? {
         assert!(v.valid, "node {id} ended a live session: {v:?}");
         let idle = v.seconds_until_idle_end.unwrap_or(0);
         assert!(

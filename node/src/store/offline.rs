@@ -14,7 +14,6 @@ use std::path::Path;
 use openraft::storage::{RaftLogReader, RaftLogStorage, RaftStateMachine};
 use openraft::{BasicNode, Membership, RaftSnapshotBuilder};
 use rocksdb::WriteBatch;
-use tokio::io::AsyncWriteExt;
 
 use super::identity::{self, ClusterId};
 use super::layout::SmKey;
@@ -81,12 +80,12 @@ pub(crate) async fn restore(
     input: &mut (impl Read + Send),
     members: BTreeMap<NodeId, BasicNode>,
     cluster_id: &ClusterId,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<Restored, OfflineError> {
     if !is_empty(data_dir) {
         return Err(OfflineError::NotEmpty(data_dir.display().to_string()));
     }
-    let done = restore_into(data_dir, header, input, members, cluster_id, &mut progress).await;
+    let done = restore_into(data_dir, header, input, members, cluster_id, progress).await;
     if done.is_err() {
         // Nothing half restored stays: the directory is as empty as it was.
         if let Ok(entries) = std::fs::read_dir(data_dir) {
@@ -109,30 +108,13 @@ async fn restore_into(
     input: &mut (impl Read + Send),
     members: BTreeMap<NodeId, BasicNode>,
     cluster_id: &ClusterId,
-    progress: &mut impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<Restored, OfflineError> {
     let (mut logs, mut sm) = super::open(data_dir)?;
     // The snapshot bytes into a transfer's file, checked as they come.
-    let mut file = sm.begin_receiving_snapshot().await?;
-    let mut check = sessync_proto::backup::Check::new(header);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut reported = 0;
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        check.update(&buf[..n])?;
-        file.write_all(&buf[..n]).await?;
-        if check.got() - reported >= 16 << 20 {
-            reported = check.got();
-            progress(reported, header.snapshot_bytes);
-        }
-    }
-    progress(check.got(), header.snapshot_bytes);
-    check.finish()?;
-    file.flush().await?;
-    let (mut f, path) = file.into_parts().await;
+    let (mut f, path) = sm.begin_receiving_snapshot().await?.into_parts().await;
+    sessync_proto::backup::copy_checked(header, input, &mut f, progress)?;
+    f.sync_all()?;
     let meta = {
         use std::io::{Seek, SeekFrom};
         f.seek(SeekFrom::Start(0))?;
