@@ -24,6 +24,7 @@
 
 mod api;
 mod audit;
+pub mod build_info;
 mod clock;
 mod duties;
 mod federation;

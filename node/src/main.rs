@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 /// One node of a sessync site: the replicated session store behind the v1 HTTP API.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = sessync_node::build_info::VERSION_LINE, about)]
 struct Args {
     /// The node's TOML config (see cluster-config/sessync.example.toml).
     #[arg(long, short = 'c', value_name = "FILE")]

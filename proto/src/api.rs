@@ -361,6 +361,50 @@ pub struct ClusterStatus {
     /// local reads `clock_skew`.
     #[serde(default)]
     pub clock_skewed: bool,
+    /// The node's release (its crate version, e.g. `0.1.0`); empty from a node older than this
+    /// field.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    /// The node's build: the source commit (short hash, `-dirty` if it had local changes), or
+    /// `unknown` when it was not built from a git checkout.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub build: String,
+    /// Whether an operator drained this node (`POST /cluster/drain`): it gave up leadership and
+    /// answers `/readyz` 503 until it restarts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
+}
+
+/// POST /cluster/transfer-leader: the voter to hand leadership to; without one, the voter
+/// furthest along the leader's log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TransferLeaderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+}
+
+/// Answer of POST /cluster/transfer-leader: the node that leads now, the one that led before,
+/// and how long the hand-over took (writes were held meanwhile).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransferLeaderResponse {
+    pub leader: u64,
+    pub previous_leader: u64,
+    pub took_ms: u64,
+}
+
+/// Answer of POST /cluster/drain: the drained node, and the hand-over if it led.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DrainResponse {
+    pub node_id: u64,
+    /// Always true: the node answers `/readyz` 503 until it restarts.
+    pub draining: bool,
+    /// The hand-over, when the node led; none when it was a follower.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferLeaderResponse>,
 }
 
 /// Answer of the cluster management writes.

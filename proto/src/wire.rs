@@ -49,6 +49,8 @@ pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 pub const READ_INDEX_PATH: &str = "/raft/read-index";
 /// A follower hands the leader node-local audit events for the replicated log.
 pub const AUDIT_PATH: &str = "/raft/audit";
+/// The leader asks a caught-up voter to start an election now (a leadership hand-over).
+pub const ELECT_PATH: &str = "/raft/elect";
 
 /// Why a node refused a node-to-node request that reached its handler: the body of a 503 on
 /// [`READ_INDEX_PATH`] and [`AUDIT_PATH`] (signed like every answer). The asking node maps it to

@@ -229,6 +229,9 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
         not_ready: readiness.reasons.iter().map(|r| (*r).to_owned()).collect(),
         clock_offset_ms: readiness.clock.deviation_ms,
         clock_skewed: readiness.clock.skewed,
+        version: crate::build_info::VERSION.to_owned(),
+        build: crate::build_info::BUILD.to_owned(),
+        draining: app.rt().is_draining(),
     })
 }
 

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
     RefusalReason, Refused, ANSWER_HEADER, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER,
-    CLUSTER_AUTH_HEADER, MAX_ANSWER_BYTES, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
+    CLUSTER_AUTH_HEADER, ELECT_PATH, MAX_ANSWER_BYTES, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
@@ -51,6 +51,7 @@ fn body_limit(path: &str) -> Option<u64> {
         VOTE_PATH => Some(64 * KIB),
         READ_INDEX_PATH => Some(4 * KIB),
         AUDIT_PATH => Some(KIB * KIB),
+        ELECT_PATH => Some(KIB),
         _ => None,
     }
 }
@@ -63,6 +64,7 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
         .routes(routes!(snapshot))
         .routes(routes!(read_index))
         .routes(routes!(audit))
+        .routes(routes!(elect))
 }
 
 /// `routes` behind the proof check (which also bounds their bodies).
@@ -208,7 +210,14 @@ fn refused(e: &RuntimeError) -> Response {
         RuntimeError::ShuttingDown => (RefusalReason::ShuttingDown, None),
         RuntimeError::LeaderUnreachable { .. }
         | RuntimeError::Raft(_)
-        | RuntimeError::Overloaded { .. } => (RefusalReason::Unavailable, None),
+        | RuntimeError::Overloaded { .. }
+        | RuntimeError::UnknownNode { .. }
+        | RuntimeError::NotAVoter { .. }
+        | RuntimeError::NoCaughtUpVoter { .. }
+        | RuntimeError::TargetUnreachable { .. }
+        | RuntimeError::TransferTimedOut { .. }
+        | RuntimeError::Draining { .. }
+        | RuntimeError::TransferUnderWay => (RefusalReason::Unavailable, None),
     };
     let body = Refused {
         refused,
@@ -326,6 +335,23 @@ async fn audit(State(app): State<App>, body: Bytes) -> Response {
     });
     match app.rt().propose(cmd).await {
         Ok(_) => json(&json!({ "ok": true })),
+        Err(e) => refused(&e),
+    }
+}
+
+#[utoipa::path(post, path = "/raft/elect", tag = "internal",
+    request_body(content = Object, description = "empty (`{}`)"),
+    responses(
+        (status = 200, description = "This voter started an election (the leader hands over to it)", body = Object),
+        (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody),
+        (status = 408, description = "The declared body did not arrive within body_timeout", body = ErrorBody),
+        (status = 413, description = "The declared body is over the route's limit", body = ErrorBody),
+        (status = 503, description = "Refused (`Refused`): not a voter, or shutting down", body = Object)),
+    security(("cluster_proof" = [])))]
+async fn elect(State(app): State<App>) -> Response {
+    match app.rt().elect_now().await {
+        Ok(()) => json(&json!({ "ok": true })),
         Err(e) => refused(&e),
     }
 }

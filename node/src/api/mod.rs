@@ -20,6 +20,7 @@ mod error;
 mod events;
 mod federation;
 mod forward;
+mod handover;
 mod internal;
 mod openapi;
 mod page;
@@ -57,13 +58,15 @@ fn routes() -> [OpenApiRouter<App>; 4] {
         .merge(sessions::write_routes())
         .merge(user_ops::write_routes())
         .merge(cluster::write_routes())
+        .merge(handover::write_routes())
         .merge(admin::write_routes());
     let any_node = OpenApiRouter::new()
         .merge(sessions::read_routes())
         .merge(admin::routes())
         .merge(events::routes())
         .merge(federation::routes())
-        .merge(cluster::read_routes());
+        .merge(cluster::read_routes())
+        .merge(handover::node_routes());
     [
         leader_only,
         any_node,
@@ -220,7 +223,9 @@ async fn within_deadline(app: &App, req: Request<axum::body::Body>, next: Next) 
 /// How long a request to `path` may take, from arrival to answer.
 pub(crate) fn deadline_of(app: &App, path: &str) -> std::time::Duration {
     let rt = app.rt().request_timeout();
-    cluster::own_deadline(path, rt).unwrap_or(rt)
+    cluster::own_deadline(path, rt)
+        .or_else(|| handover::own_deadline(path, rt))
+        .unwrap_or(rt)
 }
 
 /// The method as a metric label: a standard method or `other`, so no request can add a label

@@ -9,6 +9,7 @@
 
 mod error;
 mod group;
+mod handover;
 mod health;
 mod readindex;
 mod rounds;
@@ -24,6 +25,7 @@ use sessync_proto::{Policy, SiteName, Timestamp};
 use tokio::time::Instant;
 
 pub(crate) use error::RuntimeError;
+pub(crate) use handover::Transferred;
 pub(crate) use health::Readiness;
 pub(crate) use readindex::Reader;
 
@@ -54,6 +56,8 @@ struct Inner {
     leader_reads: rounds::Rounds<Result<readindex::Confirmed, RuntimeError>>,
     /// Linearizable reads on this node as a follower, waiting for the leader's read index.
     follower_reads: rounds::Rounds<Result<ReadIndex, RuntimeError>>,
+    /// Leadership hand-over and draining.
+    handover: handover::Handover,
 }
 
 impl Runtime {
@@ -71,6 +75,7 @@ impl Runtime {
             group: group::GroupCommit::new(),
             leader_reads: rounds::Rounds::new(),
             follower_reads: rounds::Rounds::new(),
+            handover: handover::Handover::new(config.raft.election_timeout_max),
         }))
     }
 
@@ -229,8 +234,10 @@ impl Runtime {
             }))
     }
 
-    /// One entry into the log, answered once it is applied.
+    /// One entry into the log, answered once it is applied (held while leadership is handed
+    /// over: [`handover`]).
     async fn client_write(&self, cmd: Command) -> Result<Outcome, RuntimeError> {
+        self.wait_while_held().await;
         match self.0.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {

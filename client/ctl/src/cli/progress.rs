@@ -114,6 +114,9 @@ mod tests {
             not_ready: Vec::new(),
             clock_offset_ms: None,
             clock_skewed: false,
+            version: String::new(),
+            build: String::new(),
+            draining: false,
         };
         assert_eq!(
             progress_text(&s, 4),
