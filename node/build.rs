@@ -7,7 +7,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
+    // Without optional locks, `git status` does not rewrite the index (which would make the
+    // next build run this script again).
+    let out = Command::new("git")
+        .arg("--no-optional-locks")
+        .args(args)
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }

@@ -38,7 +38,7 @@ use crate::{duties, store};
 /// long background tasks may take after Raft has stopped.
 pub const DRAIN: Duration = Duration::from_secs(5);
 /// How long a leader that is told to stop may take to hand leadership over first.
-pub const HANDOVER_ON_STOP: Duration = Duration::from_secs(5);
+pub(crate) const HANDOVER_ON_STOP: Duration = Duration::from_secs(5);
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -2,9 +2,10 @@
 //!
 //! The leader hands over in four steps ([`Runtime::transfer_leadership`]):
 //!
-//! 1. It holds new log entries at the one way into the log ([`Runtime::wait_while_held`]) for
-//!    at most [`HOLD_LEASES`] leases (`election_timeout_max`), so its log stops growing; held
-//!    writes go on afterwards (through the API's forwarding, to the new leader).
+//! 1. Once its own lease is over (below), it holds new log entries at the one way into the log
+//!    ([`Runtime::wait_while_held`]) for at most [`HOLD_LEASES`] leases
+//!    (`election_timeout_max`), so its log stops growing; held writes go on afterwards
+//!    (through the API's forwarding, to the new leader).
 //! 2. It waits until the voter asked for, or else any other voter, holds its whole log.
 //! 3. It asks that voter, over a signed node-to-node call ([`ELECT_PATH`]), to start an
 //!    election ([`Runtime::elect_now`] there); a drained voter refuses, and the next caught-up
@@ -14,7 +15,7 @@
 //! Why the target wins at once: a node refuses votes while its leader lease holds
 //! (`election_timeout_max` since its vote was last written or confirmed). Followers confirm it
 //! on every append, but the leader's own vote was written only when it became leader; so once
-//! that is a lease ago (step 3 waits for it if needed), the old leader grants the up-to-date
+//! that is a lease ago (step 1 waits for it if needed), the old leader grants the up-to-date
 //! target's vote, and in a three-node cluster the target wins with two of three. In a larger
 //! cluster the other followers still refuse: if no new leader appears within a lease, the
 //! leader stops its heartbeats, waits out their leases and asks again (heartbeats come back on
@@ -207,15 +208,21 @@ impl Runtime {
         self.note_leadership();
         let term = m.current_term;
         let lease = h.lease;
-        h.hold.send_replace(Some(started + lease * HOLD_LEASES));
-        let _held = Held(&h.hold);
-
-        let candidates = self.caught_up_voters(to, lease).await?;
-        // The old leader grants the target's vote only once its own lease is over.
-        let lease_end = h.leader_since.lock().map(|(_, at)| at + lease + LEASE_MARGIN);
+        // The old leader grants the target's vote only once its own lease is over: a leader
+        // elected moments ago waits for that first, still taking writes.
+        let lease_end = (*h.leader_since.lock()).map(|(_, at)| at + lease + LEASE_MARGIN);
         if let Some(end) = lease_end {
             tokio::time::sleep_until(end).await;
         }
+        if !self.is_leader() {
+            return Err(RuntimeError::LeadershipMoved {
+                to: self.leader().map(|(id, _)| id),
+            });
+        }
+        h.hold
+            .send_replace(Some(Instant::now() + lease * HOLD_LEASES));
+        let _held = Held(&h.hold);
+        let candidates = self.caught_up_voters(to, lease).await?;
         let target = self.ask_first_willing(&candidates, lease).await?;
         if let Some(new) = self.new_leader(term, lease + LEASE_MARGIN).await {
             return Ok(self.transferred(new, started));
@@ -223,7 +230,7 @@ impl Runtime {
         // More voters than the old leader and the target: their leases hold while they hear
         // heartbeats. Stop them, wait the leases out, ask again.
         tracing::info!(
-            target,
+            to = target,
             "no new leader within a lease: stopping heartbeats to let the followers' leases end"
         );
         let config = self.raft().runtime_config();
@@ -269,7 +276,7 @@ impl Runtime {
             m.replication
                 .iter()
                 .flatten()
-                .filter(|(id, _)| **id != me && voters.contains(id))
+                .filter(|(id, _)| **id != me && voters.contains(*id))
                 .filter(|(id, _)| to.is_none_or(|t| t == **id))
                 .filter(|(_, l)| l.map(|l| l.index) == last)
                 .map(|(id, _)| *id)
@@ -300,7 +307,7 @@ impl Runtime {
             match self.ask_to_elect(target, timeout).await {
                 Ok(()) => return Ok(target),
                 Err(e) => {
-                    tracing::info!(target, error = %e, "this voter does not take over");
+                    tracing::info!(to = target, error = %e, "this voter does not take over");
                     last = e;
                 }
             }
