@@ -129,11 +129,20 @@ pub async fn run(
     let served = tokio::select! {
         r = &mut serving => r,
         () = shutdown => {
-            // A leader hands over first, while it still serves (held writes go to the new
-            // leader); then the server stops accepting and drains, for at most DRAIN.
-            hand_over(&rt).await;
-            stop.cancel();
-            serving.await
+            // A leader hands over first, while it still serves (the new leader's vote request
+            // comes on a new connection; held writes go to the new leader); then the server
+            // stops accepting and drains, for at most DRAIN.
+            let failed = tokio::select! {
+                r = &mut serving => Some(r),
+                () = hand_over(&rt) => None,
+            };
+            match failed {
+                Some(r) => r,
+                None => {
+                    stop.cancel();
+                    serving.await
+                }
+            }
         }
     };
     stop.cancel();

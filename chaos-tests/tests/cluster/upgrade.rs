@@ -180,10 +180,28 @@ fn admin_ctl(cluster: &TestCluster, json: bool, args: &[&str]) -> Run {
     .expect("sessyncctl runs")
 }
 
+/// `line` without its terminal colour codes (`ESC [ ... m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Whether node `id`'s log says it handed leadership over while stopping.
 fn handed_over_on_stop(cluster: &TestCluster, id: u64) -> anyhow::Result<bool> {
     let log = std::fs::read_to_string(cluster.log_path(id))?;
-    Ok(log.lines().any(|l| {
+    Ok(log.lines().map(plain).any(|l| {
         l.contains("stopping: leadership handed over")
             && (l.contains("handed_over=true") || l.contains("\"handed_over\":true"))
     }))
@@ -275,17 +293,25 @@ async fn leadership_moves_to_a_named_node_and_to_the_best_one() -> anyhow::Resul
     let best = t["leader"].as_u64().expect("a leader id");
     assert_ne!(best, to);
     assert_eq!(cluster.leader().await?, best);
-    let back = leader.to_string();
-    let text = admin_ctl(&cluster, false, &["cluster", "transfer-leader", "--to", &back])
-        .expect(0)?
-        .out;
+    let other = cluster
+        .node_ids()
+        .into_iter()
+        .find(|id| *id != best)
+        .expect("another node");
+    let text = admin_ctl(
+        &cluster,
+        false,
+        &["cluster", "transfer-leader", "--to", &other.to_string()],
+    )
+    .expect(0)?
+    .out;
     assert!(
         text.starts_with(&format!(
-            "leadership handed over from node {best} to node {leader}"
+            "leadership handed over from node {best} to node {other}"
         )),
         "{text}"
     );
-    assert_eq!(cluster.leader().await?, leader);
+    assert_eq!(cluster.leader().await?, other);
 
     let mut seen = load.finish().await;
     let stall = seen.longest_stall();
@@ -307,10 +333,17 @@ async fn leadership_moves_to_a_named_node_and_to_the_best_one() -> anyhow::Resul
 async fn a_leader_told_to_stop_hands_over_first() -> anyhow::Result<()> {
     let mut cluster = TestCluster::start(ClusterOptions::default()).await?;
     let leader = cluster.leader().await?;
-    let term = cluster.admin_client_for(leader).cluster_status().await?.term;
+    let term = cluster
+        .admin_client_for(leader)
+        .cluster_status()
+        .await?
+        .term;
     cluster.stop(leader).await?;
     let new_leader = cluster.leader().await?;
-    let status = cluster.admin_client_for(new_leader).cluster_status().await?;
+    let status = cluster
+        .admin_client_for(new_leader)
+        .cluster_status()
+        .await?;
     // Handed over: one election, which the target won at once.
     assert_eq!(status.term, term + 1, "{status:?}");
     assert!(
@@ -355,7 +388,10 @@ async fn a_drained_node_is_not_ready_until_it_restarts() -> anyhow::Result<()> {
     until_readyz(&cluster, leader, 503).await?;
     assert_eq!(cluster.leader().await?, t.leader);
     // Writes go on.
-    cluster.app_client().create_session(&login("after-drain")).await?;
+    cluster
+        .app_client()
+        .create_session(&login("after-drain"))
+        .await?;
 
     // A restart undrains.
     cluster.stop(follower).await?;

@@ -147,7 +147,12 @@ impl Runtime {
     pub(crate) async fn elect_now(&self) -> Result<(), RuntimeError> {
         let m = self.raft().metrics().borrow().clone();
         let me = self.node_id();
-        if !m.membership_config.membership().voter_ids().any(|v| v == me) {
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == me)
+        {
             return Err(RuntimeError::NotAVoter { node: me });
         }
         if m.current_leader == Some(me) {
@@ -340,7 +345,10 @@ impl Runtime {
         if !answer.status.is_success() {
             let body = String::from_utf8_lossy(&answer.body);
             let start: String = body.chars().take(200).collect();
-            return Err(unreachable(format!("it answered {}: {start}", answer.status)));
+            return Err(unreachable(format!(
+                "it answered {}: {start}",
+                answer.status
+            )));
         }
         Ok(())
     }

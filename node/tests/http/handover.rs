@@ -88,7 +88,10 @@ async fn transfer_errors_drain_and_version() {
     let (s, r) = node.call(Method::GET, "/readyz", "", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{r}");
     assert!(
-        r["reasons"].as_array().unwrap().contains(&json!("draining")),
+        r["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("draining")),
         "{r}"
     );
     let (_, st) = node
