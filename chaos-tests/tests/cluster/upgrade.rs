@@ -15,9 +15,9 @@ use tokio::time::Instant;
 
 use crate::ctl::{ctl, Run};
 
-/// Concurrent clients of the load.
+/// Concurrent writers of the load (one reader validates what they create).
 const WORKERS: usize = 2;
-/// Most create-and-validate rounds of one worker.
+/// Most creates of one writer.
 const MAX_ROUNDS: usize = 20_000;
 /// Longest the load runs, whatever happens.
 const MAX_LOAD: Duration = Duration::from_secs(240);
@@ -32,6 +32,8 @@ struct Load {
     /// When each acknowledged write (a create) finished, across workers.
     writes_done: Vec<Instant>,
     slowest_write: Duration,
+    /// The slowest validate (a linearizable read).
+    slowest_read: Duration,
     /// Tokens of the acknowledged creates.
     tokens: Vec<String>,
 }
@@ -42,15 +44,16 @@ impl Load {
         self.failures.extend(other.failures);
         self.writes_done.extend(other.writes_done);
         self.slowest_write = self.slowest_write.max(other.slowest_write);
+        self.slowest_read = self.slowest_read.max(other.slowest_read);
         self.tokens.extend(other.tokens);
     }
 
-    /// The longest time between two consecutive acknowledged writes.
-    fn longest_stall(&mut self) -> Duration {
+    /// The longest time between two consecutive acknowledged writes, and when it began.
+    fn longest_stall(&mut self) -> (Duration, Option<Instant>) {
         self.writes_done.sort();
         self.writes_done
             .windows(2)
-            .map(|w| w[1] - w[0])
+            .map(|w| (w[1] - w[0], Some(w[0])))
             .max()
             .unwrap_or_default()
     }
@@ -64,9 +67,14 @@ fn validate_request(token: &str) -> ValidateRequest {
     }
 }
 
-/// One worker: creates a session and validates its token, again and again, until `stop` (or
-/// its bounds).
-async fn worker(client: Client, n: usize, stop: Arc<AtomicBool>) -> Load {
+/// One writer: creates sessions, one after another, until `stop` (or its bounds), and hands
+/// each token to the reader.
+async fn writer(
+    client: Client,
+    n: usize,
+    stop: Arc<AtomicBool>,
+    tokens: tokio::sync::mpsc::UnboundedSender<String>,
+) -> Load {
     let mut load = Load::default();
     let started = Instant::now();
     for round in 0..MAX_ROUNDS {
@@ -75,33 +83,44 @@ async fn worker(client: Client, n: usize, stop: Arc<AtomicBool>) -> Load {
         }
         let t0 = Instant::now();
         load.requests += 1;
-        let created = match client
+        match client
             .create_session(&login(&format!("roll-{n}-{round}")))
             .await
         {
-            Ok(c) => c,
-            Err(e) => {
-                load.failures.push(format!("create {n}/{round}: {e}"));
-                continue;
+            Ok(created) => {
+                let done = Instant::now();
+                load.writes_done.push(done);
+                load.slowest_write = load.slowest_write.max(done - t0);
+                let _ = tokens.send(created.token.clone());
+                load.tokens.push(created.token);
             }
-        };
-        let done = Instant::now();
-        load.writes_done.push(done);
-        load.slowest_write = load.slowest_write.max(done - t0);
-        load.requests += 1;
-        match client.validate(&validate_request(&created.token)).await {
-            Ok(v) if v.valid => {}
-            Ok(v) => load
-                .failures
-                .push(format!("validate {n}/{round}: not valid: {:?}", v.reason)),
-            Err(e) => load.failures.push(format!("validate {n}/{round}: {e}")),
+            Err(e) => load.failures.push(format!("create {n}/{round}: {e}")),
         }
-        load.tokens.push(created.token);
     }
     load
 }
 
-/// The load running in the background.
+/// The reader: validates every token the writers hand it, as they come (linearizable: each
+/// acknowledged session is there), until they are done.
+async fn reader(client: Client, mut tokens: tokio::sync::mpsc::UnboundedReceiver<String>) -> Load {
+    let mut load = Load::default();
+    while let Some(token) = tokens.recv().await {
+        load.requests += 1;
+        let t0 = Instant::now();
+        let validated = client.validate(&validate_request(&token)).await;
+        load.slowest_read = load.slowest_read.max(t0.elapsed());
+        match validated {
+            Ok(v) if v.valid => {}
+            Ok(v) => load
+                .failures
+                .push(format!("validate: not valid: {:?}", v.reason)),
+            Err(e) => load.failures.push(format!("validate: {e}")),
+        }
+    }
+    load
+}
+
+/// The load running in the background: [`WORKERS`] writers and one reader.
 struct Background {
     stop: Arc<AtomicBool>,
     workers: Vec<tokio::task::JoinHandle<Load>>,
@@ -110,9 +129,11 @@ struct Background {
 impl Background {
     fn start(client: &Client) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let workers = (0..WORKERS)
-            .map(|n| tokio::spawn(worker(client.clone(), n, stop.clone())))
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers: Vec<_> = (0..WORKERS)
+            .map(|n| tokio::spawn(writer(client.clone(), n, stop.clone(), tx.clone())))
             .collect();
+        workers.push(tokio::spawn(reader(client.clone(), rx)));
         Background { stop, workers }
     }
 
@@ -120,7 +141,7 @@ impl Background {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Load::default();
         for w in self.workers {
-            all.merge(w.await.expect("a load worker panicked"));
+            all.merge(w.await.expect("a load task panicked"));
         }
         all
     }
@@ -218,10 +239,16 @@ async fn a_rolling_restart_under_load_fails_no_request() -> anyhow::Result<()> {
     let load = Background::start(&cluster.app_client());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rolling = Instant::now();
+    let mut timeline = Vec::new();
+    let at = |t: Instant| t.saturating_duration_since(rolling).as_millis();
     for id in &order {
+        timeline.push(format!("{} ms SIGTERM {id}", at(Instant::now())));
         cluster.stop(*id).await?;
+        timeline.push(format!("{} ms {id} exited", at(Instant::now())));
         cluster.restart(*id).await?;
+        timeline.push(format!("{} ms {id} started", at(Instant::now())));
         until_readyz(&cluster, *id, 200).await?;
+        timeline.push(format!("{} ms {id} ready", at(Instant::now())));
         // Everyone ready again before the next node goes.
         for other in cluster.node_ids() {
             until_readyz(&cluster, other, 200).await?;
@@ -230,15 +257,19 @@ async fn a_rolling_restart_under_load_fails_no_request() -> anyhow::Result<()> {
     let took = rolling.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut seen = load.finish().await;
-    let stall = seen.longest_stall();
+    let (stall, from) = seen.longest_stall();
     println!(
         "rolling restart of {} nodes (leader {leader} last) in {took:?}: {} requests, {} writes, \
-         {} failed; longest write stall {stall:?}, slowest write {:?}",
+         {} failed; longest write stall {stall:?} (from {} ms), slowest write {:?}, slowest \
+         validate {:?}; {}",
         order.len(),
         seen.requests,
         seen.writes_done.len(),
         seen.failures.len(),
-        seen.slowest_write
+        from.map_or(0, at),
+        seen.slowest_write,
+        seen.slowest_read,
+        timeline.join(", ")
     );
     assert!(
         seen.failures.is_empty(),
@@ -314,13 +345,14 @@ async fn leadership_moves_to_a_named_node_and_to_the_best_one() -> anyhow::Resul
     assert_eq!(cluster.leader().await?, other);
 
     let mut seen = load.finish().await;
-    let stall = seen.longest_stall();
+    let (stall, _) = seen.longest_stall();
     println!(
         "three hand-overs under load: {} requests, {} failed; longest write stall {stall:?}, \
-         slowest write {:?}",
+         slowest write {:?}, slowest validate {:?}",
         seen.requests,
         seen.failures.len(),
-        seen.slowest_write
+        seen.slowest_write,
+        seen.slowest_read
     );
     assert!(seen.failures.is_empty(), "{:?}", seen.failures);
     // No acknowledged write was lost.

@@ -3,9 +3,9 @@
 //! The leader hands over in four steps ([`Runtime::transfer_leadership`]):
 //!
 //! 1. Once its own lease is over (below), it holds new log entries at the one way into the log
-//!    ([`Runtime::wait_while_held`]) for at most [`HOLD_LEASES`] leases
-//!    (`election_timeout_max`), so its log stops growing; held writes go on afterwards
-//!    (through the API's forwarding, to the new leader).
+//!    ([`Runtime::enter_log`]) for at most [`HOLD_LEASES`] leases (`election_timeout_max`) and
+//!    waits for the entries already on their way, so its log stops growing; held writes go on
+//!    afterwards (through the API's forwarding, to the new leader).
 //! 2. It waits until the voter asked for, or else any other voter, holds its whole log.
 //! 3. It asks that voter, over a signed node-to-node call ([`ELECT_PATH`]), to start an
 //!    election ([`Runtime::elect_now`] there); a drained voter refuses, and the next caught-up
@@ -25,7 +25,7 @@
 //! load balancers move away before an operator stops it; a restart undrains it.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -56,6 +56,18 @@ pub(super) struct Handover {
     leader_since: Mutex<Option<(u64, Instant)>>,
     /// One hand-over at a time.
     busy: tokio::sync::Mutex<()>,
+    /// Entries past the hold and not yet answered by Raft: a hand-over waits for them, so the
+    /// leader's log no longer grows once it picks the target.
+    in_flight: AtomicUsize,
+}
+
+/// An entry on its way into the log ([`Runtime::enter_log`]).
+pub(super) struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Handover {
@@ -66,6 +78,7 @@ impl Handover {
             draining: AtomicBool::new(false),
             leader_since: Mutex::new(None),
             busy: tokio::sync::Mutex::new(()),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -104,6 +117,30 @@ impl Runtime {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => return,
             }
+        }
+    }
+
+    /// Waits while writes are held, then counts the caller's entry as on its way into the log
+    /// until the guard is dropped (counted first, then the hold checked, so a hand-over that
+    /// sets the hold and then sees no entry in flight knows none will slip past it).
+    pub(super) async fn enter_log(&self) -> InFlight<'_> {
+        let h = &self.0.handover;
+        loop {
+            h.in_flight.fetch_add(1, Ordering::SeqCst);
+            let held = (*h.hold.borrow()).is_some_and(|until| Instant::now() < until);
+            if !held {
+                return InFlight(&h.in_flight);
+            }
+            h.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.wait_while_held().await;
+        }
+    }
+
+    /// Waits (at most `within`) until no entry is on its way into the log.
+    async fn entries_settled(&self, within: Duration) {
+        let until = Instant::now() + within;
+        while self.0.handover.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
@@ -227,6 +264,7 @@ impl Runtime {
         h.hold
             .send_replace(Some(Instant::now() + lease * HOLD_LEASES));
         let _held = Held(&h.hold);
+        self.entries_settled(lease).await;
         let candidates = self.caught_up_voters(to, lease).await?;
         let target = self.ask_first_willing(&candidates, lease).await?;
         if let Some(new) = self.new_leader(term, lease + LEASE_MARGIN).await {

@@ -237,7 +237,7 @@ impl Runtime {
     /// One entry into the log, answered once it is applied (held while leadership is handed
     /// over: [`handover`]).
     async fn client_write(&self, cmd: Command) -> Result<Outcome, RuntimeError> {
-        self.wait_while_held().await;
+        let _in_flight = self.enter_log().await;
         match self.0.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
