@@ -160,6 +160,8 @@ pub async fn run(
         );
         tasks.shutdown().await;
     }
+    // The last handles on the state: the database closes once they are gone.
+    drop(rt);
     drop(raft);
     if !db.close(DRAIN).await {
         tracing::warn!("the database is still open after the node stopped");
