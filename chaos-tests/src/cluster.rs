@@ -1,5 +1,5 @@
 //! [`TestCluster`]: real `sessync-node` processes on loopback ports, with their files in a
-//! temporary directory, that a test starts, kills, restarts, wipes and grows.
+//! temporary directory, that a test starts, stops (SIGTERM), kills, restarts, wipes and grows.
 //!
 //! Every wait polls and is bounded in time; a failed wait's error carries the tails of the
 //! nodes' logs. Dropping the cluster kills every node (and, when the test is panicking, prints
@@ -29,6 +29,9 @@ use crate::wait::{wait_for, Check};
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the harness waits for the nodes to agree on a leader.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a node may take to exit after SIGTERM: a leader's hand-over, then the server's
+/// and the background tasks' drains (each bounded by the node).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Environment variable that keeps the cluster's directory after the test.
 pub const KEEP_DIR_ENV: &str = "SESSYNC_KEEP_TEST_DIR";
 /// Deadline of the harness's own probes of one node.
@@ -386,6 +389,19 @@ impl TestCluster {
     /// SIGKILLs node `id` and reaps it; a no-op if it is not running.
     pub fn kill(&mut self, id: u64) {
         self.node_mut(id).kill();
+    }
+
+    /// Stops node `id` as an operator would: SIGTERM, and waits (at most [`STOP_TIMEOUT`])
+    /// until it exits; an error if it did not exit in time (it is then killed) or exited with
+    /// a failure. A no-op if it is not running. [`TestCluster::restart`] starts it again.
+    pub async fn stop(&mut self, id: u64) -> anyhow::Result<()> {
+        let running = self.node(id).is_running();
+        match self.node_mut(id).terminate(STOP_TIMEOUT).await? {
+            Some(exit) if exit.success() => Ok(()),
+            Some(exit) => bail!("node {id} exited with {exit} after SIGTERM"),
+            None if running => bail!("node {id} did not exit within {STOP_TIMEOUT:?} of SIGTERM"),
+            None => Ok(()),
+        }
     }
 
     /// Starts node `id` again with the same config, data dir and port (killing it first if it

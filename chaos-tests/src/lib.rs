@@ -65,7 +65,7 @@ mod wait;
 pub mod workload;
 
 pub use certs::{Issued, TestCa};
-pub use cluster::{TestCluster, KEEP_DIR_ENV, LEADER_TIMEOUT, START_TIMEOUT};
+pub use cluster::{TestCluster, KEEP_DIR_ENV, LEADER_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT};
 pub use config::ClusterOptions;
 pub use net::{Faults, LinkFault, NodeProxy, SiteMode, SiteProxy};
 pub use process::{node_binary, NODE_BIN_ENV, NODE_LOG_ENV};

@@ -283,6 +283,37 @@ impl Node {
         self.child().as_ref().map(Child::id)
     }
 
+    /// SIGTERM (the way an operator or systemd stops a node) and waits up to `within` for it
+    /// to exit; SIGKILL after that. Its exit status, or `None` if it had to be killed or was
+    /// not running.
+    pub(crate) async fn terminate(
+        &mut self,
+        within: std::time::Duration,
+    ) -> anyhow::Result<Option<ExitStatus>> {
+        let Some(pid) = self.pid() else {
+            return Ok(None);
+        };
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .context("cannot run kill")?;
+        if !status.success() {
+            bail!("kill -TERM {pid} failed: {status}");
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(exit) = self.exited() {
+                let _ = self.child().take();
+                self.paused = false;
+                return Ok(Some(exit));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.kill();
+        Ok(None)
+    }
+
     /// SIGKILL and reap, if running; a no-op otherwise.
     pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child().take() {

@@ -138,6 +138,9 @@ mod tests {
             clock_skewed: false,
             membership_index: None,
             bootstrap: None,
+            version: String::new(),
+            build: String::new(),
+            draining: false,
         }
     }
 

@@ -1,12 +1,13 @@
 //! The Raft cluster management endpoints (role `admin`): init, status, learners, membership,
-//! and the node's snapshot trigger and state digest.
+//! leadership hand-over and draining, and the node's snapshot trigger and state digest.
 
 use std::collections::BTreeMap;
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use sessync_proto::api::{
-    AddLearnerRequest, ChangeMembershipRequest, ClusterChangeResponse, ClusterStatus, InitRequest,
+    AddLearnerRequest, ChangeMembershipRequest, ClusterChangeResponse, ClusterStatus,
+    DrainResponse, InitRequest, TransferLeaderRequest, TransferLeaderResponse,
 };
 
 use crate::client::Client;
@@ -137,6 +138,46 @@ impl Client {
     ) -> Result<ClusterChangeResponse, ClientError> {
         let body = ChangeMembershipRequest { voters, retain };
         self.call(Method::POST, "/cluster/membership", Some(&body))
+            .await
+    }
+
+    /// `POST /cluster/transfer-leader`: the leader hands leadership to voter `to`, or (`None`)
+    /// to the voter furthest along its log, holding writes meanwhile; the answer names the
+    /// new leader, the old one and how long it took. Any node takes it (followers forward it).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// let t = client.with_api_key("admin-key").transfer_leader(Some(2)).await?;
+    /// println!("node {} leads now (was {}), {} ms", t.leader, t.previous_leader, t.took_ms);
+    /// # Ok(()) }
+    /// ```
+    pub async fn transfer_leader(
+        &self,
+        to: Option<u64>,
+    ) -> Result<TransferLeaderResponse, ClientError> {
+        let body = TransferLeaderRequest { to };
+        self.call(Method::POST, "/cluster/transfer-leader", Some(&body))
+            .await
+    }
+
+    /// `POST /cluster/drain`: the answering node hands over leadership if it leads, stops
+    /// campaigning and answers `/readyz` 503 until it restarts. Pin the client
+    /// ([`Client::pinned`]) to drain one particular node.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessync_client::ClientError> {
+    /// # let client = sessync_client::Client::new(vec!["http://127.0.0.1:7101".into()], "app-key")?;
+    /// let d = client.with_api_key("admin-key").pinned(0).drain().await?;
+    /// println!("node {} drains; handed over: {:?}", d.node_id, d.transfer);
+    /// # Ok(()) }
+    /// ```
+    pub async fn drain(&self) -> Result<DrainResponse, ClientError> {
+        self.call::<(), _>(Method::POST, "/cluster/drain", None)
             .await
     }
 

@@ -33,6 +33,7 @@ pub(crate) async fn run(rt: Runtime, sequencer: Sequencer, stop: CancellationTok
     let mut warned_for: Option<Policy> = None;
     while stop.run_until_cancelled(tick.tick()).await.is_some() {
         rt.watch_clock();
+        rt.note_leadership();
         let replicated = rt.state().read(|s| s.replicated_policy().cloned());
         warn_on_policy_drift(&rt, replicated.as_ref(), &mut warned_for);
         if !rt.is_leader() {

@@ -28,6 +28,7 @@
 mod api;
 mod audit;
 mod bootstrap;
+pub mod build_info;
 mod clock;
 mod duties;
 mod federation;

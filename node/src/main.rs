@@ -13,7 +13,11 @@ use tracing_subscriber::EnvFilter;
 
 /// One node of a sessync site: the replicated session store behind the v1 HTTP API.
 #[derive(Parser)]
-#[command(version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    version = sessync_node::build_info::VERSION_LINE,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     /// The node's TOML config (see cluster-config/sessync.example.toml); starts the node.
     #[arg(long, short = 'c', value_name = "FILE", required = true)]

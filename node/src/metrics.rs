@@ -1,6 +1,7 @@
 //! Prometheus metrics (prometheus-client): request counts and latency per route, Raft state,
 //! sessions by state, touches, forwarding, auth failures, and federation (outbox depth,
-//! delivery latency, attempts, rejections per peer). Gauges are read at scrape time.
+//! delivery latency, attempts, rejections per peer), and the build (`sessync_build_info`).
+//! Gauges are read at scrape time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,6 +56,23 @@ pub(crate) struct PeerResultLabels {
 pub(crate) struct PeerReasonLabels {
     pub(crate) peer: String,
     pub(crate) reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    build: &'static str,
+}
+
+/// `sessync_build_info{version, build} 1`: which release and build this node runs.
+fn build_info() -> Family<BuildLabels, Gauge> {
+    let info = Family::<BuildLabels, Gauge>::default();
+    info.get_or_create(&BuildLabels {
+        version: crate::build_info::VERSION,
+        build: crate::build_info::BUILD,
+    })
+    .set(1);
+    info
 }
 
 fn peer(site: &str) -> PeerLabels {
@@ -284,6 +302,11 @@ fn reg<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -
 impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("sessync");
+        registry.register(
+            "build_info",
+            "1, labelled with this node's release (version) and source commit (build)",
+            build_info(),
+        );
         let r = &mut registry;
         let latency = || Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         Self {
@@ -369,6 +392,7 @@ impl Metrics {
                 Gauge::default(),
             ),
             health: HealthMetrics::register(r),
+
             peers: PeerMetrics::register(r),
             // Last: every metric above is registered by now.
             registry: Arc::new(std::mem::take(r)),

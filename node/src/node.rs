@@ -3,7 +3,8 @@
 //!
 //! Like mini-redis's `server::run`, [`run`] takes the listener and the shutdown signal, so a test
 //! binds port 0, starts a node in-process, and stops it by completing the signal. Stopping:
-//! the HTTP server drains (at most [`DRAIN`]), Raft shuts down, every background task, already
+//! a leader hands leadership to a caught-up voter (at most [`HANDOVER_ON_STOP`]), the HTTP
+//! server drains (at most [`DRAIN`]), Raft shuts down, every background task, already
 //! told to stop, is awaited (at most [`DRAIN`] more), and last the database closes (openraft's
 //! storage tasks let go of it a moment after Raft has stopped). When `run` returns, nothing of
 //! the node is left running and its database is closed.
@@ -37,6 +38,8 @@ use crate::{duties, store};
 /// How long open connections may take to finish once the node is told to stop, and again how
 /// long background tasks may take after Raft has stopped.
 pub const DRAIN: Duration = Duration::from_secs(5);
+/// How long a leader that is told to stop may take to hand leadership over first.
+pub(crate) const HANDOVER_ON_STOP: Duration = Duration::from_secs(5);
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,7 @@ pub async fn run(
     .await?;
     let stop = CancellationToken::new();
     let (app, mut tasks) = start(&config, raft.clone(), reader, link, &stop);
+    let rt = app.rt().clone();
     let addr = listener.local_addr().map_err(NodeError::Serve)?;
     let scheme = if tls.acceptor.is_some() {
         "https"
@@ -131,9 +135,20 @@ pub async fn run(
     let served = tokio::select! {
         r = &mut serving => r,
         () = shutdown => {
-            // The server stops accepting and drains, for at most DRAIN.
-            stop.cancel();
-            serving.await
+            // A leader hands over first, while it still serves (the new leader's vote request
+            // comes on a new connection; held writes go to the new leader); then the server
+            // stops accepting and drains, for at most DRAIN.
+            let failed = tokio::select! {
+                r = &mut serving => Some(r),
+                () = hand_over(&rt) => None,
+            };
+            match failed {
+                Some(r) => r,
+                None => {
+                    stop.cancel();
+                    serving.await
+                }
+            }
         }
     };
     stop.cancel();
@@ -151,12 +166,40 @@ pub async fn run(
         );
         tasks.shutdown().await;
     }
+    // The last handles on the state: the database closes once they are gone.
+    drop(rt);
     drop(raft);
     if !db.close(DRAIN).await {
         tracing::warn!("the database is still open after the node stopped");
     }
     tracing::info!("stopped");
     served.map_err(NodeError::Serve)
+}
+
+/// On the way down: if this node leads and another voter can take over, hands leadership to
+/// it (at most [`HANDOVER_ON_STOP`]), so the cluster does not wait an election timeout.
+async fn hand_over(rt: &Runtime) {
+    if !rt.leads_with_other_voters() {
+        return;
+    }
+    match tokio::time::timeout(HANDOVER_ON_STOP, rt.transfer_leadership(None)).await {
+        Ok(Ok(t)) => tracing::info!(
+            handed_over = true,
+            to = t.to,
+            took_ms = t.took.as_millis() as u64,
+            "stopping: leadership handed over"
+        ),
+        Ok(Err(e)) => tracing::warn!(
+            handed_over = false,
+            error = %e,
+            "stopping: could not hand leadership over; the others elect a leader after an \
+             election timeout"
+        ),
+        Err(_) => tracing::warn!(
+            handed_over = false,
+            "stopping: the leadership hand-over did not finish in time"
+        ),
+    }
 }
 
 /// Builds the runtime and services and starts every background task, each told to stop by

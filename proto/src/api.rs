@@ -373,6 +373,18 @@ pub struct ClusterStatus {
     /// members it expects and how many have answered. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapStatus>,
+    /// The node's release (its crate version, e.g. `0.1.0`); empty from a node older than this
+    /// field.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    /// The node's build: the source commit (short hash, `-dirty` if it had local changes), or
+    /// `unknown` when it was not built from a git checkout.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub build: String,
+    /// Whether an operator drained this node (`POST /cluster/drain`): it gave up leadership and
+    /// answers `/readyz` 503 until it restarts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
 /// What a node that forms its cluster by `[bootstrap]` is waiting for (GET /cluster/status).
@@ -387,6 +399,38 @@ pub struct BootstrapStatus {
     /// initialises), `joining` (a member is initialised already, or this node is not one of the
     /// bootstrap members: it waits to be added with POST /cluster/learners), `initializing`.
     pub state: String,
+}
+
+/// POST /cluster/transfer-leader: the voter to hand leadership to; without one, the voter
+/// furthest along the leader's log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TransferLeaderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+}
+
+/// Answer of POST /cluster/transfer-leader: the node that leads now, the one that led before,
+/// and how long the hand-over took (writes were held meanwhile).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransferLeaderResponse {
+    pub leader: u64,
+    pub previous_leader: u64,
+    pub took_ms: u64,
+}
+
+/// Answer of POST /cluster/drain: the drained node, and the hand-over if it led.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DrainResponse {
+    pub node_id: u64,
+    /// Always true: the node answers `/readyz` 503 until it restarts.
+    pub draining: bool,
+    /// The hand-over, when the node led; none when it was a follower.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferLeaderResponse>,
 }
 
 /// Answer of the cluster management writes.

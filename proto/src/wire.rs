@@ -53,6 +53,8 @@ pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 pub const READ_INDEX_PATH: &str = "/raft/read-index";
 /// A follower hands the leader node-local audit events for the replicated log.
 pub const AUDIT_PATH: &str = "/raft/audit";
+/// The leader asks a caught-up voter to start an election now (a leadership hand-over).
+pub const ELECT_PATH: &str = "/raft/elect";
 
 /// A node forming its cluster by `[bootstrap]` asks another node who it is ([`Hello`]). Unlike
 /// the other paths, its proof may name any target node and incarnation: the caller does not

@@ -35,3 +35,4 @@ mod smoke;
 mod snapshot;
 mod stale_leader;
 mod tls;
+mod upgrade;

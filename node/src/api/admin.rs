@@ -292,12 +292,12 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Ready when a leader is known and was heard from within the election timeout, this replica
-/// is within 100 entries of the leader's commit index, and the clock is within
-/// `max_clock_skew` (see `runtime::health`); 503 with the reasons otherwise.
+/// is within 100 entries of the leader's commit index, the clock is within `max_clock_skew`
+/// (see `runtime::health`), and the node is not drained; 503 with the reasons otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready: a leader heard from recently, caught up, the clock within the bound", body = Object),
-        (status = 503, description = "Not ready, with the reasons", body = Object)))]
+        (status = 503, description = "Not ready, with the reasons (`no_leader`, `leader_silent`, `lagging`, `clock_skew`, `clock_unmeasured`, `draining`)", body = Object)))]
 async fn readyz(State(app): State<App>) -> Response {
     let m = app.rt().raft().metrics().borrow().clone();
     let r = app.rt().readiness();

@@ -233,6 +233,9 @@ async fn status(State(app): State<App>, _caller: AdminCaller) -> Json<ClusterSta
                 answered: p.answered,
                 state: p.state.as_str().to_owned(),
             }),
+        version: crate::build_info::VERSION.to_owned(),
+        build: crate::build_info::BUILD.to_owned(),
+        draining: app.rt().is_draining(),
     })
 }
 

@@ -101,7 +101,9 @@ impl ApiError {
     }
 }
 
-/// Every runtime failure is the caller's cue to retry (another node, or in a moment): 503.
+/// A runtime failure is the caller's cue to retry (another node, or in a moment): 503; except
+/// a hand-over asked for a node that cannot take over (400, naming `to`) or while another runs
+/// (409).
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
         match e {
@@ -111,11 +113,19 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::LeaderUnreachable { .. }
             | RuntimeError::Raft(_)
             | RuntimeError::Overloaded { .. }
-            | RuntimeError::ShuttingDown => Self::unavailable(e.to_string()),
+            | RuntimeError::ShuttingDown
+            | RuntimeError::NoCaughtUpVoter { .. }
+            | RuntimeError::TargetUnreachable { .. }
+            | RuntimeError::TransferTimedOut { .. }
+            | RuntimeError::Draining { .. } => Self::unavailable(e.to_string()),
             RuntimeError::ClockSkew { .. } => Self::new(ErrorCode::ClockSkew, e.to_string()),
             RuntimeError::AlreadyInitialized => {
                 Self::new(ErrorCode::AlreadyInitialized, e.to_string())
             }
+            RuntimeError::UnknownNode { .. } | RuntimeError::NotAVoter { .. } => {
+                Self::bad_request("to", e.to_string())
+            }
+            RuntimeError::TransferUnderWay => Self::conflict(e.to_string()),
         }
     }
 }

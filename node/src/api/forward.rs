@@ -1,5 +1,6 @@
 //! Followers serve every endpoint: a write that reaches a follower is sent on to the leader
-//! as it came (method, path, key, body) and the leader's answer is passed back.
+//! as it came (method, path, key, body) and the leader's answer is passed back. While the
+//! leader hands over leadership, a write that reaches it waits, then goes to the new leader.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -30,6 +31,8 @@ const PEER_HEADERS: [&str; 6] = [
 
 /// Middleware on leader-only routes: run here if this node leads, else forward to the leader.
 pub(crate) async fn to_leader(State(app): State<App>, req: Request, next: Next) -> Response {
+    // During a leadership hand-over writes wait, then go to whichever node leads.
+    app.rt().wait_while_held().await;
     if app.rt().is_leader() {
         return next.run(req).await;
     }

@@ -24,8 +24,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use sessync_proto::wire::{
     RefusalReason, Refused, ANSWER_HEADER, APPEND_PATH, AUDIT_PATH, CLOCK_HEADER,
-    CLUSTER_AUTH_HEADER, CLUSTER_ID_HEADER, HELLO_PATH, MAX_ANSWER_BYTES, READ_INDEX_PATH,
-    SNAPSHOT_PATH, VOTE_PATH,
+    CLUSTER_AUTH_HEADER, CLUSTER_ID_HEADER, ELECT_PATH, HELLO_PATH, MAX_ANSWER_BYTES,
+    READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
 use sessync_proto::{ErrorBody, ErrorCode, Timestamp};
 use utoipa_axum::router::OpenApiRouter;
@@ -55,6 +55,7 @@ fn body_limit(path: &str) -> Option<u64> {
         READ_INDEX_PATH => Some(4 * KIB),
         AUDIT_PATH => Some(KIB * KIB),
         HELLO_PATH => Some(KIB),
+        ELECT_PATH => Some(KIB),
         _ => None,
     }
 }
@@ -68,6 +69,7 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
         .routes(routes!(read_index))
         .routes(routes!(audit))
         .routes(routes!(hello))
+        .routes(routes!(elect))
 }
 
 /// `routes` behind the proof check (which also bounds their bodies).
@@ -263,7 +265,14 @@ fn refused(e: &RuntimeError) -> Response {
         RuntimeError::LeaderUnreachable { .. }
         | RuntimeError::AlreadyInitialized
         | RuntimeError::Raft(_)
-        | RuntimeError::Overloaded { .. } => (RefusalReason::Unavailable, None),
+        | RuntimeError::Overloaded { .. }
+        | RuntimeError::UnknownNode { .. }
+        | RuntimeError::NotAVoter { .. }
+        | RuntimeError::NoCaughtUpVoter { .. }
+        | RuntimeError::TargetUnreachable { .. }
+        | RuntimeError::TransferTimedOut { .. }
+        | RuntimeError::Draining { .. }
+        | RuntimeError::TransferUnderWay => (RefusalReason::Unavailable, None),
     };
     let body = Refused {
         refused,
@@ -396,4 +405,21 @@ async fn audit(State(app): State<App>, body: Bytes) -> Response {
     security(("cluster_proof" = [])))]
 async fn hello(State(app): State<App>) -> Response {
     json(&app.rt().hello())
+}
+
+#[utoipa::path(post, path = "/raft/elect", tag = "internal",
+    request_body(content = Object, description = "empty (`{}`)"),
+    responses(
+        (status = 200, description = "This voter started an election (the leader hands over to it)", body = Object),
+        (status = 401, description = "No valid cluster proof (counted by reason, never logged one by one)", body = ErrorBody),
+        (status = 403, description = "The node requires client certificates of peers ([tls] client_ca_file) and the connection showed none", body = ErrorBody),
+        (status = 408, description = "The declared body did not arrive within body_timeout", body = ErrorBody),
+        (status = 413, description = "The declared body is over the route's limit", body = ErrorBody),
+        (status = 503, description = "Refused (`Refused`): not a voter, or shutting down", body = Object)),
+    security(("cluster_proof" = [])))]
+async fn elect(State(app): State<App>) -> Response {
+    match app.rt().elect_now().await {
+        Ok(()) => json(&json!({ "ok": true })),
+        Err(e) => refused(&e),
+    }
 }

@@ -21,6 +21,7 @@ mod error;
 mod events;
 mod federation;
 mod forward;
+mod handover;
 mod internal;
 mod openapi;
 mod page;
@@ -58,6 +59,7 @@ fn routes() -> [OpenApiRouter<App>; 4] {
         .merge(sessions::write_routes())
         .merge(user_ops::write_routes())
         .merge(cluster::write_routes())
+        .merge(handover::write_routes())
         .merge(admin::write_routes());
     let any_node = OpenApiRouter::new()
         .merge(sessions::read_routes())
@@ -65,7 +67,8 @@ fn routes() -> [OpenApiRouter<App>; 4] {
         .merge(events::routes())
         .merge(federation::routes())
         .merge(cluster::read_routes())
-        .merge(backup::routes());
+        .merge(backup::routes())
+        .merge(handover::node_routes());
     [
         leader_only,
         any_node,
@@ -224,6 +227,7 @@ pub(crate) fn deadline_of(app: &App, path: &str) -> std::time::Duration {
     let rt = app.rt().request_timeout();
     cluster::own_deadline(path, rt)
         .or_else(|| backup::own_deadline(path))
+        .or_else(|| handover::own_deadline(path, rt))
         .unwrap_or(rt)
 }
 

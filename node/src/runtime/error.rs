@@ -1,5 +1,6 @@
 //! What can go wrong between a request and the replicated state, independent of HTTP: the API
-//! maps each case to an answer (all of them are "retry later" today: 503).
+//! maps each case to an answer (most of them are "retry later": 503; a hand-over asked of the
+//! wrong node or while another runs is the caller's to fix).
 
 use std::time::Duration;
 
@@ -45,6 +46,30 @@ pub(crate) enum RuntimeError {
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// A hand-over named a node that is not a member.
+    #[error("node {node} is not a member of the cluster")]
+    UnknownNode { node: NodeId },
+    /// A hand-over named a member that does not vote (a learner).
+    #[error("node {node} is not a voter (a learner cannot lead)")]
+    NotAVoter { node: NodeId },
+    /// No voter (or not the one named) held the leader's whole log within a lease.
+    #[error("{}", match node {
+        Some(n) => format!("node {n} has not caught up with the leader's log; retry"),
+        None => "no other voter has caught up with the leader's log; retry".to_owned(),
+    })]
+    NoCaughtUpVoter { node: Option<NodeId> },
+    /// The target of a hand-over could not be asked to start an election.
+    #[error("cannot ask node {node} to take over: {reason}")]
+    TargetUnreachable { node: NodeId, reason: String },
+    /// No other node led within the hand-over's bound (this node may still lead).
+    #[error("no new leader within {} of asking node {to} to take over", humantime::format_duration(*waited))]
+    TransferTimedOut { to: NodeId, waited: Duration },
+    /// A drained node does not take leadership over.
+    #[error("node {node} is draining: it does not take leadership over")]
+    Draining { node: NodeId },
+    /// Another hand-over is under way on this node.
+    #[error("a leadership hand-over is already under way on this node")]
+    TransferUnderWay,
 }
 
 /// "180000 ms ahead of", "250 ms behind", or "off" when the size is not known here.

@@ -14,8 +14,9 @@
 //!
 //! Ready means: a leader is known and was heard from within the election timeout (a follower
 //! counts the leader's append calls; a leader, acknowledgements from a quorum), this replica
-//! has applied the leader's commit index to within [`READY_MAX_LAG`] entries, and the clock is
-//! measured and within the bound.
+//! has applied the leader's commit index to within [`READY_MAX_LAG`] entries, the clock is
+//! measured and within the bound, and an operator has not drained the node
+//! ([`super::handover`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -60,7 +61,8 @@ impl Health {
 #[derive(Clone, Debug)]
 pub(crate) struct Readiness {
     pub(crate) ready: bool,
-    /// Why not: `no_leader`, `leader_silent`, `lagging`, `clock_skew`, `clock_unmeasured`.
+    /// Why not: `no_leader`, `leader_silent`, `lagging`, `clock_skew`, `clock_unmeasured`,
+    /// `draining`.
     pub(crate) reasons: Vec<&'static str>,
     /// Entries between the leader's commit index (as last heard) and this replica's applied one.
     pub(crate) lag: Option<u64>,
@@ -220,7 +222,7 @@ impl Runtime {
         let h = &self.0.health;
         if h.acted_skewed.swap(s.skewed, Ordering::Relaxed) != s.skewed {
             let config = self.raft().runtime_config();
-            config.elect(!s.skewed);
+            config.elect(!s.skewed && !self.is_draining());
             config.heartbeat(!s.skewed);
             if s.skewed {
                 tracing::error!(
@@ -237,6 +239,11 @@ impl Runtime {
             }
         }
         s
+    }
+
+    /// Whether the clock guard keeps this node's heartbeats off (its clock is off).
+    pub(super) fn clock_keeps_quiet(&self) -> bool {
+        self.0.health.acted_skewed.load(Ordering::Relaxed)
     }
 
     /// Records an append call from the leader (heartbeat or entries) that this node answered.
@@ -261,12 +268,17 @@ impl Runtime {
                 contact: h.contact.lock().map(|c| (c.at.elapsed(), c.leader_commit)),
             },
         };
-        judge(
+        let mut r = judge(
             role,
             m.last_applied.map(|l| l.index),
             self.clock_status(),
             h.election_timeout,
-        )
+        );
+        if self.is_draining() {
+            r.reasons.push("draining");
+            r.ready = false;
+        }
+        r
     }
 }
 

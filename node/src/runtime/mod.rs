@@ -9,6 +9,7 @@
 
 mod error;
 mod group;
+mod handover;
 mod health;
 mod init;
 mod readindex;
@@ -25,6 +26,7 @@ use sessync_proto::{Policy, SiteName, Timestamp};
 use tokio::time::Instant;
 
 pub(crate) use error::RuntimeError;
+pub(crate) use handover::Transferred;
 pub(crate) use health::Readiness;
 pub(crate) use init::{BootstrapProgress, BootstrapState};
 pub(crate) use readindex::Reader;
@@ -60,6 +62,8 @@ struct Inner {
     follower_reads: rounds::Rounds<Result<ReadIndex, RuntimeError>>,
     /// Where `[bootstrap]` stands, while this node forms a cluster.
     bootstrap: parking_lot::Mutex<Option<init::BootstrapProgress>>,
+    /// Leadership hand-over and draining.
+    handover: handover::Handover,
 }
 
 impl Runtime {
@@ -79,6 +83,7 @@ impl Runtime {
             leader_reads: rounds::Rounds::new(),
             follower_reads: rounds::Rounds::new(),
             bootstrap: parking_lot::Mutex::new(None),
+            handover: handover::Handover::new(config.raft.election_timeout_max),
         }))
     }
 
@@ -242,8 +247,10 @@ impl Runtime {
             }))
     }
 
-    /// One entry into the log, answered once it is applied.
+    /// One entry into the log, answered once it is applied (held while leadership is handed
+    /// over: [`handover`]).
     async fn client_write(&self, cmd: Command) -> Result<Outcome, RuntimeError> {
+        let _in_flight = self.enter_log().await;
         match self.0.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {

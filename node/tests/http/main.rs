@@ -10,6 +10,7 @@ mod common;
 mod errors;
 mod events;
 mod federation;
+mod handover;
 mod hardening;
 mod lifecycle;
 mod listener;

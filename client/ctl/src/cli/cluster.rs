@@ -56,6 +56,13 @@ pub(crate) enum ClusterCommand {
     },
     /// Take a snapshot now on the node that answers (compacting its log).
     Snapshot,
+    /// Hand leadership to another voter (writes are held meanwhile): before stopping or
+    /// upgrading the leader.
+    TransferLeader {
+        /// The voter to hand over to; without it, the voter furthest along the log.
+        #[arg(long, value_parser = parse_node_id)]
+        to: Option<u64>,
+    },
 }
 
 /// Parses `ID=URL`.
@@ -117,6 +124,9 @@ pub(super) async fn run(
             membership::remove_node(client, node_id, format, out).await?;
         }
         ClusterCommand::Snapshot => membership::snapshot(client, format, out).await?,
+        ClusterCommand::TransferLeader { to } => {
+            super::handover::transfer_leader(client, to, format, out).await?;
+        }
     }
     Ok(())
 }
@@ -205,6 +215,7 @@ pub(super) fn render_status(
     }
     let mut text = nodes.render();
     let answered: Vec<&ClusterStatus> = views.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+    text.push_str(&versions(&answered));
     let chosen = answered
         .iter()
         .find(|s| s.role == "leader")
@@ -247,6 +258,28 @@ pub(super) fn render_status(
         text.push_str(&errors);
     }
     Ok(text)
+}
+
+/// Which release and build each node runs, one line per distinct pair (two lines during a
+/// rolling upgrade); nothing when no node reports one.
+fn versions(answered: &[&ClusterStatus]) -> String {
+    let mut runs: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+    for s in answered.iter().filter(|s| !s.version.is_empty()) {
+        runs.entry((s.version.as_str(), s.build.as_str()))
+            .or_default()
+            .push(s.node_id.to_string());
+    }
+    let mut text = String::new();
+    if !runs.is_empty() {
+        text.push('\n');
+    }
+    for ((version, build), nodes) in runs {
+        text.push_str(&format!(
+            "version {version} (build {build}) on node {}\n",
+            nodes.join(", ")
+        ));
+    }
+    text
 }
 
 /// A node's health as its own status shows it: `ready`, or why `/readyz` says it is not
@@ -309,7 +342,26 @@ mod tests {
             clock_skewed: false,
             membership_index: None,
             bootstrap: None,
+            version: String::new(),
+            build: String::new(),
+            draining: false,
         }
+    }
+
+    #[test]
+    fn versions_are_listed_by_release_and_build() {
+        let mut a = status(1, "leader");
+        let mut b = status(2, "follower");
+        let mut c = status(3, "follower");
+        for (s, v) in [(&mut a, "0.2.0"), (&mut b, "0.1.0"), (&mut c, "0.2.0")] {
+            s.version = v.into();
+            s.build = format!("b{v}");
+        }
+        assert_eq!(
+            versions(&[&a, &b, &c]),
+            "\nversion 0.1.0 (build b0.1.0) on node 2\nversion 0.2.0 (build b0.2.0) on node 1, 3\n"
+        );
+        assert_eq!(versions(&[&status(1, "leader")]), "");
     }
 
     #[test]

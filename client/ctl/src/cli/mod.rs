@@ -7,6 +7,7 @@ mod backup;
 mod cluster;
 mod config;
 mod federation;
+mod handover;
 mod keys;
 mod membership;
 mod output;
@@ -99,6 +100,9 @@ pub(crate) enum Command {
     /// Peer sites: delivery queues and reachability (an admin key).
     #[command(subcommand)]
     Federation(federation::FederationCommand),
+    /// One node: drain it before stopping it (an admin key).
+    #[command(subcommand)]
+    Node(handover::NodeCommand),
     /// Node config files, checked offline.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -157,6 +161,13 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => audit::run(&cli.global.client()?, cmd, format, &mut out).await,
         Command::Federation(cmd) => {
             federation::run(&cli.global.client()?, cmd, format, &mut out).await
+        }
+        Command::Node(cmd) => {
+            let mut global = cli.global;
+            if let Some(url) = cmd.node() {
+                global.endpoints = vec![url.to_owned()];
+            }
+            handover::run(&global.client()?, cmd, format, &mut out).await
         }
     }
 }

@@ -117,6 +117,9 @@ mod tests {
             clock_skewed: false,
             membership_index: None,
             bootstrap: None,
+            version: String::new(),
+            build: String::new(),
+            draining: false,
         };
         assert_eq!(
             progress_text(&s, 4),
