@@ -29,10 +29,12 @@ struct Args {
 /// Work on a stopped node's data directory.
 #[derive(Subcommand)]
 enum Offline {
-    /// Fill this node's empty data_dir from a backup (`sessyncctl backup save`), as a member
-    /// of a new cluster: a new cluster id, so no node of the old cluster can join it. Restore
-    /// every member from the same backup with the same --member list (or only this one and
-    /// start the others empty), then start them.
+    /// Fill this node's empty data_dir from a backup, as a member of a new cluster.
+    ///
+    /// The backup is one `sessyncctl backup save` wrote. The new cluster has a new cluster id,
+    /// so no node of the old cluster can join it. Restore every member from the same backup
+    /// with the same --member list (or only this one and start the others empty), then start
+    /// them.
     Restore {
         /// The node's TOML config: its node_id, advertise_url and data_dir.
         #[arg(long, short = 'c', value_name = "FILE")]
@@ -46,10 +48,12 @@ enum Offline {
         #[arg(long = "member", value_name = "ID=URL", value_parser = parse_member)]
         members: Vec<(u64, String)>,
     },
-    /// Make this stopped node, whose cluster lost its quorum for good, a one-node cluster of
-    /// everything it has (its whole log applied); then start it and add new nodes. Like
-    /// etcd's --force-new-cluster: never run it while the lost nodes could come back as they
-    /// were (a new cluster id keeps them out, but they would go on as the old cluster).
+    /// Make this stopped node, whose cluster lost its quorum for good, a one-node cluster.
+    ///
+    /// It keeps everything the node has (its whole log applied); then start it and add new
+    /// nodes. Like etcd's --force-new-cluster: never run it while the lost nodes could come
+    /// back as they were (a new cluster id keeps them out, but they would go on as the old
+    /// cluster).
     Recover {
         /// The node's TOML config.
         #[arg(long, short = 'c', value_name = "FILE")]
