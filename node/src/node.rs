@@ -145,6 +145,7 @@ pub async fn run(
             match failed {
                 Some(r) => r,
                 None => {
+                    rt.stop_campaigning();
                     stop.cancel();
                     serving.await
                 }

@@ -300,7 +300,27 @@ impl Connection {
     }
 }
 
+/// The first pause before an unreachable peer is tried again; it doubles up to
+/// [`RETRY_UNREACHABLE_MAX`].
+const RETRY_UNREACHABLE_FIRST: Duration = Duration::from_millis(20);
+/// The longest pause between two tries of an unreachable peer (openraft's constant default).
+const RETRY_UNREACHABLE_MAX: Duration = Duration::from_millis(500);
+
+/// The pauses between tries of a peer that refused connections: short at first, so a node
+/// restarted in a rolling upgrade hears from the leader within tens of milliseconds (with
+/// openraft's constant 500 ms it waited that long, and a quorum that needed it waited too),
+/// then growing to the usual 500 ms for a peer that stays down.
+fn unreachable_pauses() -> impl Iterator<Item = Duration> + Send + 'static {
+    std::iter::successors(Some(RETRY_UNREACHABLE_FIRST), |d| {
+        Some((*d * 2).min(RETRY_UNREACHABLE_MAX))
+    })
+}
+
 impl RaftNetwork<TypeConfig> for Connection {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(unreachable_pauses())
+    }
+
     async fn append_entries(
         &mut self,
         req: AppendEntriesRequest<TypeConfig>,
@@ -326,5 +346,19 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(VOTE_PATH, &req, option.hard_ttl()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_peer_is_tried_again_soon_then_every_half_second() {
+        let pauses: Vec<u64> = unreachable_pauses()
+            .take(8)
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [20, 40, 80, 160, 320, 500, 500, 500]);
     }
 }

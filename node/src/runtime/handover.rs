@@ -144,6 +144,13 @@ impl Runtime {
         }
     }
 
+    /// On the way down (after any hand-over): this node campaigns no more. Once its listener
+    /// closes it hears from no leader, and an election it started while its connections drain
+    /// would raise the term, which the leader meets when the node returns and steps down for.
+    pub(crate) fn stop_campaigning(&self) {
+        self.raft().runtime_config().elect(false);
+    }
+
     /// Whether an operator drained this node.
     pub(crate) fn is_draining(&self) -> bool {
         self.0.handover.draining()
