@@ -3,6 +3,8 @@
 //! delivery latency, attempts, rejections per peer), and the build (`sessync_build_info`).
 //! Gauges are read at scrape time.
 
+mod peers;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use sessync_proto::{SessionState, SiteName};
 
 use crate::runtime::{Readiness, Runtime};
 use crate::store::AuditStats;
+use peers::{peer, PeerMetrics, PeerReasonLabels, PeerResultLabels};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
@@ -42,23 +45,6 @@ pub(crate) struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct PeerLabels {
-    pub(crate) peer: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct PeerResultLabels {
-    pub(crate) peer: String,
-    pub(crate) result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct PeerReasonLabels {
-    pub(crate) peer: String,
-    pub(crate) reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     build: &'static str,
@@ -73,16 +59,6 @@ fn build_info() -> Family<BuildLabels, Gauge> {
     })
     .set(1);
     info
-}
-
-fn peer(site: &str) -> PeerLabels {
-    PeerLabels {
-        peer: site.to_owned(),
-    }
-}
-
-fn delivery_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.005, 2.0, 16))
 }
 
 fn latency_histogram() -> Histogram {
@@ -239,62 +215,14 @@ impl AuditMetrics {
     }
 }
 
-/// The federation metrics, by peer site.
-#[derive(Clone)]
-struct PeerMetrics {
-    outbox_depth: Family<PeerLabels, Gauge>,
-    outbox_full: Family<PeerLabels, Counter>,
-    delivery: Family<PeerLabels, Histogram, fn() -> Histogram>,
-    attempts: Family<PeerResultLabels, Counter>,
-    rejections: Family<PeerReasonLabels, Counter>,
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl PeerMetrics {
-    fn register(r: &mut Registry) -> Self {
-        let delivery = || Family::new_with_constructor(delivery_histogram as fn() -> Histogram);
-        Self {
-            outbox_depth: reg(
-                r,
-                "federation_outbox_depth",
-                "Operations committed here and not yet acknowledged, by peer site",
-                Family::default(),
-            ),
-            outbox_full: reg(
-                r,
-                "federation_outbox_full",
-                "Verify or invalidate calls refused because a peer's outbox was full",
-                Family::default(),
-            ),
-            delivery: reg(
-                r,
-                "federation_delivery_seconds",
-                "Time from commit of an operation to the peer's acknowledgement",
-                delivery(),
-            ),
-            attempts: reg(
-                r,
-                "federation_attempts",
-                "Delivery attempts to peer sites, by result (delivered or failed)",
-                Family::default(),
-            ),
-            rejections: reg(
-                r,
-                "federation_rejections",
-                "Requests from peer sites refused, by claimed peer and reason",
-                Family::default(),
-            ),
-        }
-    }
-}
-
 /// Registers `metric` under `name` and hands it back.
-fn reg<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+pub(super) fn reg<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
     r.register(name, help, metric.clone());
     metric
 }

@@ -58,3 +58,15 @@ cluster_secret_file = "secrets/cluster"
 pub(crate) fn minimal_with(extra: &str) -> String {
     format!("{MINIMAL}\n{extra}\n")
 }
+
+/// The keys `problems` name, in order.
+pub(crate) fn keys(problems: &[sessync_config::Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+/// Every problem `check` finds in a config file of `text`.
+pub(crate) fn problems_of(text: &str) -> Vec<sessync_config::Problem> {
+    let dir = config_dir();
+    let path = write(dir.path(), "node.toml", text);
+    sessync_config::NodeConfig::check_with_env(&path, &[])
+}
